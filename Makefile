@@ -1,0 +1,37 @@
+# `make demo`: set up .venv and run a toy edit end to end.  `make test`: set up and run the whole test suite.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# On a fresh CPU machine, PyPI's torch 2.14.1 + torchvision 0.29.1 pair works (see DEVELOPERS.md for the traps).
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup demo test generate notebooks train bench clean
+setup: $(VENV)/.ready
+
+$(VENV)/.ready: requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -r requirements-dev.txt -e .
+	touch $@
+
+demo: setup
+	$(BIN)/python -m dynvfx edit data/examples/blue_square_down.mp4 "add a red ball moving right" \
+		--out outputs/demo --overwrite
+	@echo "open outputs/demo/result.mp4 (and masks.mp4, plan.json, config.yaml)"
+
+generate: setup
+	$(BIN)/python -m dynvfx generate "a red ball moves right on a gray background" --out outputs/generated.mp4 --overwrite
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+train: setup
+	$(BIN)/python -m dynvfx.toy.train
+
+bench: setup
+	$(BIN)/python benchmarks/toy_model_quality.py
+	$(BIN)/python benchmarks/toy_edit.py
+
+clean:
+	rm -rf outputs .pytest_cache

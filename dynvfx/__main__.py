@@ -1,0 +1,3 @@
+from dynvfx.cli import main
+
+raise SystemExit(main())

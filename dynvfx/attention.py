@@ -1,0 +1,182 @@
+"""Anchor Extended Attention as a diffusers attention processor for CogVideoX.
+
+The edit and the source video run side by side in one batch: item ``context.source_index`` is the source branch
+(its latent is the inverted source at the current timestep), every other item is an edit branch (e.g. the
+unconditional and conditional halves of classifier-free guidance). In each self-attention layer:
+
+- the source branch attends to itself, exactly as the stock ``CogVideoXAttnProcessor2_0`` does;
+- each edit branch's text *and* video queries attend to their own keys/values plus the source's video
+  keys/values at the anchor tokens ``context.anchor_index`` (after RoPE, so positions line up).
+
+Modes: ``"off"`` (stock attention), ``"full"`` (all source video tokens), ``"masked"`` (O_orig mask tokens),
+``"anchor"`` (mask tokens kept with probability fg_keep plus background tokens with bg_keep); the token set is
+chosen by :func:`dynvfx.anchors.anchor_tokens` and stored in the context. Tensors are ``[B, heads, tokens, dim]``;
+the extension gathers the anchor keys (no ``tokens x tokens`` mask is built).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention, CogVideoXAttnProcessor2_0
+from diffusers.models.embeddings import apply_rotary_emb
+
+MODES = ("off", "full", "masked", "anchor")
+
+
+@dataclasses.dataclass
+class AnchorContext:
+    """State shared by every installed processor; the sampler updates it as it goes.
+
+    Attributes:
+        mode: one of :data:`MODES`.
+        anchor_index: ``[A]`` long, indices of anchor tokens in the flattened ``F' x h' x w'`` video-token grid
+            (ignored for ``"off"``).
+        source_index: batch item holding the source branch, or None when the batch has no source (plain sampling).
+        recorder: optional :class:`AttentionRecorder`.
+        step: index of the current denoising step (for the recorder).
+    """
+
+    mode: str = "anchor"
+    anchor_index: torch.Tensor | None = None
+    source_index: int | None = 0
+    recorder: "AttentionRecorder | None" = None
+    step: int = 0
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
+
+    @property
+    def extends(self) -> bool:
+        return self.mode != "off" and self.source_index is not None and self.anchor_index is not None
+
+
+class AnchorExtendedAttnProcessor:
+    """Drop-in replacement of ``CogVideoXAttnProcessor2_0`` (same call signature) with anchor extension."""
+
+    def __init__(self, context: AnchorContext, layer: int = 0):
+        self.context = context
+        self.layer = layer
+
+    def _qkv(self, attn: Attention, hidden_states, text_len, image_rotary_emb):
+        b = hidden_states.shape[0]
+        q, k, v = (proj(hidden_states).view(b, -1, attn.heads, attn.inner_dim // attn.heads).transpose(1, 2)
+                   for proj in (attn.to_q, attn.to_k, attn.to_v))
+        if attn.norm_q is not None:
+            q = attn.norm_q(q)
+        if attn.norm_k is not None:
+            k = attn.norm_k(k)
+        if image_rotary_emb is not None:
+            q = torch.cat([q[:, :, :text_len], apply_rotary_emb(q[:, :, text_len:], image_rotary_emb)], dim=2)
+            k = torch.cat([k[:, :, :text_len], apply_rotary_emb(k[:, :, text_len:], image_rotary_emb)], dim=2)
+        return q, k, v
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor,
+                 attention_mask: torch.Tensor | None = None, image_rotary_emb=None):
+        """``hidden_states [B, N_video, D]``, ``encoder_hidden_states [B, N_text, D]`` -> the same two shapes."""
+        if attention_mask is not None:
+            raise NotImplementedError("CogVideoX passes no attention mask; neither does this processor")
+        text_len = encoder_hidden_states.shape[1]
+        x = torch.cat([encoder_hidden_states, hidden_states], dim=1)
+        q, k, v = self._qkv(attn, x, text_len, image_rotary_emb)
+        ctx = self.context
+        if ctx.extends:
+            out = self._extended(q, k, v, text_len)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v)
+            if ctx.recorder is not None and ctx.recorder.wants(ctx.step, self.layer):
+                ctx.recorder.record(ctx.step, self.layer, q[-1], k[-1], text_len, n_anchor=0)
+        b = x.shape[0]
+        out = out.transpose(1, 2).reshape(b, -1, attn.inner_dim)
+        out = attn.to_out[1](attn.to_out[0](out))
+        return out[:, text_len:], out[:, :text_len]
+
+    def _extended(self, q, k, v, text_len):
+        ctx = self.context
+        s = ctx.source_index
+        idx = ctx.anchor_index.to(k.device) + text_len
+        edit = [i for i in range(q.shape[0]) if i != s]
+        k_anchor = k[s:s + 1, :, idx].expand(len(edit), -1, -1, -1)
+        v_anchor = v[s:s + 1, :, idx].expand(len(edit), -1, -1, -1)
+        k_edit = torch.cat([k[edit], k_anchor], dim=2)
+        v_edit = torch.cat([v[edit], v_anchor], dim=2)
+        out = torch.empty_like(q)
+        out[s:s + 1] = F.scaled_dot_product_attention(q[s:s + 1], k[s:s + 1], v[s:s + 1])
+        out[edit] = F.scaled_dot_product_attention(q[edit], k_edit, v_edit)
+        if ctx.recorder is not None and ctx.recorder.wants(ctx.step, self.layer):
+            ctx.recorder.record(ctx.step, self.layer, q[edit[-1]], k_edit[-1], text_len, n_anchor=len(idx))
+        return out
+
+
+class AttentionRecorder:
+    """Keeps small summaries of attention for the notebooks (computed in query chunks, never ``N x N`` at once).
+
+    For the recorded branch (the last edit item, i.e. the conditional one) at the chosen steps and layers:
+    - ``text_to_video[(step, layer)]``: ``[T, N_video]``, head-averaged attention that each video query pays
+      to each chosen text token (``token_ids`` index the text sequence);
+    - ``anchor_mass[(step, layer)]``: ``[N_video]``, share of each video query's attention on the anchors.
+
+    Args:
+        token_ids: text-token positions to record (e.g. the tokens of "ball").
+        steps, layers: which denoising steps / transformer blocks to record (None = all).
+    """
+
+    def __init__(self, token_ids: list[int] | None = None, steps=None, layers=None, chunk_elems: int = 2**24):
+        self.token_ids = list(token_ids or [])
+        self.steps = None if steps is None else set(steps)
+        self.layers = None if layers is None else set(layers)
+        self.chunk_elems = chunk_elems
+        self.text_to_video: dict[tuple[int, int], torch.Tensor] = {}
+        self.anchor_mass: dict[tuple[int, int], torch.Tensor] = {}
+
+    def wants(self, step: int, layer: int) -> bool:
+        return (self.steps is None or step in self.steps) and (self.layers is None or layer in self.layers)
+
+    @torch.no_grad()
+    def record(self, step: int, layer: int, q: torch.Tensor, k: torch.Tensor, text_len: int, n_anchor: int) -> None:
+        """``q [heads, N_q, d]``, ``k [heads, N_k, d]``; the last ``n_anchor`` keys are the source anchors."""
+        heads, n_q, d = q.shape
+        n_k = k.shape[1]
+        chunk = max(1, self.chunk_elems // (heads * n_k))
+        tv, am = [], []
+        for start in range(text_len, n_q, chunk):
+            p = torch.softmax((q[:, start:start + chunk].float() @ k.float().transpose(1, 2)) / d**0.5, dim=-1)
+            p = p.mean(0)  # [c, N_k], head average
+            if self.token_ids:
+                tv.append(p[:, self.token_ids].T)
+            am.append(p[:, n_k - n_anchor:].sum(-1) if n_anchor else torch.zeros(p.shape[0]))
+        if self.token_ids:
+            self.text_to_video[(step, layer)] = torch.cat(tv, dim=1).cpu()
+        self.anchor_mass[(step, layer)] = torch.cat(am).cpu()
+
+
+def install(transformer, context: AnchorContext, blocks: list[int] | None = None) -> dict:
+    """Put :class:`AnchorExtendedAttnProcessor` on the self-attention of ``blocks`` (default: all) with
+    ``transformer.set_attn_processor``; returns the previous processors (pass them to :func:`restore`)."""
+    before = dict(transformer.attn_processors)
+    chosen = set(range(len(transformer.transformer_blocks)) if blocks is None else blocks)
+    procs = {}
+    for name, proc in before.items():
+        layer = int(name.split(".")[1])
+        procs[name] = AnchorExtendedAttnProcessor(context, layer) if layer in chosen else proc
+    transformer.set_attn_processor(procs)
+    return before
+
+
+def restore(transformer, before: dict | None = None) -> None:
+    """Undo :func:`install` (or reset every layer to diffusers' stock processor)."""
+    transformer.set_attn_processor(before if before is not None else CogVideoXAttnProcessor2_0())
+
+
+@contextlib.contextmanager
+def anchor_attention(transformer, context: AnchorContext, blocks: list[int] | None = None):
+    """``with anchor_attention(pipe.transformer, ctx): ...`` installs the processors and restores them after."""
+    before = install(transformer, context, blocks)
+    try:
+        yield context
+    finally:
+        restore(transformer, before)

@@ -1,0 +1,227 @@
+"""Command line: ``python -m dynvfx generate ...`` and ``python -m dynvfx edit ...``.
+
+Errors caused by the input (a missing video, an unknown model, a plan the planner can't make...) print one line
+``dynvfx: error: ...`` and exit with status 2; outputs are written to temporary names and renamed at the end, so
+a failed run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import yaml
+
+from dynvfx.errors import DynVFXError
+
+MAIN_EXAMPLE = Path(__file__).resolve().parent.parent / "data" / "examples"
+
+
+def _check_out_file(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise DynVFXError(f"{path} exists; pass --overwrite to replace it")
+    if path.exists() and path.is_dir():
+        raise DynVFXError(f"{path} is a folder, not a file")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise DynVFXError(f"output folder does not exist: {parent}")
+    if not os.access(parent, os.W_OK):
+        raise DynVFXError(f"output folder is not writable: {parent}")
+
+
+def _check_toy_caption(pipe, caption: str) -> None:
+    """A closed-vocabulary model (one that ships ``prompt_vocabulary.json``) refuses captions naming no object."""
+    vocab_file = Path(pipe.config._name_or_path or "") / "prompt_vocabulary.json"
+    if not vocab_file.exists():
+        return
+    vocab = json.loads(vocab_file.read_text())
+    words = set(caption.lower().replace(",", " ").split())
+    if not words & set(vocab["objects"]):
+        raise DynVFXError(f"this model knows no object in {caption!r}; it knows "
+                          f"{', '.join(vocab['colours'])} {'/'.join(vocab['objects'])} "
+                          f"(e.g. {vocab['example']!r})")
+
+
+def cmd_generate(args) -> int:
+    from dynvfx.pipeline import generate, load_pipeline
+    from dynvfx.video import write_video
+
+    out = Path(args.out)
+    _check_out_file(out, args.overwrite)
+    pipe = load_pipeline(args.model)
+    _check_toy_caption(pipe, args.caption)
+    t = time.perf_counter()
+    frames = generate(pipe, args.caption, seed=args.seed, steps=args.steps, guidance=args.guidance)
+    write_video(out, frames, fps=args.fps)
+    print(f"wrote {out} ({frames.shape[0]} frames, {frames.shape[3]}x{frames.shape[2]}, "
+          f"{time.perf_counter() - t:.1f} s)")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- edit
+def _load_config(args):
+    from dynvfx.config import DynVFXConfig
+
+    cfg = DynVFXConfig.for_model(args.model)
+    if args.config:
+        try:
+            cfg = DynVFXConfig.from_dict(cfg.to_dict() | (yaml.safe_load(Path(args.config).read_text()) or {}))
+        except (OSError, ValueError, TypeError, yaml.YAMLError) as e:
+            raise DynVFXError(f"bad config {args.config}: {str(e).splitlines()[0]}") from None
+    changes = {k: v for k, v in (("attention_mode", args.attention), ("seed", args.seed)) if v is not None}
+    return cfg.replace(**changes)
+
+
+class _Staging:
+    """Files are written into a hidden folder beside ``out`` and moved into ``out`` together at the end."""
+
+    def __init__(self, out: Path, names: list[str], overwrite: bool):
+        self.out = out
+        clash = [n for n in names if (out / n).exists()]
+        if clash and not overwrite:
+            raise DynVFXError(f"{out} already holds {', '.join(clash)}; pass --overwrite to replace")
+        parent = out.parent if out.exists() or out.parent.is_dir() else None
+        if parent is None:
+            raise DynVFXError(f"output folder's parent does not exist: {out.parent}")
+        if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+            raise DynVFXError(f"output folder is not writable: {out}")
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-tmp-", dir=parent))
+
+    def path(self, name: str) -> Path:
+        return self.tmp / name
+
+    def commit(self) -> None:
+        self.out.mkdir(exist_ok=True)
+        for f in self.tmp.iterdir():
+            os.replace(f, self.out / f.name)
+        self.tmp.rmdir()
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _plan(args, frames):
+    from dynvfx.planning import PlanningError, VFXPlan, plan_edit
+
+    if args.mode == "execute":
+        plan_path = Path(args.plan or Path(args.out) / "plan.json")
+        if not plan_path.exists():
+            raise DynVFXError(f"--mode execute needs a plan: {plan_path} not found (make one with --mode plan)")
+        try:
+            return VFXPlan.load(plan_path)
+        except ValueError as e:
+            raise DynVFXError(f"invalid plan {plan_path}: {str(e).splitlines()[0]}") from None
+    try:
+        return plan_edit(frames, args.instruction, backend=args.planner, model=args.planner_model)
+    except PlanningError as e:
+        raise DynVFXError(str(e)) from None
+
+
+def cmd_edit(args) -> int:
+    from dynvfx.edit import prepare_source, run_edit, source_anchors
+    from dynvfx.pipeline import load_pipeline
+    from dynvfx.segmentation import get_segmenter
+    from dynvfx.video import write_video
+    from dynvfx.visualize import mask_video
+
+    if args.mode != "execute" and not (args.instruction or "").strip():
+        raise DynVFXError("the instruction is empty: say what to add, e.g. \"add a red ball moving right\"")
+    out = Path(args.out)
+    names = ["plan.json", "source_masks.mp4"] if args.mode == "plan" else \
+        ["result.mp4", "plan.json", "masks.mp4", "config.yaml"]
+    staging = _Staging(out, names, args.overwrite)
+    try:
+        config = _load_config(args)
+        pipe = load_pipeline(args.model)
+        frames, note = prepare_source(pipe, args.video)
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+        try:
+            segmenter = get_segmenter(args.segmenter)
+        except (ValueError, ImportError) as e:
+            raise DynVFXError(str(e)) from None
+        t0 = time.perf_counter()
+        plan = _plan(args, frames)
+        t_plan = time.perf_counter() - t0
+        plan.save(staging.path("plan.json"))
+        if args.mode == "plan":
+            src_mask, _, _ = source_anchors(pipe, frames, plan.objects_orig, segmenter, config)
+            write_video(staging.path("source_masks.mp4"), mask_video(frames, src_mask))
+            staging.commit()
+            print(f"wrote {out}/plan.json and source_masks.mp4 ({t_plan:.1f} s); review, then run with --mode execute")
+            return 0
+        result = run_edit(pipe, frames, plan, segmenter, config, cache_dir=args.cache_dir, progress=not args.quiet)
+        t0 = time.perf_counter()
+        write_video(staging.path("result.mp4"), result.frames)
+        write_video(staging.path("masks.mp4"), mask_video(frames, result.source_mask, result.edit_mask))
+        record = {"video": str(Path(args.video).resolve()), "instruction": args.instruction, "model": args.model,
+                  "planner": args.planner if args.mode != "execute" else "plan file", "segmenter": args.segmenter,
+                  "config": config.to_dict(), "seconds": {"plan": round(t_plan, 2),
+                  **{k: round(v, 2) for k, v in result.seconds.items()}}}
+        record["seconds"]["write"] = round(time.perf_counter() - t0, 2)
+        staging.path("config.yaml").write_text(yaml.safe_dump(record, sort_keys=False))
+        staging.commit()
+        found = sum(it.found for it in result.refinement.iterations)
+        total = sum(record["seconds"].values())
+        print(f"wrote {out}/result.mp4 ({result.frames.shape[0]} frames; O_edit found in {found}/"
+              f"{len(result.refinement.iterations)} iterations; {total:.1f} s: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in record["seconds"].items()) + ")")
+        return 0
+    finally:
+        if staging.tmp.exists():
+            staging.discard()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dynvfx", description="DynVFX: add dynamic content to a video.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="text-to-video with the base model alone")
+    g.add_argument("caption")
+    g.add_argument("--model", default="toy", help="'toy', a saved pipeline folder, or a CogVideoX hub id")
+    g.add_argument("--out", required=True, help="output .mp4")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--steps", type=int, default=50)
+    g.add_argument("--guidance", type=float, default=6.0)
+    g.add_argument("--fps", type=float, default=8.0)
+    g.add_argument("--overwrite", action="store_true")
+    g.set_defaults(func=cmd_generate)
+
+    e = sub.add_parser("edit", help="add new content to a video from an instruction")
+    e.add_argument("video", help="an mp4 or a folder of PNG/JPG frames")
+    e.add_argument("instruction", nargs="?", default="", help="P_VFX, e.g. 'add a red ball moving right'")
+    e.add_argument("--model", default="toy")
+    e.add_argument("--out", required=True, help="output folder")
+    e.add_argument("--mode", choices=("auto", "plan", "execute"), default="auto",
+                   help="auto: plan and run; plan: write plan.json for review; execute: run a reviewed plan")
+    e.add_argument("--plan", help="plan file for --mode execute (default OUT/plan.json)")
+    e.add_argument("--planner", default="toy", choices=("toy", "openai", "hf"))
+    e.add_argument("--planner-model", default=None, help="the planner's model (openai/hf)")
+    e.add_argument("--segmenter", default="toy", help="toy | grounded-sam2 | sam3 | masks:PATH")
+    e.add_argument("--attention", choices=("anchor", "full", "masked", "off"), default=None)
+    e.add_argument("--config", help="YAML with DynVFXConfig fields to override")
+    e.add_argument("--seed", type=int, default=None)
+    e.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "dynvfx" / "inversions"))
+    e.add_argument("--overwrite", action="store_true")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(func=cmd_edit)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+            return args.func(args)
+    except DynVFXError as e:
+        print(f"dynvfx: error: {e}", file=sys.stderr)
+        return 2

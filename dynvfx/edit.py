@@ -1,0 +1,124 @@
+"""DynVFX end to end, one function per stage, so a notebook cell can run them one at a time.
+
+    frames, note = prepare_source(pipe, "video.mp4")            # [F, 3, H, W] at the model's size
+    plan = plan_edit(frames, "add a red ball moving right")     # VFX assistant (dynvfx.planning)
+    x_orig = encode_video(pipe, frames)                          # [1, F', C, h, w]
+    inv = ddim_invert(pipe, x_orig, ...)                         # dynvfx.inversion
+    src_mask, anchors = source_anchors(pipe, frames, plan, segmenter, config)
+    result = refine(pipe, inv, plan.composited_caption, plan.objects_edit, segmenter, anchors, config)
+    out = decode_latents(pipe, result.x_comp)
+
+:func:`run_edit` chains these and times each stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from dynvfx import anchors as anchors_mod
+from dynvfx.config import DynVFXConfig
+from dynvfx.errors import DynVFXError
+from dynvfx.inversion import Inversion, ddim_invert
+from dynvfx.masks import dilate, pixel_to_tokens
+from dynvfx.pipeline import decode_latents, encode_video, video_spec
+from dynvfx.planning.schema import VFXPlan
+from dynvfx.refinement import RefinementResult, refine
+from dynvfx.segmentation.base import Segmenter
+from dynvfx.video import fit_to_model, load_video
+
+
+def prepare_source(pipe, video: str | Path | torch.Tensor) -> tuple[torch.Tensor, str]:
+    """Load (path) or take (``[F, 3, H, W]`` tensor) a video and fit it to the model; returns frames and a note."""
+    spec = video_spec(pipe)
+    frames = load_video(video)[0] if not isinstance(video, torch.Tensor) else video
+    return fit_to_model(frames, spec.num_frames, spec.height, spec.width, spec.temporal_compression)
+
+
+def source_anchors(pipe, frames: torch.Tensor, objects_orig: list[str], segmenter: Segmenter,
+                   config: DynVFXConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Segment O_orig in the source and draw the anchors.
+
+    Returns:
+        pixel mask ``[F, 1, H, W]`` bool, anchor grid ``[F', h', w']`` bool, anchor indices ``[A]`` (None if
+        the mode is "off").
+    """
+    spec = video_spec(pipe)
+    if objects_orig:
+        seg = segmenter.segment(frames, list(objects_orig))
+        seg.warn_missing()
+        mask = dilate(seg.union, config.source_mask_dilate_radius)
+    else:
+        mask = torch.zeros(frames.shape[0], 1, *frames.shape[2:], dtype=torch.bool)
+    tokens = pixel_to_tokens(mask, spec, config.anchor_token_threshold)
+    grid = anchors_mod.anchor_grid(tokens, config.attention_mode, config.fg_keep, config.bg_keep,
+                                   torch.Generator().manual_seed(config.seed))
+    index = None if config.attention_mode == "off" else anchors_mod.anchor_index(grid)
+    return mask, grid, index
+
+
+@dataclasses.dataclass
+class EditResult:
+    """Everything a run produced. Frames are ``[F, 3, H, W]`` in [0, 1]; masks ``[F, 1, H, W]`` bool."""
+
+    source: torch.Tensor
+    frames: torch.Tensor
+    plan: VFXPlan
+    config: DynVFXConfig
+    source_mask: torch.Tensor
+    anchor_grid: torch.Tensor
+    inversion: Inversion
+    refinement: RefinementResult
+    seconds: dict[str, float]
+
+    @property
+    def edit_mask(self) -> torch.Tensor:
+        return self.refinement.mask
+
+
+class _Timer:
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, stage: str):
+        timer = self
+
+        class _Stage:
+            def __enter__(self):
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.seconds[stage] = timer.seconds.get(stage, 0.0) + time.perf_counter() - self.t
+
+        return _Stage()
+
+
+def run_edit(pipe, frames: torch.Tensor, plan: VFXPlan, segmenter: Segmenter,
+             config: DynVFXConfig = DynVFXConfig(), cache_dir: str | Path | None = None,
+             callback=None, progress: bool = True) -> EditResult:
+    """Inversion, anchors, refinement and decoding for ``frames`` (already fitted) and a reviewed ``plan``."""
+    if not plan.objects_edit:
+        raise DynVFXError("the plan has no new object (O_edit is empty): nothing to segment during refinement")
+    if not plan.composited_caption.strip():
+        raise DynVFXError("the plan's composited caption (P_comp) is empty")
+    timer = _Timer()
+    with timer("encode"):
+        x_orig = encode_video(pipe, frames)
+    with timer("inversion"):
+        inv = ddim_invert(pipe, x_orig, config.inversion_prompt, config.num_inference_steps, config.inversion_steps,
+                          cache_dir=cache_dir, progress=progress)
+    with timer("anchors"):
+        src_mask, grid, index = source_anchors(pipe, frames, plan.objects_orig, segmenter, config)
+    with timer("refinement"):
+        result = refine(pipe, inv, plan.composited_caption, plan.objects_edit, segmenter, index, config,
+                        callback=callback, progress=progress)
+    if not any(it.found for it in result.iterations):
+        warnings.warn(f"O_edit {plan.objects_edit} was never found: the output is the source's reconstruction",
+                      stacklevel=2)
+    with timer("decode"):
+        out = decode_latents(pipe, result.x_comp)
+    return EditResult(frames, out, plan, config, src_mask, grid, inv, result, timer.seconds)

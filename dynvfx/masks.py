@@ -1,0 +1,74 @@
+"""Pixel masks: morphological clean-up and mapping to the model's latent and token grids.
+
+Pixel masks are ``[F, 1, H, W]`` bool. CogVideoX's causal autoencoder maps frame 0 to latent frame 0 and each
+following group of ``temporal_compression`` frames to one latent frame; ``spatial_compression`` pixels to a
+latent cell, and ``patch_size`` latent cells to a token.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Binary dilation of ``[F, 1, H, W]`` masks by a ``(2r+1)``-pixel square."""
+    if radius <= 0:
+        return mask.bool()
+    return F.max_pool2d(mask.float(), 2 * radius + 1, stride=1, padding=radius) > 0.5
+
+
+def erode(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Binary erosion of ``[F, 1, H, W]`` masks by a ``(2r+1)``-pixel square (outside counts as empty)."""
+    return ~dilate(~mask.bool(), radius) if radius > 0 else mask.bool()
+
+
+def clean_mask(mask: torch.Tensor, open_radius: int = 1, close_radius: int = 0, dilate_radius: int = 0) -> torch.Tensor:
+    """Opening (drops specks), closing (fills small holes), then dilation (a safety margin); ``[F, 1, H, W]``."""
+    m = mask.bool()
+    if open_radius > 0:
+        m = dilate(erode(m, open_radius), open_radius)
+    if close_radius > 0:
+        m = erode(dilate(m, close_radius), close_radius)
+    return dilate(m, dilate_radius)
+
+
+def temporal_groups(num_frames: int, temporal_compression: int) -> list[range]:
+    """Frames behind each latent frame: ``[0], [1..4], [5..8], ...`` for compression 4."""
+    groups = [range(0, 1)]
+    for start in range(1, num_frames, temporal_compression):
+        groups.append(range(start, min(start + temporal_compression, num_frames)))
+    return groups
+
+
+def to_latent_grid(mask: torch.Tensor, temporal_compression: int, spatial_compression: int,
+                   reduce: str = "max") -> torch.Tensor:
+    """``[F, 1, H, W]`` pixel mask -> ``[F', 1, H/s, W/s]`` float in [0, 1] on the latent grid.
+
+    ``reduce="max"``: a latent cell is 1 if any pixel behind it is in the mask; ``"mean"``: the covered fraction.
+    """
+    m = mask.float()
+    pool = F.max_pool2d if reduce == "max" else F.avg_pool2d
+    m = pool(m, spatial_compression)
+    groups = temporal_groups(m.shape[0], temporal_compression)
+    stack = [m[g.start:g.stop] for g in groups]
+    return torch.stack([(s.amax(0) if reduce == "max" else s.mean(0)) for s in stack])
+
+
+def to_token_grid(latent_mask: torch.Tensor, patch_size: int, threshold: float = 0.5) -> torch.Tensor:
+    """``[F', 1, h, w]`` latent-grid mask -> ``[F', h/p, w/p]`` bool token mask (covered fraction > threshold)."""
+    return F.avg_pool2d(latent_mask.float(), patch_size)[:, 0] > threshold
+
+
+def pixel_to_tokens(mask: torch.Tensor, spec, threshold: float = 0.25) -> torch.Tensor:
+    """``[F, 1, H, W]`` pixel mask -> ``[F', h', w']`` bool token mask for a :class:`~dynvfx.pipeline.VideoSpec`."""
+    lat = to_latent_grid(mask, spec.temporal_compression, spec.spatial_compression, reduce="mean")
+    return to_token_grid(lat, spec.patch_size, threshold)
+
+
+def upsample_to_pixels(grid: torch.Tensor, num_frames: int, temporal_compression: int, size: tuple[int, int]) -> torch.Tensor:
+    """A latent/token-grid map ``[F', h, w]`` -> ``[F, 1, H, W]`` (nearest), for showing it over the frames."""
+    groups = temporal_groups(num_frames, temporal_compression)
+    idx = torch.tensor([k for k, g in enumerate(groups) for _ in g])
+    up = F.interpolate(grid[:, None].float(), size=size, mode="nearest")
+    return up[idx]

@@ -1,0 +1,45 @@
+"""The VFX plan: what the VFX assistant (a VLM, or the rule-based toy planner) hands to the method."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+#: Word limits that keep prompts inside the text encoder's window (CogVideoX's T5 takes 226 tokens).
+MAX_CAPTION_WORDS = 120
+MAX_OBJECT_WORDS = 6
+
+
+class Turn(BaseModel):
+    """One line of the imagined conversation between the assistant and a VFX artist."""
+
+    speaker: str = Field(description="'assistant' or 'artist'")
+    text: str
+
+
+class VFXPlan(BaseModel):
+    """A reviewable edit plan. Edit the JSON by hand and run ``dynvfx edit --mode execute --plan FILE``."""
+
+    instruction: str = Field(description="P_VFX, the user's edit instruction")
+    source_caption: str = Field(description="caption of the source video as it is")
+    conversation: list[Turn] = Field(default_factory=list, description="the VFX-artist discussion")
+    composited_caption: str = Field(description="P_comp: caption of the edited video, new content included")
+    objects_orig: list[str] = Field(description="O_orig: prominent source objects, used as anchors")
+    objects_edit: list[str] = Field(description="O_edit: the new objects, segmented during refinement")
+    keyframes: list[int] = Field(default_factory=list, description="indices of the frames shown to the planner")
+    backend: str = Field(default="", description="which planner made this plan, e.g. 'toy-rules', 'openai'")
+    model: str = Field(default="", description="the planner's model name, if any")
+    raw_reply: str = Field(default="", description="the planner's raw reply, for the record")
+
+    def save(self, path: str | Path) -> Path:
+        """Write as JSON via a temporary file, so a crash never leaves half a plan."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.model_dump_json(indent=2))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "VFXPlan":
+        return cls.model_validate_json(Path(path).read_text())

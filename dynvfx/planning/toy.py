@@ -1,0 +1,138 @@
+"""Rule-based VFX planner for the toy world (backend ``"toy-rules"``; no language model involved).
+
+It looks at the source frames with :mod:`dynvfx.toy.analysis` (background, objects, their motions),
+reads an instruction such as "add a red ball moving right" word by word, and writes a :class:`VFXPlan`
+whose captions use the toy world's own grammar (:func:`dynvfx.toy.world.caption_for`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dynvfx.planning.schema import Turn, VFXPlan
+from dynvfx.toy import analysis, world
+
+BACKEND = "toy-rules"
+EXAMPLE = "add a red ball moving right"
+#: Preference order for the motion of a new object when the instruction names none.
+DEFAULT_MOTIONS: tuple[str, ...] = ("right", "left", "down", "up", "bounce")
+#: Words that ask for something other than adding an object, which this planner can't do.
+UNSUPPORTED_VERBS = frozenset({"remove", "delete", "erase", "replace", "recolor", "recolour", "change"})
+
+Triple = tuple[str, str, str]  # (colour, shape, motion)
+
+
+def _colour_shape_pair(ws: list[str]) -> tuple[str | None, str | None]:
+    """The first colour word followed within two words by a shape word; else the first of each (or None)."""
+    for i, w in enumerate(ws):
+        shape = next((ws[j] for j in range(i + 1, min(i + 3, len(ws))) if ws[j] in analysis.SHAPE_WORDS), None)
+        if w in analysis.COLOUR_WORDS and shape:
+            return analysis.COLOUR_WORDS[w], analysis.SHAPE_WORDS[shape]
+    text = " ".join(ws)
+    return analysis.first_name(text, analysis.COLOUR_WORDS), analysis.first_name(text, analysis.SHAPE_WORDS)
+
+
+def parse_instruction(instruction: str) -> tuple[str, str, str | None]:
+    """``(colour, shape, motion or None)`` of the object an instruction adds.
+
+    Raises ``ValueError`` (one line) for an empty instruction, one that asks to remove or change things,
+    or one without both a toy colour and a toy shape.
+    """
+    ws = analysis.words(instruction or "")
+    if not ws:
+        raise ValueError(f"toy planner: the instruction is empty; try e.g. {EXAMPLE!r}")
+    if UNSUPPORTED_VERBS & set(ws[:2]):
+        raise ValueError(f"toy planner: it can only add objects, not {instruction!r}; try e.g. {EXAMPLE!r}")
+    colour, shape = _colour_shape_pair(ws)
+    if colour is None or shape is None:
+        raise ValueError(
+            f"toy planner: can't find a colour and a shape in {instruction!r}; try e.g. {EXAMPLE!r} "
+            f"(colours: {', '.join(world.COLOURS)}; shapes: {', '.join(world.SHAPES)}; "
+            f"motions: {', '.join(world.MOTIONS)})"
+        )
+    return colour, shape, analysis.first_name(instruction, analysis.MOTION_WORDS)
+
+
+def default_motion(source: list[Triple]) -> str:
+    """The first of ``DEFAULT_MOTIONS`` no source object has (so the new object stands out)."""
+    used = {m for _, _, m in source}
+    return next((m for m in DEFAULT_MOTIONS if m not in used), DEFAULT_MOTIONS[0])
+
+
+def caption(background: str, objects: list[Triple]) -> str:
+    """Toy-grammar caption; objects seen standing still read "stays still"; no objects -> "an empty ... background"."""
+    if not objects:
+        return f"an empty {background} background"
+    if all(m in world.MOTIONS for _, _, m in objects):
+        return world.caption_for(background, objects)
+    clauses = [
+        world.ToyObject(c, s, m, 0.0, 0.0, 1.0).clause() if m in world.MOTIONS else f"a {c} {s} stays still"
+        for c, s, m in objects
+    ]
+    return " and ".join(clauses) + f" on a {background} background"
+
+
+def default_keyframes(frames: int) -> list[int]:
+    """First, middle and last frame indices (fewer for very short videos)."""
+    return sorted({0, frames // 2, frames - 1})
+
+
+def check_keyframes(keyframes: list[int], frames: int) -> list[int]:
+    """``keyframes`` as ints, or ``ValueError`` if any is outside ``[0, frames)``."""
+    out = [int(k) for k in keyframes]
+    bad = [k for k in out if not 0 <= k < frames]
+    if bad:
+        raise ValueError(f"toy planner: keyframes {bad} are outside the video's {frames} frames")
+    return out
+
+
+def _notes(source: list[Triple], new: Triple, motion_given: bool) -> list[str]:
+    """Caveats the assistant mentions about the plan."""
+    notes = []
+    if not motion_given:
+        notes.append(f"You didn't say how it should move, so I picked '{new[2]}' (a motion no source object has).")
+    if any((c, s) == new[:2] for c, s, _ in source):
+        notes.append(f"There is already a {new[0]} {new[1]}; masks of that phrase will cover both.")
+    if len(source) + 1 > 2:
+        notes.append(f"That makes {len(source) + 1} objects; the toy model was trained on at most 2.")
+    return notes
+
+
+def _conversation(instruction: str, source_caption: str, new: Triple, notes: list[str], plan: dict) -> list[Turn]:
+    """The rule-based 'discussion' recorded in the plan: what was seen, what will be added, and why."""
+    verb = "bounces" if new[2] == "bounce" else f"moves {new[2]}"
+    return [
+        Turn(speaker="artist", text=instruction),
+        Turn(speaker="assistant", text=f"(Rule-based toy planner, no language model.) I see: {source_caption}."),
+        Turn(speaker="assistant", text=" ".join([f"I'll add a {new[0]} {new[1]} that {verb}.", *notes])),
+        Turn(
+            speaker="assistant",
+            text=f"Target caption: {plan['composited_caption']}. Anchors: {', '.join(plan['objects_orig']) or 'none'}; "
+            f"new object to segment: {', '.join(plan['objects_edit'])}.",
+        ),
+    ]
+
+
+def plan_toy(
+    frames: torch.Tensor | np.ndarray, instruction: str, keyframes: list[int] | None = None
+) -> VFXPlan:
+    """Plan an edit of a toy video ``[F, 3, H, W]`` in ``[0, 1]`` that adds the object ``instruction`` names.
+
+    Raises ``ValueError`` for instructions it can't read (see :func:`parse_instruction`) or bad ``keyframes``.
+    """
+    colour, shape, motion = parse_instruction(instruction)
+    video = analysis.as_video(frames)
+    keyframes = default_keyframes(len(video)) if keyframes is None else check_keyframes(keyframes, len(video))
+    background = analysis.background_colour(video)
+    objects = analysis.detect_objects(video)
+    source = [o.triple for o in objects]
+    new = (colour, shape, motion or default_motion(source))
+    fields = {
+        "source_caption": caption(background, source),
+        "composited_caption": caption(background, source + [new]),
+        "objects_orig": list(dict.fromkeys(o.phrase for o in objects)),
+        "objects_edit": [f"{colour} {shape}"],
+    }
+    turns = _conversation(instruction, fields["source_caption"], new, _notes(source, new, motion is not None), fields)
+    return VFXPlan(instruction=instruction, conversation=turns, keyframes=keyframes, backend=BACKEND, **fields)

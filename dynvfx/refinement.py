@@ -1,0 +1,129 @@
+"""Iterative residual refinement: x_comp = x_orig + x_res, sharpened over decreasing SDEdit strengths.
+
+Each iteration: noise x_comp to the strength's timestep, denoise it with P_comp, classifier-free guidance and
+Anchor Extended Attention (the source branch runs beside it from its inverted latents), decode x_hat, segment
+O_edit in it, and keep only the new content: ``x_res = M * (x_hat - x_orig)`` with M the O_edit mask on the
+latent grid. Outside M, x_comp stays x_orig, so the decoded result there is the model's reconstruction of the
+source. If O_edit is not found, x_res is left as it was (and a warning names the phrase).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Callable
+
+import torch
+
+from dynvfx.attention import AnchorContext, anchor_attention
+from dynvfx.config import DynVFXConfig
+from dynvfx.inversion import Inversion
+from dynvfx.masks import clean_mask, to_latent_grid
+from dynvfx.pipeline import decode_latents, encode_text, video_spec
+from dynvfx.sampling import add_noise, denoise, sampling_timesteps, start_index
+from dynvfx.segmentation.base import Segmenter
+
+
+@dataclasses.dataclass
+class Iteration:
+    """One refinement iteration, kept for the notebooks.
+
+    Attributes:
+        strength, timestep: the SDEdit strength and the timestep it starts from.
+        x_comp_in: ``[1, F', C, h, w]`` the composite that was noised.
+        x_hat: ``[1, F', C, h, w]`` the denoised latent; frames_hat ``[F, 3, H, W]`` its decoding.
+        mask: ``[F, 1, H, W]`` bool, the cleaned O_edit mask found in frames_hat.
+        latent_mask: ``[F', 1, h, w]`` float, M on the latent grid.
+        x_res: ``[1, F', C, h, w]`` the residual after this iteration.
+        found: whether O_edit was found (if not, x_res was kept).
+        scores: ``[N, F]`` the segmenter's scores per O_edit phrase and frame.
+    """
+
+    strength: float
+    timestep: int
+    x_comp_in: torch.Tensor
+    x_hat: torch.Tensor
+    frames_hat: torch.Tensor
+    mask: torch.Tensor
+    latent_mask: torch.Tensor
+    x_res: torch.Tensor
+    found: bool
+    scores: torch.Tensor
+
+
+@dataclasses.dataclass
+class RefinementResult:
+    x_orig: torch.Tensor  # [1, F', C, h, w]
+    x_res: torch.Tensor  # [1, F', C, h, w]
+    iterations: list[Iteration]
+
+    @property
+    def x_comp(self) -> torch.Tensor:
+        return self.x_orig + self.x_res
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """``[F, 1, H, W]`` the O_edit mask of the last iteration that found it (empty if none did)."""
+        found = [it for it in self.iterations if it.found]
+        return found[-1].mask if found else torch.zeros_like(self.iterations[-1].mask)
+
+
+def edit_mask(frames: torch.Tensor, objects_edit: list[str], segmenter: Segmenter, config: DynVFXConfig):
+    """Segment O_edit in ``[F, 3, H, W]`` frames -> (cleaned ``[F, 1, H, W]`` mask, found?, scores ``[N, F]``)."""
+    seg = segmenter.segment(frames, list(objects_edit))
+    seg.warn_missing()
+    mask = clean_mask(seg.union, open_radius=config.mask_open_radius, dilate_radius=config.mask_dilate_radius)
+    return mask, bool(mask.any()), seg.scores
+
+
+def refine(
+    pipe,
+    inversion: Inversion,
+    composited_caption: str,
+    objects_edit: list[str],
+    segmenter: Segmenter,
+    anchor_index: torch.Tensor | None,
+    config: DynVFXConfig = DynVFXConfig(),
+    callback: Callable[[int, int, int, torch.Tensor], None] | None = None,
+    progress: bool = True,
+) -> RefinementResult:
+    """Run the refinement iterations (``config.strengths``) from x_res = 0.
+
+    Args:
+        inversion: the source's :class:`~dynvfx.inversion.Inversion` on ``config.num_inference_steps``.
+        composited_caption: P_comp. objects_edit: O_edit phrases for the segmenter.
+        anchor_index: ``[A]`` anchor tokens (see :mod:`dynvfx.anchors`); None or mode "off" runs no source branch.
+        callback: ``callback(iteration, step, timestep, x)`` after every denoising step.
+    """
+    spec = video_spec(pipe)
+    timesteps = sampling_timesteps(pipe, config.num_inference_steps)
+    cond = encode_text(pipe, [composited_caption])
+    uncond = encode_text(pipe, [config.negative_prompt])
+    source_text = encode_text(pipe, [inversion.prompt])
+    generator = torch.Generator().manual_seed(config.seed)
+    x_orig = inversion.x_orig.to(pipe.transformer.device)
+    x_res = torch.zeros_like(x_orig)
+    use_source = config.attention_mode != "off" and anchor_index is not None
+    ctx = AnchorContext(mode=config.attention_mode if use_source else "off", anchor_index=anchor_index)
+    iterations = []
+    with anchor_attention(pipe.transformer, ctx, list(config.anchor_blocks) if config.anchor_blocks else None):
+        for k, strength in enumerate(config.strengths):
+            i0 = start_index(len(timesteps), strength)
+            x_comp = x_orig + x_res
+            x = add_noise(pipe, x_comp, int(timesteps[i0]), generator)
+            step_cb = (lambda i, t, x_, k=k: callback(k, i, t, x_)) if callback else None
+            x_hat = denoise(pipe, x, timesteps[i0:], cond, uncond, config.guidance_scale,
+                            source_latents=(lambda t: inversion.at(t).to(x_orig.device)) if use_source else None,
+                            source_text=source_text, context=ctx, callback=step_cb, progress=progress,
+                            desc=f"refine {k + 1}/{len(config.strengths)} (strength {strength:.2f})")
+            frames_hat = decode_latents(pipe, x_hat)
+            mask, found, scores = edit_mask(frames_hat, objects_edit, segmenter, config)
+            m_lat = to_latent_grid(mask, spec.temporal_compression, spec.spatial_compression, reduce="max")
+            if found:
+                x_res = m_lat[None].to(x_hat.device) * (x_hat - x_orig)  # [1, F', 1, h, w] broadcasts over C
+            else:
+                warnings.warn(f"refinement {k + 1}: O_edit {objects_edit} not found; the residual is unchanged",
+                              stacklevel=2)
+            iterations.append(Iteration(strength, int(timesteps[i0]), x_comp.cpu(), x_hat.cpu(), frames_hat, mask,
+                                        m_lat, x_res.cpu(), found, scores))
+    return RefinementResult(x_orig.cpu(), x_res.cpu(), iterations)

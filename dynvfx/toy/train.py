@@ -1,0 +1,315 @@
+"""Train the toy text-to-video model from scratch on CPU: ``python -m dynvfx.toy.train``.
+
+Three resumable stages, each checkpointed in ``--workdir`` (outside git):
+1. ``vae``: the ``AutoencoderKLCogVideoX`` on random 9-frame 32x32 crops of toy videos (MSE + a light KL);
+   then its ``scaling_factor`` is set to 1 / std of the latents, as Stable Diffusion did.
+2. ``latents``: encode ``--videos`` toy training videos (held-out combinations excluded) once.
+3. ``dit``: the transformer and the T5 text encoder together, v-prediction MSE on uniform timesteps,
+   10 % empty captions (for classifier-free guidance), AdamW with warm-up and cosine decay, EMA weights.
+
+The EMA weights are exported with ``save_pretrained`` to ``--out`` (default ``data/models/toy``) at every
+checkpoint, with the loss log and the time spent. Stop at any moment (or with ``--max-minutes``) and run the
+same command again to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dynvfx.toy import model as toy_model
+from dynvfx.toy import world
+from dynvfx.toy.text import write_prompt_vocabulary
+
+DEFAULT_WORKDIR = Path(os.environ.get("DYNVFX_TRAIN_DIR", Path.home() / ".cache" / "dynvfx" / "toy-train"))
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "data" / "models" / "toy"
+VIDEO_SEED_BASE = 1_000_000  # training video i is sample_scene(VIDEO_SEED_BASE + i)
+
+
+def training_scene(i: int) -> world.Scene:
+    return world.sample_scene(VIDEO_SEED_BASE + i, held_out="exclude")
+
+
+def to_model_video(video: np.ndarray) -> torch.Tensor:
+    """``[F, H, W, 3]`` in [0, 1] -> ``[3, F, H, W]`` in [-1, 1], the autoencoder's input layout."""
+    return torch.from_numpy(video).permute(3, 0, 1, 2) * 2 - 1
+
+
+class State:
+    """Progress and wall-clock seconds per stage, kept in ``workdir/state.json``."""
+
+    def __init__(self, workdir: Path):
+        self.path = workdir / "state.json"
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {"seconds": {}, "done": []}
+
+    def add_time(self, stage: str, seconds: float) -> None:
+        self.data["seconds"][stage] = self.data["seconds"].get(stage, 0.0) + seconds
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2))
+        tmp.replace(self.path)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+class Deadline:
+    def __init__(self, minutes: float | None):
+        self.end = time.time() + minutes * 60 if minutes else math.inf
+
+    def passed(self) -> bool:
+        return time.time() > self.end
+
+
+# ---------------------------------------------------------------- stage 1: autoencoder
+def train_vae(args, state: State, deadline: Deadline) -> bool:
+    ckpt = args.workdir / "vae.pt"
+    vae = toy_model.build_vae()
+    opt = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    step = 0
+    if ckpt.exists():
+        c = torch.load(ckpt, weights_only=False)
+        vae.load_state_dict(c["model"]), opt.load_state_dict(c["opt"])
+        step = c["step"]
+    rng = np.random.default_rng(args.seed + step)
+    bar = tqdm(total=args.vae_steps, initial=step, desc="vae")
+    t0 = time.time()
+    while step < args.vae_steps and not deadline.passed():
+        clips = []
+        for _ in range(args.vae_batch):
+            video, _ = world.render(world.sample_scene(rng, held_out="any"))
+            f0, y0, x0 = rng.integers(0, world.FRAMES - 8), *rng.integers(0, world.SIZE - 32 + 1, size=2)
+            clips.append(to_model_video(video[f0:f0 + 9, y0:y0 + 32, x0:x0 + 32]))
+        x = torch.stack(clips)
+        for g in opt.param_groups:
+            g["lr"] = 1e-3 * 0.5 * (1 + math.cos(math.pi * step / args.vae_steps))
+        post = vae.encode(x).latent_dist
+        recon = vae.decode(post.sample()).sample
+        kl = 0.5 * (post.mean**2 + post.var - 1 - post.logvar).mean()
+        mse = (recon - x).pow(2).mean()
+        loss = mse + 1e-4 * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(mse=f"{mse.item():.4f}", kl=f"{kl.item():.2f}")
+        if step % 100 == 0 or step == args.vae_steps:
+            _atomic_save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt)
+            state.add_time("vae", time.time() - t0)
+            t0 = time.time()
+            state.save()
+    bar.close()
+    state.add_time("vae", time.time() - t0)
+    if step < args.vae_steps:
+        return False
+    # Scale latents to unit variance, measured on fresh videos.
+    with torch.no_grad():
+        vids = torch.stack([to_model_video(world.render(world.sample_scene(s, held_out="any"))[0]) for s in range(64)])
+        std = vae.encode(vids).latent_dist.mean.std().item()
+    vae.register_to_config(scaling_factor=1.0 / std)
+    vae.save_pretrained(args.workdir / "vae")
+    state.data["done"].append("vae")
+    state.data["vae_final_mse"] = float(mse.item())
+    state.save()
+    return True
+
+
+# ---------------------------------------------------------------- stage 2: latents
+def encode_videos(args, state: State, deadline: Deadline) -> bool:
+    from diffusers import AutoencoderKLCogVideoX
+
+    vae = AutoencoderKLCogVideoX.from_pretrained(args.workdir / "vae").eval()
+    chunk = 256
+    n_chunks = math.ceil(args.videos / chunk)
+    for k in tqdm(range(n_chunks), desc="encode"):
+        path = args.workdir / f"latents_{k:04d}.pt"
+        if path.exists():
+            continue
+        if deadline.passed():
+            return False
+        t0 = time.time()
+        ids = range(k * chunk, min((k + 1) * chunk, args.videos))
+        scenes = [training_scene(i) for i in ids]
+        lat = []
+        with torch.no_grad():
+            for j in range(0, len(scenes), 32):
+                x = torch.stack([to_model_video(world.render(s)[0]) for s in scenes[j:j + 32]])
+                z = vae.encode(x).latent_dist.mean * vae.config.scaling_factor  # [B, C, F, h, w]
+                lat.append(z.permute(0, 2, 1, 3, 4).to(torch.float16))  # [B, F, C, h, w], the pipeline's layout
+        _atomic_save({"latents": torch.cat(lat), "captions": [s.caption for s in scenes]}, path)
+        state.add_time("latents", time.time() - t0)
+        state.save()
+    state.data["done"].append("latents")
+    state.save()
+    return True
+
+
+# ---------------------------------------------------------------- stage 3: transformer + text encoder
+def _load_latents(workdir: Path, n: int) -> tuple[torch.Tensor, list[str]]:
+    lats, caps = [], []
+    for path in sorted(workdir.glob("latents_*.pt")):
+        c = torch.load(path, weights_only=False)
+        lats.append(c["latents"])
+        caps += c["captions"]
+    return torch.cat(lats)[:n], caps[:n]
+
+
+class Ema:
+    """Exponential moving average of a module's parameters (decay warms up from 0)."""
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        self.module = copy.deepcopy(module).eval().requires_grad_(False)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for e, p in zip(self.module.parameters(), module.parameters()):
+            e.lerp_(p, 1 - d)
+
+
+def train_dit(args, state: State, deadline: Deadline) -> bool:
+    from diffusers import AutoencoderKLCogVideoX
+
+    latents, captions = _load_latents(args.workdir, args.videos)
+    vae = AutoencoderKLCogVideoX.from_pretrained(args.workdir / "vae")
+    pipe = toy_model.build_pipeline(vae)
+    tok = pipe.tokenizer
+    ids = tok(captions + [""], padding="max_length", max_length=toy_model.MAX_TEXT_TOKENS, truncation=True,
+              return_tensors="pt").input_ids
+    empty_ids, ids = ids[-1], ids[:-1]
+    nets = torch.nn.ModuleDict({"transformer": pipe.transformer, "text_encoder": pipe.text_encoder})
+    opt = torch.optim.AdamW(nets.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    ema = Ema(nets, args.ema)
+    sched = pipe.scheduler
+    ckpt = args.workdir / "dit.pt"
+    step, log = 0, []
+    if ckpt.exists():
+        c = torch.load(ckpt, weights_only=False)
+        nets.load_state_dict(c["model"]), ema.module.load_state_dict(c["ema"]), opt.load_state_dict(c["opt"])
+        step, log = c["step"], c["log"]
+    _, f, _, h, w = latents.shape
+    rope = pipe._prepare_rotary_positional_embeddings(h * 4, w * 4, f, torch.device("cpu"))
+    alphas = sched.alphas_cumprod.float()
+    bar = tqdm(total=args.steps, initial=step, desc="dit")
+    t0, running = time.time(), None
+    while step < args.steps and not deadline.passed():
+        g = torch.Generator().manual_seed(args.seed * 7919 + step)
+        idx = torch.randint(0, len(latents), (args.batch,), generator=g)
+        x0 = latents[idx].float()
+        tok_ids = ids[idx].clone()
+        drop = torch.rand(args.batch, generator=g) < args.caption_dropout
+        tok_ids[drop] = empty_ids
+        t = torch.randint(0, sched.config.num_train_timesteps, (args.batch,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        a = alphas[t].sqrt().view(-1, 1, 1, 1, 1)
+        s = (1 - alphas[t]).sqrt().view(-1, 1, 1, 1, 1)
+        x_t, v = a * x0 + s * noise, a * noise - s * x0
+        warm = min(1.0, (step + 1) / 300)
+        for grp in opt.param_groups:
+            grp["lr"] = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
+        emb = nets["text_encoder"](tok_ids)[0]
+        pred = nets["transformer"](hidden_states=x_t, encoder_hidden_states=emb, timestep=t,
+                                   image_rotary_emb=rope, return_dict=False)[0]
+        loss = (pred - v).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(nets.parameters(), 1.0)
+        opt.step()
+        ema.update(nets, step)
+        step += 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.4f}")
+        if step % 50 == 0:
+            log.append({"step": step, "loss": round(running, 5), "lr": opt.param_groups[0]["lr"]})
+        if step % args.checkpoint_every == 0 or step == args.steps or deadline.passed():
+            _atomic_save({"model": nets.state_dict(), "ema": ema.module.state_dict(), "opt": opt.state_dict(),
+                          "step": step, "log": log}, ckpt)
+            state.add_time("dit", time.time() - t0)
+            t0 = time.time()
+            state.data["dit_step"] = step
+            state.save()
+            export(pipe, ema.module, args, state, log)
+    bar.close()
+    state.add_time("dit", time.time() - t0)
+    state.save()
+    if step >= args.steps:
+        state.data["done"].append("dit")
+        state.save()
+        export(pipe, ema.module, args, state, log)
+        return True
+    return False
+
+
+def export(pipe, ema_nets: torch.nn.ModuleDict, args, state: State, log: list[dict]) -> None:
+    """Save the pipeline with the EMA weights to ``args.out`` (``save_pretrained``), plus the training record."""
+    out = type(pipe)(tokenizer=pipe.tokenizer, text_encoder=ema_nets["text_encoder"], vae=pipe.vae,
+                     transformer=ema_nets["transformer"], scheduler=pipe.scheduler)
+    args.out.mkdir(parents=True, exist_ok=True)
+    out.save_pretrained(args.out)
+    write_prompt_vocabulary(args.out)
+    record = {
+        "steps": state.data.get("dit_step", 0),
+        "seconds": state.data["seconds"],
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                     if k not in ("workdir", "out", "max_minutes")},
+        "vae_final_mse": state.data.get("vae_final_mse"),
+    }
+    (args.out / "training.json").write_text(json.dumps(record, indent=2))
+    (args.out / "loss_log.csv").write_text(
+        "step,loss,lr\n" + "".join(f"{r['step']},{r['loss']},{r['lr']:.6g}\n" for r in log))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m dynvfx.toy.train", description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="checkpoints and cached latents")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the trained pipeline is saved")
+    p.add_argument("--vae-steps", type=int, default=1200)
+    p.add_argument("--vae-batch", type=int, default=8)
+    p.add_argument("--videos", type=int, default=12288, help="training videos encoded once")
+    p.add_argument("--steps", type=int, default=9000, help="transformer training steps")
+    p.add_argument("--batch", type=int, default=24)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--caption-dropout", type=float, default=0.1)
+    p.add_argument("--checkpoint-every", type=int, default=250)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop (resumably) after this long")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    state = State(args.workdir)
+    deadline = Deadline(args.max_minutes)
+    for name, stage in (("vae", train_vae), ("latents", encode_videos), ("dit", train_dit)):
+        if name in state.data["done"]:
+            continue
+        if not stage(args, state, deadline):
+            print(f"stopped during stage {name!r}; run the same command again to resume")
+            return 0
+    print(f"done: {args.out} (seconds per stage: {state.data['seconds']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,230 @@
+"""The toy world: short procedural videos of coloured shapes moving on flat backgrounds.
+
+Every video comes with a caption and per-object ground-truth masks, and is fully determined by its
+:class:`Scene` (which a seeded :func:`sample_scene` draws). Videos are float arrays ``[F, H, W, 3]``
+in ``[0, 1]``; masks are bool arrays ``[F, H, W]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+
+import numpy as np
+
+COLOURS: dict[str, tuple[float, float, float]] = {
+    "red": (0.9, 0.1, 0.1),
+    "green": (0.1, 0.8, 0.2),
+    "blue": (0.15, 0.3, 0.95),
+    "yellow": (0.95, 0.85, 0.1),
+}
+SHAPES: tuple[str, ...] = ("ball", "square", "triangle")
+BACKGROUNDS: dict[str, tuple[float, float, float]] = {
+    "gray": (0.5, 0.5, 0.5),
+    "black": (0.05, 0.05, 0.05),
+    "white": (0.95, 0.95, 0.95),
+}
+MOTIONS: tuple[str, ...] = ("left", "right", "up", "down", "bounce")
+
+#: Unit direction (dx, dy) of each straight motion, in image coordinates (y grows downwards).
+DIRECTIONS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+
+SIZE = 48  # pixels, square frames
+FRAMES = 17  # 1 + 4k, as the CogVideoX autoencoder wants
+TRAVEL = 20.0  # pixels a straight-moving object travels over the clip
+BOUNCE_HEIGHT = 16.0  # pixels between the top of a bounce and the floor
+RADIUS_RANGE = (6.0, 8.0)  # half-extent of an object, pixels
+
+
+def _held_out() -> frozenset[tuple[str, str, str]]:
+    """12 of the 60 (colour, shape, motion) triples never shown in training.
+
+    Chosen so that every (colour, shape), (colour, motion) and (shape, motion) pair is still seen.
+    """
+    out = set()
+    for (ci, c), (si, s), (mi, m) in itertools.product(
+        enumerate(COLOURS), enumerate(SHAPES), enumerate(MOTIONS)
+    ):
+        if (ci + 2 * si + mi) % len(MOTIONS) == 0:
+            out.add((c, s, m))
+    return frozenset(out)
+
+
+HELD_OUT: frozenset[tuple[str, str, str]] = _held_out()
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyObject:
+    """One moving shape. ``x0, y0`` is its centre at frame 0 in pixels; ``radius`` its half-extent."""
+
+    colour: str
+    shape: str
+    motion: str
+    x0: float
+    y0: float
+    radius: float
+
+    @property
+    def phrase(self) -> str:
+        """Noun phrase naming the object, e.g. ``"red ball"``."""
+        return f"{self.colour} {self.shape}"
+
+    @property
+    def triple(self) -> tuple[str, str, str]:
+        return (self.colour, self.shape, self.motion)
+
+    def centres(self, frames: int = FRAMES) -> np.ndarray:
+        """Centre ``(x, y)`` per frame, ``[F, 2]`` in pixels."""
+        t = np.linspace(0.0, 1.0, frames)
+        if self.motion == "bounce":
+            # Falls from the top of the bounce to the floor at mid-clip and rises back.
+            y = self.y0 + BOUNCE_HEIGHT * (1.0 - np.abs(np.cos(np.pi * t)))
+            return np.stack([np.full_like(t, self.x0), y], axis=1)
+        dx, dy = DIRECTIONS[self.motion]
+        return np.stack([self.x0 + dx * TRAVEL * t, self.y0 + dy * TRAVEL * t], axis=1)
+
+    def clause(self) -> str:
+        verb = "bounces" if self.motion == "bounce" else f"moves {self.motion}"
+        return f"a {self.phrase} {verb}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Scene:
+    """A toy video's full description: background and 1-2 objects (drawn in order, later on top)."""
+
+    background: str
+    objects: tuple[ToyObject, ...]
+    size: int = SIZE
+    frames: int = FRAMES
+
+    @property
+    def caption(self) -> str:
+        """E.g. ``"a red ball moves right and a blue square moves down on a gray background"``."""
+        return " and ".join(o.clause() for o in self.objects) + f" on a {self.background} background"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self) | {"caption": self.caption}, indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Scene":
+        d = {k: v for k, v in d.items() if k != "caption"}
+        d["objects"] = tuple(ToyObject(**o) for o in d["objects"])
+        return cls(**d)
+
+
+def caption_for(background: str, objects: list[tuple[str, str, str]]) -> str:
+    """Caption of a scene given as ``[(colour, shape, motion), ...]`` (positions play no part)."""
+    objs = tuple(ToyObject(c, s, m, 0.0, 0.0, 1.0) for c, s, m in objects)
+    return Scene(background, objs).caption
+
+
+def _start_range(motion: str, radius: float, size: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Ranges of the frame-0 centre ``((xmin, xmax), (ymin, ymax))`` that keep the object inside the frame."""
+    lo, hi = radius + 1.0, size - radius - 1.0
+    if motion == "bounce":
+        return (lo, hi), (lo, hi - BOUNCE_HEIGHT)
+    dx, dy = DIRECTIONS[motion]
+    x = (lo - dx * TRAVEL, hi) if dx < 0 else (lo, hi - dx * TRAVEL)
+    y = (lo - dy * TRAVEL, hi) if dy < 0 else (lo, hi - dy * TRAVEL)
+    return x, y
+
+
+def place_object(rng: np.random.Generator, colour: str, shape: str, motion: str, size: int = SIZE) -> ToyObject:
+    """A ``ToyObject`` with a random size and a random start that keeps it in frame for the whole clip."""
+    radius = float(rng.uniform(*RADIUS_RANGE))
+    (x_lo, x_hi), (y_lo, y_hi) = _start_range(motion, radius, size)
+    return ToyObject(colour, shape, motion, float(rng.uniform(x_lo, x_hi)), float(rng.uniform(y_lo, y_hi)), radius)
+
+
+def _apart(a: ToyObject, b: ToyObject, frames: int) -> bool:
+    gap = np.linalg.norm(a.centres(frames) - b.centres(frames), axis=1).min()
+    return bool(gap > a.radius + b.radius + 2.0)
+
+
+def sample_triple(rng: np.random.Generator, held_out: str = "exclude") -> tuple[str, str, str]:
+    """A random (colour, shape, motion). ``held_out``: ``"exclude"`` (training), ``"only"`` or ``"any"``."""
+    pool = [t for t in itertools.product(COLOURS, SHAPES, MOTIONS)
+            if held_out == "any" or ((t in HELD_OUT) == (held_out == "only"))]
+    return pool[rng.integers(len(pool))]
+
+
+def sample_scene(
+    seed: int | np.random.Generator,
+    n_objects: int | None = None,
+    held_out: str = "exclude",
+    triples: list[tuple[str, str, str]] | None = None,
+    background: str | None = None,
+) -> Scene:
+    """Draw a scene deterministically from ``seed``.
+
+    Args:
+        n_objects: 1 or 2 (random if None).
+        held_out: which (colour, shape, motion) triples may appear: ``"exclude"`` the held-out ones
+            (training), ``"only"`` held-out ones (the first object; a second one is any triple) or ``"any"``.
+        triples: fix the objects' (colour, shape, motion) instead of drawing them.
+        background: fix the background.
+    """
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if triples is None:
+        n = n_objects or int(rng.integers(1, 3))
+        first = sample_triple(rng, held_out)
+        triples = [first] + [sample_triple(rng, "exclude" if held_out == "exclude" else "any") for _ in range(n - 1)]
+        if n == 2:
+            while triples[1][:2] == first[:2]:  # two objects of one colour and shape would be ambiguous
+                triples[1] = sample_triple(rng, "exclude" if held_out == "exclude" else "any")
+    bg = background or list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
+    for _ in range(200):
+        objs = tuple(place_object(rng, *t) for t in triples)
+        if len(objs) < 2 or _apart(objs[0], objs[1], FRAMES):
+            return Scene(bg, objs)
+    raise RuntimeError(f"could not place {triples} apart from each other")
+
+
+_SUPER = 4  # supersampling factor per axis for anti-aliased edges
+
+
+def _coverage(obj: ToyObject, centres: np.ndarray, size: int) -> np.ndarray:
+    """Fraction of each pixel covered by ``obj``, ``[F, H, W]`` in ``[0, 1]``."""
+    s = (np.arange(size * _SUPER) + 0.5) / _SUPER
+    ys, xs = np.meshgrid(s, s, indexing="ij")
+    dx = xs[None] - centres[:, 0, None, None]
+    dy = ys[None] - centres[:, 1, None, None]
+    r = obj.radius
+    if obj.shape == "ball":
+        inside = dx**2 + dy**2 <= r**2
+    elif obj.shape == "square":
+        half = 0.85 * r  # a square a little smaller than its circumscribing box, so areas are comparable
+        inside = (np.abs(dx) <= half) & (np.abs(dy) <= half)
+    elif obj.shape == "triangle":
+        # Apex up at (0, -r), base at y = +r with half-width r.
+        t = (dy + r) / (2 * r)
+        inside = (t >= 0) & (t <= 1) & (np.abs(dx) <= t * r)
+    else:
+        raise ValueError(f"unknown shape {obj.shape!r}")
+    f = centres.shape[0]
+    return inside.reshape(f, size, _SUPER, size, _SUPER).mean(axis=(2, 4))
+
+
+def render(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+    """Render a scene.
+
+    Returns:
+        video: ``[F, H, W, 3]`` float32 in ``[0, 1]``.
+        masks: ``[N, F, H, W]`` bool, the visible part of each object (coverage > 0.5).
+    """
+    f, size = scene.frames, scene.size
+    video = np.empty((f, size, size, 3), np.float32)
+    video[:] = np.asarray(BACKGROUNDS[scene.background], np.float32)
+    covers = []
+    for obj in scene.objects:
+        cov = _coverage(obj, obj.centres(f), size).astype(np.float32)
+        video = video * (1 - cov[..., None]) + cov[..., None] * np.asarray(COLOURS[obj.colour], np.float32)
+        covers.append(cov)
+    masks = np.zeros((len(covers), f, size, size), bool)
+    for i, cov in enumerate(covers):
+        visible = cov.copy()
+        for later in covers[i + 1:]:
+            visible *= 1 - later
+        masks[i] = visible > 0.5
+    return video, masks
