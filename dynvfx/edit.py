@@ -67,6 +67,7 @@ class EditResult:
 
     source: torch.Tensor
     frames: torch.Tensor
+    reconstruction: torch.Tensor  # decode(x_orig), the model's own reconstruction of the source
     plan: VFXPlan
     config: DynVFXConfig
     source_mask: torch.Tensor
@@ -120,5 +121,19 @@ def run_edit(pipe, frames: torch.Tensor, plan: VFXPlan, segmenter: Segmenter,
         warnings.warn(f"O_edit {plan.objects_edit} was never found: the output is the source's reconstruction",
                       stacklevel=2)
     with timer("decode"):
-        out = decode_latents(pipe, result.x_comp)
-    return EditResult(frames, out, plan, config, src_mask, grid, inv, result, timer.seconds)
+        recon = decode_latents(pipe, result.x_orig)
+        out = composite(decode_latents(pipe, result.x_comp), result.mask, recon, frames, config.composite)
+    return EditResult(frames, out, recon, plan, config, src_mask, grid, inv, result, timer.seconds)
+
+
+def composite(decoded: torch.Tensor, mask: torch.Tensor, reconstruction: torch.Tensor, source: torch.Tensor,
+              how: str = "reconstruction") -> torch.Tensor:
+    """Final frames ``[F, 3, H, W]``: ``decoded`` inside ``mask [F, 1, H, W]``, and outside it ``decoded``
+    (``how="latent"``), the model's ``reconstruction`` or the ``source`` frames."""
+    if how == "latent":
+        return decoded
+    base = {"reconstruction": reconstruction, "source": source}.get(how)
+    if base is None:
+        raise ValueError(f"composite must be 'latent', 'reconstruction' or 'source', not {how!r}")
+    m = mask.float()
+    return m * decoded + (1 - m) * base

@@ -56,7 +56,8 @@ def model_fingerprint(pipe) -> str:
     h = hashlib.sha256()
     for name in ("transformer", "vae", "text_encoder"):
         module = getattr(pipe, name)
-        h.update(repr(sorted(dict(module.config).items())).encode())
+        cfg = module.config.to_dict() if hasattr(module.config, "to_dict") else dict(module.config)
+        h.update(repr(sorted(cfg.items())).encode())
         for p in module.parameters():
             h.update(p.detach().flatten()[:16].float().cpu().numpy().tobytes())
     h.update(repr(sorted(dict(pipe.scheduler.config).items())).encode())

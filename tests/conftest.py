@@ -39,6 +39,8 @@ def tiny_pipeline(rope: bool = True, frames: int = 49, height: int = 64, width: 
                                      use_rotary_positional_embeddings=rope)
     pipe = CogVideoXPipeline(tokenizer=tok, text_encoder=text, vae=vae, transformer=tr,
                              scheduler=CogVideoXDDIMScheduler(**SCHEDULER_CONFIG))
+    for m in (text, vae, tr):
+        m.eval()
     pipe.to(dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe

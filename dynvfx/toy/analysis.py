@@ -1,0 +1,451 @@
+"""Colour, shape and motion analysis of toy-world videos, from the pixels alone.
+
+Nothing here looks at a :class:`~dynvfx.toy.world.Scene`: objects are found by colour, split into
+connected components, tracked across frames and classified from their masks and centroid tracks, so the
+same code works on the renderer's clean videos and on the toy model's blurrier, noisier generations.
+
+Videos are torch ``[F, 3, H, W]`` (the library's convention) or numpy ``[F, H, W, 3]``, float in ``[0, 1]``.
+Masks are numpy bool ``[F, H, W]``; tracks are numpy ``[F, 2]`` centroids ``(x, y)`` in pixels.
+
+How a pixel gets a colour: with ``b`` the background colour and ``c`` a toy colour, a pixel ``p`` on the
+edge of a blurred ``c`` object is roughly the mix ``b + a (c - b)``. Each pixel is projected onto every
+segment ``b -> c``; it belongs to the colour whose segment it lies closest to (small *residual*), provided
+it is more object than background (``a > 0.5``, which is where the renderer's own mask threshold sits).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+import torch
+from scipy import ndimage, optimize
+
+from dynvfx.toy import world
+
+COLOUR_NAMES: tuple[str, ...] = tuple(world.COLOURS)
+_PALETTE = np.asarray([world.COLOURS[c] for c in COLOUR_NAMES], np.float32)  # [K, 3]
+_EIGHT = np.ones((3, 3), bool)  # 8-connectivity, so thin triangle tips stay attached
+
+#: Defaults, in RGB units (0-1) unless stated.
+MAX_RESIDUAL = 0.25  # farthest a pixel may sit from a background->colour segment
+MIN_CONTRAST = 0.2  # a colour this close to the background cannot be told apart from it
+MIN_AREA_FRAC = 0.008  # smallest component, fraction of the frame area (18 px at 48 x 48; objects are >= 70)
+MIN_PRESENCE = 0.3  # a track must be seen in at least this fraction of frames
+MAX_JUMP_FRAC = 0.3  # largest centroid jump between linked detections, fraction of min(H, W)
+DENOISE_SIGMA = 0.7  # pixels; light Gaussian smoothing before labelling (0 = off)
+
+
+@dataclasses.dataclass
+class DetectedObject:
+    """One tracked object.
+
+    Attributes:
+        colour, shape, motion: names from :mod:`dynvfx.toy.world` (``motion`` may also be ``"still"``).
+        masks: ``[F, H, W]`` bool, the object's pixels per frame (empty where absent).
+        track: ``[F, 2]`` float centroid ``(x, y)`` in pixels, NaN where absent.
+        presence: fraction of frames in which the object was seen, in ``[0, 1]``.
+        scores: ``[F]`` float in ``[0, 1]``, colour-fit confidence per frame (0 where absent).
+        features: shape features (medians over frames) that decided ``shape``.
+    """
+
+    colour: str
+    shape: str
+    motion: str
+    masks: np.ndarray
+    track: np.ndarray
+    presence: float
+    scores: np.ndarray
+    features: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def phrase(self) -> str:
+        """E.g. ``"red ball"``."""
+        return f"{self.colour} {self.shape}"
+
+    @property
+    def triple(self) -> tuple[str, str, str]:
+        """``(colour, shape, motion)``, as :func:`world.caption_for` takes it."""
+        return (self.colour, self.shape, self.motion)
+
+    @property
+    def mean_area(self) -> float:
+        """Mean mask area over the frames where the object is present, pixels."""
+        areas = self.masks.reshape(len(self.masks), -1).sum(1)
+        return float(areas[areas > 0].mean()) if areas.any() else 0.0
+
+
+# ----------------------------------------------------------------------------- input and background
+
+
+def as_video(frames: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Any supported video layout -> numpy ``[F, H, W, 3]`` float32.
+
+    Torch tensors are read as ``[F, 3, H, W]`` and numpy arrays as ``[F, H, W, 3]``; either also works in
+    the other layout, and a single frame (no ``F`` axis) is taken as a one-frame video.
+    """
+    channels_first = isinstance(frames, torch.Tensor)
+    x = frames.detach().cpu().float().numpy() if channels_first else np.asarray(frames, np.float32)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or 3 not in (x.shape[1], x.shape[-1]):
+        raise ValueError(f"expected a video [F, 3, H, W] or [F, H, W, 3], got shape {tuple(x.shape)}")
+    if (channels_first and x.shape[1] == 3) or x.shape[-1] != 3:
+        x = x.transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def border_pixels(video: np.ndarray, width: int | None = None) -> np.ndarray:
+    """Pixels of a frame-edge band ``width`` px wide (default ~H/24): ``[F, P, 3]`` from ``[F, H, W, 3]``."""
+    f, h, w, _ = video.shape
+    b = width or max(1, min(h, w) // 24)
+    band = np.zeros((h, w), bool)
+    band[:b], band[-b:], band[:, :b], band[:, -b:] = True, True, True, True
+    return video[:, band]
+
+
+def background_rgb(video: np.ndarray) -> np.ndarray:
+    """Per-frame background colour, the median of the border pixels: ``[F, 3]`` from ``[F, H, W, 3]``."""
+    return np.median(border_pixels(video), axis=1).astype(np.float32)
+
+
+def background_colour(frames: torch.Tensor | np.ndarray) -> str:
+    """Name of the toy background (a key of ``world.BACKGROUNDS``) nearest to the border's median colour."""
+    rgb = np.median(border_pixels(as_video(frames)).reshape(-1, 3), axis=0)
+    names = list(world.BACKGROUNDS)
+    refs = np.asarray([world.BACKGROUNDS[n] for n in names])
+    return names[int(np.argmin(np.linalg.norm(refs - rgb, axis=1)))]
+
+
+# ----------------------------------------------------------------------------- per-pixel colour labels
+
+
+def _denoise(video: np.ndarray, sigma: float) -> np.ndarray:
+    """Light spatial Gaussian blur of ``[F, H, W, 3]`` (sigma in pixels); identity if ``sigma <= 0``."""
+    return ndimage.gaussian_filter(video, (0, sigma, sigma, 0)) if sigma > 0 else video
+
+
+def _prepare(frames: torch.Tensor | np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """The video minus its background, ``[F, H, W, 3]`` (lightly denoised first), and the background ``[F, 3]``."""
+    video = _denoise(as_video(frames), sigma)
+    bg = background_rgb(video)
+    return video - bg[:, None, None, :], bg  # a new array: never write into the caller's frames
+
+
+def _fit_colour(rel: np.ndarray, bg: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fit every pixel as ``bg + a (colour_k - bg)``.
+
+    Args:
+        rel: ``[F, H, W, 3]``, the video minus its background ``bg`` (``[F, 3]``).
+    Returns:
+        alpha: ``[F, H, W]``, the mix weight ``a`` clipped to ``[0, 1]`` (an estimate of coverage).
+        residual: ``[F, H, W]``, the distance (RGB units) from the pixel to the segment ``bg -> colour``;
+        infinite in frames whose background is within ``MIN_CONTRAST`` of the colour.
+    """
+    d = _PALETTE[k][None] - bg  # [F, 3]
+    norm2 = (d**2).sum(-1)[:, None, None]  # [F, 1, 1]
+    proj = np.einsum("fhwc,fc->fhw", rel, d)
+    alpha = np.clip(proj / np.maximum(norm2, 1e-8), 0.0, 1.0)
+    sq = np.einsum("fhwc,fhwc->fhw", rel, rel) - 2 * alpha * proj + alpha**2 * norm2
+    residual = np.sqrt(np.maximum(sq, 0.0))
+    residual[np.broadcast_to(norm2 < MIN_CONTRAST**2, residual.shape)] = np.inf
+    return alpha, residual
+
+
+def _labels(rel: np.ndarray, bg: np.ndarray, max_residual: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel colour index ``[F, H, W]`` (-1: none) and confidence ``[F, H, W]``; see :func:`colour_labels`."""
+    best_res = np.full(rel.shape[:3], np.inf, np.float32)
+    labels = np.full(rel.shape[:3], -1, np.int8)
+    for k in range(len(COLOUR_NAMES)):
+        alpha, residual = _fit_colour(rel, bg, k)
+        better = (alpha > 0.5) & (residual < best_res) & (residual < max_residual)
+        best_res[better], labels[better] = residual[better], k
+    confidence = np.where(labels >= 0, 1.0 - best_res / max_residual, 0.0).astype(np.float32)
+    return labels, confidence
+
+
+def colour_labels(
+    frames: torch.Tensor | np.ndarray, max_residual: float = MAX_RESIDUAL, sigma: float = DENOISE_SIGMA
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label each pixel of a video ``[F, 3, H, W]`` with its toy colour.
+
+    A pixel gets the colour whose background->colour segment it is nearest to, if it lies past the
+    segment's midpoint and within ``max_residual`` (RGB units) of it; ``sigma`` (pixels) is the light
+    denoising blur applied first. Works through the video a few frames at a time to bound memory.
+
+    Returns:
+        labels: ``[F, H, W]`` int8, an index into ``COLOUR_NAMES``, or -1 for background / no toy colour.
+        confidence: ``[F, H, W]`` float in ``[0, 1]``, ``1 - residual / max_residual`` (0 for -1 pixels).
+    """
+    video = as_video(frames)
+    parts = [_labels(*_prepare(video[c], sigma), max_residual) for c in _chunks(len(video))]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def colour_alpha(video: np.ndarray, colour: str, sigma: float = DENOISE_SIGMA) -> np.ndarray:
+    """``[F, H, W]`` coverage estimate in ``[0, 1]`` of toy colour ``colour`` in ``[F, H, W, 3]``."""
+    k = COLOUR_NAMES.index(colour)
+    return np.concatenate([_fit_colour(*_prepare(video[c], sigma), k)[0] for c in _chunks(len(video))])
+
+
+def _chunks(n: int, size: int = 8) -> list[slice]:
+    """Consecutive frame slices of at most ``size`` frames covering ``range(n)``."""
+    return [slice(i, i + size) for i in range(0, n, size)]
+
+
+def colour_mask(frames: torch.Tensor | np.ndarray, colour: str, **kwargs) -> np.ndarray:
+    """``[F, H, W]`` bool: pixels of toy colour ``colour`` (see :func:`colour_labels` for ``kwargs``)."""
+    if colour not in world.COLOURS:
+        raise ValueError(f"unknown toy colour {colour!r}; choose one of {', '.join(COLOUR_NAMES)}")
+    labels, _ = colour_labels(frames, **kwargs)
+    return labels == COLOUR_NAMES.index(colour)
+
+
+# ----------------------------------------------------------------------------- components and tracking
+
+
+def components(mask: np.ndarray, min_area: int) -> list[np.ndarray]:
+    """Connected components (8-connected) of one ``[H, W]`` bool mask with at least ``min_area`` pixels."""
+    lab, n = ndimage.label(mask, structure=_EIGHT)
+    if n == 0:
+        return []
+    areas = np.bincount(lab.ravel(), minlength=n + 1)
+    return [lab == i for i in range(1, n + 1) if areas[i] >= min_area]
+
+
+def centroid(mask: np.ndarray) -> np.ndarray:
+    """Centre of mass ``(x, y)`` in pixels of a non-empty ``[H, W]`` bool mask: ``[2]``."""
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.mean() + 0.5, ys.mean() + 0.5])  # pixel centres, as world.centres counts
+
+
+def _link(tracks: list[dict], blobs: list[np.ndarray], f: int, max_jump: float) -> None:
+    """Append frame ``f``'s ``blobs`` (``[H, W]`` masks) to the nearest ``tracks``, or start new tracks."""
+    cents = [centroid(b) for b in blobs]
+    if tracks and blobs:
+        last = np.array([t["last"] for t in tracks])
+        cost = np.linalg.norm(last[:, None] - np.array(cents)[None], axis=-1)
+        rows, cols = optimize.linear_sum_assignment(cost)
+        pairs = [(r, c) for r, c in zip(rows, cols) if cost[r, c] <= max_jump]
+    else:
+        pairs = []
+    for r, c in pairs:
+        tracks[r]["blobs"][f], tracks[r]["last"] = blobs[c], cents[c]
+    taken = {c for _, c in pairs}
+    tracks += [{"blobs": {f: b}, "last": cents[i]} for i, b in enumerate(blobs) if i not in taken]
+
+
+def track_colour(layer: np.ndarray, min_area: int, max_jump: float) -> list[np.ndarray]:
+    """Split one colour's ``[F, H, W]`` bool mask into tracked objects, each an ``[F, H, W]`` bool mask."""
+    tracks: list[dict] = []
+    for f, frame in enumerate(layer):
+        _link(tracks, components(frame, min_area), f, max_jump)
+    out = []
+    for t in tracks:
+        masks = np.zeros_like(layer)
+        for f, blob in t["blobs"].items():
+            masks[f] = blob
+        out.append(masks)
+    return out
+
+
+# ----------------------------------------------------------------------------- shape
+
+
+# Template fitting: compare an object's soft coverage with blurred ideal shapes of the same area and
+# centroid. Blur moves a thresholded mask's corners but keeps the coverage's total and centroid, so this
+# tells a blurred square from a ball where binary-mask features start to fail.
+_FIT_SIGMAS = (0.0, 0.75, 1.5, 2.25, 3.0)  # candidate blurs, pixels
+_FIT_MAX_SIZE = 40  # larger windows are shrunk to this many pixels first
+_SUPERSAMPLE = 3
+
+
+def _inside(shape: str, dx: np.ndarray, dy: np.ndarray, area: float) -> np.ndarray:
+    """Bool: points at offsets ``(dx, dy)`` px from the centroid fall inside ``shape`` of ``area`` px^2.
+
+    Balls are discs, squares axis-aligned, triangles isosceles with the apex up and base = height.
+    """
+    if shape == "ball":
+        return dx**2 + dy**2 <= area / np.pi
+    if shape == "square":
+        half = np.sqrt(area) / 2
+        return (np.abs(dx) <= half) & (np.abs(dy) <= half)
+    r = np.sqrt(area / 2)  # half-height; area = base * height / 2 = 2 r^2
+    t = (dy + r / 3 + r) / (2 * r)  # 0 at the apex, 1 at the base; the centroid is r/3 below the middle
+    return (t >= 0) & (t <= 1) & (np.abs(dx) <= t * r)
+
+
+def template(shape: str, hw: tuple[int, int], centre: np.ndarray, area: float, sigma: float) -> np.ndarray:
+    """Coverage ``[h, w]`` in ``[0, 1]`` of ``shape`` with centroid ``centre`` ``(x, y)`` px, blurred by ``sigma`` px."""
+    h, w = hw
+    s = _SUPERSAMPLE
+    ys = (np.arange(h * s) + 0.5) / s - centre[1]
+    xs = (np.arange(w * s) + 0.5) / s - centre[0]
+    inside = _inside(shape, xs[None, :], ys[:, None], area)
+    cover = inside.reshape(h, s, w, s).mean(axis=(1, 3))
+    return ndimage.gaussian_filter(cover, sigma) if sigma > 0 else cover
+
+
+def shape_errors(alpha: np.ndarray) -> dict[str, float]:
+    """Mean squared error of the best-blurred template of each shape against a coverage window ``[h, w]``."""
+    if max(alpha.shape) > _FIT_MAX_SIZE:
+        alpha = ndimage.zoom(alpha, _FIT_MAX_SIZE / max(alpha.shape), order=1)
+    area = float(alpha.sum())
+    if area <= 0:
+        return {s: np.inf for s in world.SHAPES}
+    ys, xs = np.indices(alpha.shape) + 0.5
+    centre = np.array([(xs * alpha).sum(), (ys * alpha).sum()]) / area
+    return {
+        s: min(float(((template(s, alpha.shape, centre, area, g) - alpha) ** 2).mean()) for g in _FIT_SIGMAS)
+        for s in world.SHAPES
+    }
+
+
+def object_coverage(alpha: np.ndarray, mask: np.ndarray, others: np.ndarray, pad: int) -> np.ndarray:
+    """Soft coverage window of one object in one frame.
+
+    Args:
+        alpha: ``[H, W]`` coverage estimate of the object's colour; mask: ``[H, W]`` bool, the object;
+        others: ``[H, W]`` bool, pixels of anything else (kept out); pad: margin around the mask, px.
+    Returns:
+        ``[h, w]`` crop around the mask, with weak coverage (< 0.1, mostly noise) zeroed and the rest
+        stretched back to ``[0, 1]``.
+    """
+    ys, xs = np.nonzero(mask)
+    crop = (slice(max(ys.min() - pad, 0), ys.max() + pad + 1), slice(max(xs.min() - pad, 0), xs.max() + pad + 1))
+    near = ndimage.binary_dilation(mask[crop], _EIGHT, iterations=pad) & ~others[crop]
+    return np.clip((alpha[crop] * near - 0.1) / 0.8, 0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------- motion
+
+
+def centroid_track(masks: np.ndarray) -> np.ndarray:
+    """``[F, 2]`` centroids ``(x, y)`` in pixels of ``[F, H, W]`` masks, NaN in empty frames."""
+    return np.array([centroid(m) if m.any() else (np.nan, np.nan) for m in masks])
+
+
+def _ends(track: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end positions ``[2]`` each: medians of the first and last ``k`` valid points."""
+    valid = track[~np.isnan(track).any(1)]
+    k = max(1, min(k, len(valid) // 3))
+    return np.median(valid[:k], axis=0), np.median(valid[-k:], axis=0)
+
+
+def classify_motion(track: np.ndarray, min_move: float = 3.0) -> str:
+    """``"left"``, ``"right"``, ``"up"``, ``"down"``, ``"bounce"`` or ``"still"`` from ``[F, 2]`` centroids.
+
+    A bounce falls and comes back: the lowest point sits well below both ends (by ``min_move`` pixels and
+    by more than half the net displacement). Otherwise the larger of the net x / y displacements (pixels)
+    names the direction, or ``"still"`` if neither reaches ``min_move``. NaN rows (absent) are skipped.
+    """
+    valid = track[~np.isnan(track).any(1)]
+    if len(valid) < 2:
+        return "still"
+    start, end = _ends(track)
+    dx, dy = end - start
+    sag = np.max(ndimage.median_filter(valid[:, 1], size=3, mode="nearest")) - max(start[1], end[1])
+    if sag > min_move and sag > 0.5 * max(abs(dx), abs(dy)):
+        return "bounce"
+    if max(abs(dx), abs(dy)) < min_move:
+        return "still"
+    if abs(dx) >= abs(dy):
+        return "right" if dx > 0 else "left"
+    return "down" if dy > 0 else "up"
+
+
+# ----------------------------------------------------------------------------- objects
+
+
+_FIT_FRAMES = 12  # at most this many frames (evenly spaced) go into an object's shape fit
+
+
+def classify_shape(errors: dict[str, float]) -> str:
+    """The shape whose template fits best, from :func:`shape_errors` or :func:`fit_shape` output."""
+    return min(errors, key=errors.get)
+
+
+def fit_shape(masks: np.ndarray, alpha: np.ndarray, others: np.ndarray) -> dict[str, float]:
+    """Mean template error (:func:`shape_errors`) of each shape over the frames of one object.
+
+    Args:
+        masks: ``[F, H, W]`` bool, the object; alpha: ``[F, H, W]`` coverage of its colour; others:
+        ``[F, H, W]`` bool, pixels of other objects and colours.
+    """
+    present = np.flatnonzero(masks.reshape(len(masks), -1).any(1))
+    present = present[np.linspace(0, len(present) - 1, min(len(present), _FIT_FRAMES)).round().astype(int)]
+    pad = max(2, round(0.08 * min(masks.shape[1:])))
+    errs = [shape_errors(object_coverage(alpha[f], masks[f], others[f], pad)) for f in present]
+    return {s: float(np.mean([e[s] for e in errs])) for s in world.SHAPES}
+
+
+def _describe(colour: str, masks: np.ndarray, alpha: np.ndarray, others: np.ndarray, confidence: np.ndarray) -> DetectedObject:
+    """Build a :class:`DetectedObject` from one track's ``[F, H, W]`` masks (see :func:`fit_shape`)."""
+    track = centroid_track(masks)
+    present = masks.reshape(len(masks), -1).any(1)
+    errors = fit_shape(masks, alpha, others)
+    area = np.maximum(masks.reshape(len(masks), -1).sum(1), 1)
+    scores = np.where(present, (confidence * masks).reshape(len(masks), -1).sum(1) / area, 0.0)
+    return DetectedObject(
+        colour=colour, shape=classify_shape(errors), motion=classify_motion(track), masks=masks,
+        track=track, presence=float(present.mean()), scores=scores.astype(np.float32),
+        features={f"error_{s}": e for s, e in errors.items()},
+    )
+
+
+def detect_objects(
+    frames: torch.Tensor | np.ndarray,
+    min_area_frac: float = MIN_AREA_FRAC,
+    min_presence: float = MIN_PRESENCE,
+    max_jump_frac: float = MAX_JUMP_FRAC,
+    max_residual: float = MAX_RESIDUAL,
+    sigma: float = DENOISE_SIGMA,
+) -> list[DetectedObject]:
+    """Find, track and classify the toy objects of a video ``[F, 3, H, W]`` (or ``[F, H, W, 3]``).
+
+    Pixels are labelled by :func:`colour_labels` (``max_residual``, ``sigma``); components of each colour
+    smaller than ``min_area_frac`` of the frame are ignored; detections are linked frame to frame when
+    their centroids are within ``max_jump_frac * min(H, W)`` pixels; tracks seen in fewer than
+    ``min_presence`` of the frames are dropped. Returns objects sorted by mean area, largest first.
+    """
+    video = as_video(frames)
+    labels, confidence = colour_labels(video, max_residual, sigma)
+    f, h, w = labels.shape
+    min_area, max_jump = max(2, round(min_area_frac * h * w)), max_jump_frac * min(h, w)
+    found = []
+    for k, colour in enumerate(COLOUR_NAMES):
+        tracks = [m for m in track_colour(labels == k, min_area, max_jump) if m.reshape(f, -1).any(1).mean() >= min_presence]
+        alpha = colour_alpha(video, colour, sigma) if tracks else None
+        found += [_describe(colour, m, alpha, (labels >= 0) & (labels != k), confidence) for m in tracks]
+    return sorted(found, key=lambda o: -o.mean_area)
+
+
+# ----------------------------------------------------------------------------- words
+
+
+#: Words (lower case) the toy tools understand, mapped to toy-world names.
+COLOUR_WORDS: dict[str, str] = {c: c for c in world.COLOURS}
+SHAPE_WORDS: dict[str, str] = {
+    **{w: "ball" for w in ("ball", "balls", "circle", "circles", "disc", "disk", "sphere", "dot", "orb")},
+    **{w: "square" for w in ("square", "squares", "box", "boxes", "cube", "block", "rectangle")},
+    **{w: "triangle" for w in ("triangle", "triangles", "pyramid")},
+}
+MOTION_WORDS: dict[str, str] = {
+    **{w: "left" for w in ("left", "leftward", "leftwards")},
+    **{w: "right" for w in ("right", "rightward", "rightwards")},
+    **{w: "up" for w in ("up", "upward", "upwards", "rising", "rises", "rise", "ascending", "ascends")},
+    **{w: "down" for w in ("down", "downward", "downwards", "falling", "falls", "fall", "sinking", "sinks",
+                           "dropping", "drops", "descending", "descends")},
+    **{w: "bounce" for w in ("bounce", "bounces", "bouncing", "bouncy", "hopping", "hops", "jumping", "jumps")},
+}
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words of ``text`` (letters only): ``"The Red-Ball!"`` -> ``["the", "red", "ball"]``."""
+    return re.findall(r"[a-z]+", text.lower())
+
+
+def first_name(text: str, vocabulary: dict[str, str]) -> str | None:
+    """The toy name of the first word of ``text`` found in ``vocabulary``, or None."""
+    return next((vocabulary[w] for w in words(text) if w in vocabulary), None)
