@@ -217,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    fmt = warnings.formatwarning
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
@@ -225,3 +226,5 @@ def main(argv=None) -> int:
     except DynVFXError as e:
         print(f"dynvfx: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = fmt

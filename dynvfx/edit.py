@@ -126,6 +126,22 @@ def run_edit(pipe, frames: torch.Tensor, plan: VFXPlan, segmenter: Segmenter,
     return EditResult(frames, out, recon, plan, config, src_mask, grid, inv, result, timer.seconds)
 
 
+def sdedit(pipe, frames: torch.Tensor, caption: str, strength: float, config: DynVFXConfig = DynVFXConfig(),
+           progress: bool = True) -> torch.Tensor:
+    """The SDEdit baseline: noise the source latents to ``strength`` and denoise with ``caption`` (no anchors,
+    no residual, no mask). Returns frames ``[F, 3, H, W]``."""
+    from dynvfx.pipeline import encode_text
+    from dynvfx.sampling import add_noise, denoise, sampling_timesteps, start_index
+
+    x_orig = encode_video(pipe, frames)
+    timesteps = sampling_timesteps(pipe, config.num_inference_steps)
+    i0 = start_index(len(timesteps), strength)
+    x = add_noise(pipe, x_orig, int(timesteps[i0]), torch.Generator().manual_seed(config.seed))
+    x = denoise(pipe, x, timesteps[i0:], encode_text(pipe, [caption]), encode_text(pipe, [config.negative_prompt]),
+                config.guidance_scale, progress=progress, desc=f"SDEdit {strength}")
+    return decode_latents(pipe, x)
+
+
 def composite(decoded: torch.Tensor, mask: torch.Tensor, reconstruction: torch.Tensor, source: torch.Tensor,
               how: str = "reconstruction") -> torch.Tensor:
     """Final frames ``[F, 3, H, W]``: ``decoded`` inside ``mask [F, 1, H, W]``, and outside it ``decoded``

@@ -1,0 +1,129 @@
+"""The command line: bad input gets one clear line (exit 2), outputs appear whole or not at all."""
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, SHARED_VIDEOS
+from dynvfx.cli import main
+
+EXAMPLE = ROOT / "data" / "examples" / "blue_square_down.mp4"
+FAST_CFG = {"num_inference_steps": 10, "inversion_steps": 10, "strengths": [0.9, 0.6]}
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("dynvfx: error:")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["generate", "a red ball moves right", "--model", "no-such-model", "--out", "{tmp}/a.mp4"], "unknown model"),
+    (["generate", "a purple dog runs", "--out", "{tmp}/a.mp4"], "knows no object"),
+    (["generate", "a red ball moves right", "--out", "/proc/nope/a.mp4"], "does not exist"),
+    (["edit", "{tmp}/missing.mp4", "add a red ball", "--out", "{tmp}/o"], "video not found"),
+    (["edit", "{tmp}/garbage.mp4", "add a red ball", "--out", "{tmp}/o"], "cannot read video"),
+    (["edit", str(EXAMPLE), "   ", "--out", "{tmp}/o"], "instruction is empty"),
+    (["edit", str(EXAMPLE), "make it rain", "--out", "{tmp}/o"], "toy planner"),
+    (["edit", str(EXAMPLE), "add a red ball", "--out", "{tmp}/o", "--mode", "execute"], "needs a plan"),
+    (["edit", str(EXAMPLE), "add a red ball", "--out", "{tmp}/o", "--segmenter", "magic"], "unknown segmenter"),
+])
+def test_bad_input_gives_one_line(argv, expected, tmp_path, capsys):
+    (tmp_path / "garbage.mp4").write_bytes(b"this is not a video")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code, err = run(argv, capsys)
+    assert code == 2
+    assert expected in _one_error_line(err)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "a.mp4").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+
+
+def test_unwritable_output_folder(tmp_path, capsys, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    if os.access(ro, os.W_OK):  # root ignores permissions: pretend the folder is read-only
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda p, m: False if Path(p) == ro and m == os.W_OK else real_access(p, m))
+    code, err = run(["generate", "a red ball moves right", "--out", ro / "a.mp4"], capsys)
+    assert code == 2 and "not writable" in _one_error_line(err)
+    code, err = run(["edit", EXAMPLE, "add a red ball moving right", "--out", ro / "o"], capsys)
+    assert code == 2 and "not writable" in _one_error_line(err)
+
+
+def test_generate_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "v.mp4"
+    out.write_bytes(b"keep me")
+    code, err = run(["generate", "a red ball moves right on a gray background", "--out", out], capsys)
+    assert code == 2 and "--overwrite" in _one_error_line(err)
+    assert out.read_bytes() == b"keep me"
+
+
+def test_generate_writes_a_video(tmp_path, capsys):
+    from dynvfx.video import load_video
+
+    out = tmp_path / "v.mp4"
+    code, _ = run(["generate", "a red ball moves right on a gray background", "--out", out, "--steps", "10"], capsys)
+    assert code == 0
+    frames, _ = load_video(out)
+    assert frames.shape == (17, 3, 48, 48)
+
+
+def test_edit_plan_then_execute_and_same_seed_same_bytes(tmp_path, capsys):
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text(yaml.safe_dump(FAST_CFG))
+    common = ["--config", cfg, "--quiet", "--cache-dir", tmp_path / "cache"]
+    code, err = run(["edit", EXAMPLE, "add a red ball moving right", "--out", tmp_path / "p", "--mode", "plan",
+                     *common], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["plan.json", "source_masks.mp4"]
+    plan = (tmp_path / "p" / "plan.json").read_text()
+    assert '"red ball"' in plan and '"blue square"' in plan
+    # a person edits the plan, then executes it
+    (tmp_path / "p" / "plan.json").write_text(plan.replace('"red ball"', '"red ball"'))
+    outs = []
+    for name in ("a", "b"):
+        code, err = run(["edit", EXAMPLE, "--mode", "execute", "--plan", tmp_path / "p" / "plan.json",
+                         "--out", tmp_path / name, *common], capsys)
+        assert code == 0, err
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["config.yaml", "masks.mp4", "plan.json",
+                                                                       "result.mp4"]
+        outs.append((tmp_path / name / "result.mp4").read_bytes())
+    assert outs[0] == outs[1]
+    record = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
+    assert record["config"]["num_inference_steps"] == 10 and record["model"] == "toy"
+    # the same folder again without --overwrite is refused and left as it was
+    code, err = run(["edit", EXAMPLE, "--mode", "execute", "--plan", tmp_path / "p" / "plan.json",
+                     "--out", tmp_path / "a", *common], capsys)
+    assert code == 2 and "--overwrite" in _one_error_line(err)
+    assert (tmp_path / "a" / "result.mp4").read_bytes() == outs[0]
+
+
+def test_edit_on_a_real_43_frame_video(tmp_path, capsys):
+    """A real 720x480 clip with a frame count the model can't take as is: clear note, right frame count."""
+    from dynvfx.video import load_video, write_video
+
+    if not SHARED_VIDEOS.exists():
+        pytest.skip(f"shared videos not found at {SHARED_VIDEOS}")
+    frames, _ = load_video(SHARED_VIDEOS / "taxi.mp4")
+    short = tmp_path / "short.mp4"
+    write_video(short, frames[:43])
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text(yaml.safe_dump(FAST_CFG | {"strengths": [0.8]}))
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    code, err = run(["edit", short, "add a red ball moving right", "--out", tmp_path / "o", "--config", cfg,
+                     "--quiet", "--cache-dir", tmp_path / "cache"], capsys)
+    assert code == 0, err
+    assert "17 evenly spaced frames of 43" in err
+    out, _ = load_video(tmp_path / "o" / "result.mp4")
+    assert out.shape == (17, 3, 48, 48)
