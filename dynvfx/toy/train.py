@@ -249,7 +249,8 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
     state.add_time("dit", time.time() - t0)
     state.save()
     if step >= args.steps:
-        state.data["done"].append("dit")
+        if "dit" not in state.data["done"]:
+            state.data["done"].append("dit")
         state.save()
         export(pipe, ema.module, args, state, log)
         return True
@@ -302,7 +303,8 @@ def main(argv=None) -> int:
     state = State(args.workdir)
     deadline = Deadline(args.max_minutes)
     for name, stage in (("vae", train_vae), ("latents", encode_videos), ("dit", train_dit)):
-        if name in state.data["done"]:
+        extend = name == "dit" and state.data.get("dit_step", 0) < args.steps  # more steps asked for: go on
+        if name in state.data["done"] and not extend:
             continue
         if not stage(args, state, deadline):
             print(f"stopped during stage {name!r}; run the same command again to resume")
