@@ -116,8 +116,8 @@ class AttentionRecorder:
     """Keeps small summaries of attention for the notebooks (computed in query chunks, never ``N x N`` at once).
 
     For the recorded branch (the last edit item, i.e. the conditional one) at the chosen steps and layers:
-    - ``text_to_video[(step, layer)]``: ``[T, N_video]``, head-averaged attention that each video query pays
-      to each chosen text token (``token_ids`` index the text sequence);
+    - ``text_to_video[(step, layer)]``: ``[heads, T, N_video]``, attention that each video query pays to each
+      chosen text token (``token_ids`` index the text sequence), per head (average over dim 0 for all heads);
     - ``anchor_mass[(step, layer)]``: ``[N_video]``, share of each video query's attention on the anchors.
 
     Args:
@@ -145,12 +145,12 @@ class AttentionRecorder:
         tv, am = [], []
         for start in range(text_len, n_q, chunk):
             p = torch.softmax((q[:, start:start + chunk].float() @ k.float().transpose(1, 2)) / d**0.5, dim=-1)
-            p = p.mean(0)  # [c, N_k], head average
             if self.token_ids:
-                tv.append(p[:, self.token_ids].T)
+                tv.append(p[:, :, self.token_ids].transpose(1, 2))  # [heads, T, c]
+            p = p.mean(0)  # [c, N_k], head average
             am.append(p[:, n_k - n_anchor:].sum(-1) if n_anchor else torch.zeros(p.shape[0]))
         if self.token_ids:
-            self.text_to_video[(step, layer)] = torch.cat(tv, dim=1).cpu()
+            self.text_to_video[(step, layer)] = torch.cat(tv, dim=2).cpu()
         self.anchor_mass[(step, layer)] = torch.cat(am).cpu()
 
 

@@ -106,4 +106,4 @@ def test_recorder_measures_anchor_mass_and_text_attention(tiny_pipe):
             full_mass = mass.mean().item()
     assert 0.2 < full_mass < 0.8  # doubling the keys with similar ones takes a good share of the mass
     assert mass.mean().item() < full_mass  # 3 anchors draw less than all of them
-    assert rec.text_to_video[(0, 1)].shape == (2, n)
+    assert rec.text_to_video[(0, 1)].shape == (2, 2, n)  # heads, tokens, video queries
