@@ -190,11 +190,12 @@ def test_toy_planner_value_error_becomes_planning_error(frames, monkeypatch):
     toy = pytest.importorskip("dynvfx.planning.toy")
 
     def unreadable(frames, instruction, keyframes=None):
-        raise ValueError(f"cannot read {instruction!r}")
+        raise ValueError(f"toy planner: cannot read {instruction!r}")
 
     monkeypatch.setattr(toy, "plan_toy", unreadable)
-    with pytest.raises(PlanningError, match="toy planner: cannot read"):
+    with pytest.raises(PlanningError, match="^toy planner: cannot read") as info:
         plan_edit(frames, "make it nicer", backend="toy")
+    assert str(info.value).count("toy planner") == 1
 
 
 def test_hf_model_that_cannot_load_is_a_clear_error(frames, monkeypatch, tmp_path):

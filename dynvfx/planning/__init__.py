@@ -82,7 +82,7 @@ def _run_backend(backend: str, frames, instruction: str, keyframes: list[int], m
         try:
             return plan_toy(frames, instruction, keyframes=keyframes, **kwargs)
         except ValueError as err:  # the toy planner's word for an instruction it cannot read
-            raise PlanningError(f"toy planner: {err}") from err
+            raise PlanningError(str(err)) from err
     if backend == "openai":
         return plan_openai(frames, instruction, keyframes=keyframes, model=model, **kwargs)
     return plan_hf(frames, instruction, keyframes=keyframes, model=model, **kwargs)

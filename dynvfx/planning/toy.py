@@ -26,7 +26,7 @@ Triple = tuple[str, str, str]  # (colour, shape, motion)
 def _colour_shape_pair(ws: list[str]) -> tuple[str | None, str | None]:
     """The first colour word followed within two words by a shape word; else the first of each (or None)."""
     for i, w in enumerate(ws):
-        shape = next((ws[j] for j in range(i + 1, min(i + 3, len(ws))) if ws[j] in analysis.SHAPE_WORDS), None)
+        shape = next((v for v in ws[i + 1:i + 3] if v in analysis.SHAPE_WORDS), None)
         if w in analysis.COLOUR_WORDS and shape:
             return analysis.COLOUR_WORDS[w], analysis.SHAPE_WORDS[shape]
     text = " ".join(ws)
@@ -42,7 +42,7 @@ def parse_instruction(instruction: str) -> tuple[str, str, str | None]:
     ws = analysis.words(instruction or "")
     if not ws:
         raise ValueError(f"toy planner: the instruction is empty; try e.g. {EXAMPLE!r}")
-    if UNSUPPORTED_VERBS & set(ws[:2]):
+    if UNSUPPORTED_VERBS & set(ws[:3]):  # e.g. "please remove the ..."
         raise ValueError(f"toy planner: it can only add objects, not {instruction!r}; try e.g. {EXAMPLE!r}")
     colour, shape = _colour_shape_pair(ws)
     if colour is None or shape is None:
@@ -99,19 +99,20 @@ def _notes(source: list[Triple], new: Triple, motion_given: bool) -> list[str]:
     return notes
 
 
-def _conversation(instruction: str, source_caption: str, new: Triple, notes: list[str], plan: dict) -> list[Turn]:
-    """The rule-based 'discussion' recorded in the plan: what was seen, what will be added, and why."""
+def _conversation(instruction: str, new: Triple, notes: list[str], fields: dict) -> list[Turn]:
+    """The rule-based 'discussion' recorded in the plan: what was seen, what will be added, and why.
+
+    ``fields``: the plan's ``source_caption``, ``composited_caption``, ``objects_orig`` and ``objects_edit``.
+    """
     verb = "bounces" if new[2] == "bounce" else f"moves {new[2]}"
-    return [
-        Turn(speaker="artist", text=instruction),
-        Turn(speaker="assistant", text=f"(Rule-based toy planner, no language model.) I see: {source_caption}."),
-        Turn(speaker="assistant", text=" ".join([f"I'll add a {new[0]} {new[1]} that {verb}.", *notes])),
-        Turn(
-            speaker="assistant",
-            text=f"Target caption: {plan['composited_caption']}. Anchors: {', '.join(plan['objects_orig']) or 'none'}; "
-            f"new object to segment: {', '.join(plan['objects_edit'])}.",
-        ),
+    anchors = ", ".join(fields["objects_orig"]) or "none"
+    said = [
+        f"(Rule-based toy planner, no language model.) I see: {fields['source_caption']}.",
+        " ".join([f"I'll add a {new[0]} {new[1]} that {verb}.", *notes]),
+        f"Target caption: {fields['composited_caption']}. Anchors: {anchors}; "
+        f"new object to segment: {', '.join(fields['objects_edit'])}.",
     ]
+    return [Turn(speaker="artist", text=instruction)] + [Turn(speaker="assistant", text=t) for t in said]
 
 
 def plan_toy(
@@ -134,5 +135,5 @@ def plan_toy(
         "objects_orig": list(dict.fromkeys(o.phrase for o in objects)),
         "objects_edit": [f"{colour} {shape}"],
     }
-    turns = _conversation(instruction, fields["source_caption"], new, _notes(source, new, motion is not None), fields)
+    turns = _conversation(instruction, new, _notes(source, new, motion is not None), fields)
     return VFXPlan(instruction=instruction, conversation=turns, keyframes=keyframes, backend=BACKEND, **fields)

@@ -22,6 +22,7 @@ import torch
 
 from dynvfx.errors import DynVFXError
 from dynvfx.segmentation.base import Segmentation
+from dynvfx.video import to_uint8
 
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-tiny"
 DEFAULT_SAM = "facebook/sam2.1-hiera-tiny"
@@ -99,7 +100,7 @@ class GroundedSam2Segmenter:
         """``frames`` ``[F, 3, H, W]`` float in [0, 1] -> masks ``[N, F, 1, H, W]`` bool and scores ``[N, F]``."""
         check_frames(frames)
         phrases = list(phrases)
-        video = to_uint8_video(frames)
+        video = np.ascontiguousarray(to_uint8(frames))
         if not phrases:
             return empty_segmentation(phrases, video.shape[:3])
         self.load()
@@ -193,7 +194,8 @@ class GroundedSam2Segmenter:
         res = proc.post_process_grounded_object_detection(
             outputs, inputs["input_ids"], threshold=threshold, text_threshold=self.text_threshold,
             target_sizes=[size])[0]
-        keep = [i for i, label in enumerate(res["text_labels"]) if has_words(label)]
+        labels = list(res["text_labels"])  # may hold a stray "" when no box passes
+        keep = [i for i in range(len(res["scores"])) if i < len(labels) and has_words(labels[i])]
         return best_box(res["scores"], res["boxes"], keep, size)
 
     def _ground_owl(self, image: np.ndarray, phrases: list[str], threshold: float) -> list[tuple | None]:
@@ -302,8 +304,9 @@ class hub_errors:
 
     def __exit__(self, kind, err, tb):
         if kind is not None and issubclass(kind, OSError):
-            raise DynVFXError(f"could not load {self.model_id!r} ({err.__class__.__name__}); it needs the "
-                              "Hugging Face hub or a local copy (pass a folder path instead of the id)") from err
+            reason = (str(err).strip().splitlines() or [kind.__name__])[0][:300]
+            raise DynVFXError(f"could not load {self.model_id!r}: {reason} (it needs the Hugging Face hub, a "
+                              "login for gated models, or a local copy: pass its folder instead of the id)") from err
         return False
 
 
@@ -325,12 +328,6 @@ def check_frames(frames: torch.Tensor) -> None:
     """ValueError unless ``frames`` is ``[F, 3, H, W]`` floating point with F >= 1."""
     if frames.ndim != 4 or frames.shape[1] != 3 or frames.shape[0] < 1 or not frames.is_floating_point():
         raise ValueError(f"frames must be [F, 3, H, W] float in [0, 1], got {tuple(frames.shape)} {frames.dtype}")
-
-
-def to_uint8_video(frames: torch.Tensor) -> np.ndarray:
-    """``[F, 3, H, W]`` float in [0, 1] -> ``[F, H, W, 3]`` uint8 numpy (what the processors expect)."""
-    pixels = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-    return np.ascontiguousarray(pixels.permute(0, 2, 3, 1).cpu().numpy())
 
 
 def empty_segmentation(phrases: list[str], shape: tuple[int, int, int]) -> Segmentation:

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import torch
 
 from dynvfx.errors import DynVFXError
 from dynvfx.segmentation.base import Segmentation
-from dynvfx.segmentation.grounded_sam2 import (
-    hub_errors,
-    check_frames,
-    default_device,
-    empty_segmentation,
-    to_uint8_video,
-)
+from dynvfx.segmentation.grounded_sam2 import check_frames, default_device, empty_segmentation, hub_errors
+from dynvfx.video import to_uint8
 
 DEFAULT_SAM3 = "facebook/sam3"
 
@@ -85,7 +81,7 @@ class Sam3Segmenter:
         """``frames`` ``[F, 3, H, W]`` float in [0, 1] -> masks ``[N, F, 1, H, W]`` bool and scores ``[N, F]``."""
         check_frames(frames)
         phrases = list(phrases)
-        video = to_uint8_video(frames)
+        video = np.ascontiguousarray(to_uint8(frames))
         seg = empty_segmentation(phrases, video.shape[:3])
         if not phrases:
             return seg

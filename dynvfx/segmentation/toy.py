@@ -20,7 +20,7 @@ Query = tuple[str, str | None]  # (colour, shape); shape None = any
 
 
 def parse_phrase(phrase: str) -> list[Query]:
-    """The ``(colour, shape)`` queries of a phrase, split on "and" / "," / "or"; parts without a toy colour are dropped.
+    """The ``(colour, shape)`` queries of a phrase split on "and" / "," / "or"; parts with no toy colour are dropped.
 
     ``"the red ball"`` -> ``[("red", "ball")]``; ``"yellow"`` -> ``[("yellow", None)]``; ``"a ball"`` -> ``[]``.
     """
@@ -47,7 +47,7 @@ class ToySegmenter:
         self.detect_kwargs = detect_kwargs
 
     def segment(self, frames: torch.Tensor, phrases: list[str]) -> Segmentation:
-        """Masks ``[N, F, 1, H, W]`` and scores ``[N, F]`` of ``phrases`` in ``frames`` ``[F, 3, H, W]`` in ``[0, 1]``."""
+        """Masks ``[N, F, 1, H, W]`` and scores ``[N, F]`` of N ``phrases`` in ``frames`` ``[F, 3, H, W]`` (0-1)."""
         video = analysis.as_video(frames)
         f, h, w, _ = video.shape
         queries = [parse_phrase(p) for p in phrases]

@@ -7,6 +7,8 @@ frame counts differ, resampled evenly in time (with a warning). Every phrase get
 from __future__ import annotations
 
 import re
+import subprocess
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -43,11 +45,30 @@ def binarize(image: np.ndarray) -> np.ndarray:
 
 
 def _read(path: Path) -> np.ndarray:
-    """Decode an image ``[h, w(, C)]`` or a video ``[M, h, w(, C)]``; ``ValueError`` if it can't be read."""
+    """Decode an image ``[h, w(, C)]``; ``ValueError`` if it can't be read."""
     try:
-        return np.asarray(iio.imread(path, index=None) if path.suffix.lower() in VIDEO_SUFFIXES else iio.imread(path))
+        return np.asarray(iio.imread(path))
     except Exception as e:  # decoders raise many different types
         raise ValueError(f"user masks: cannot read {path}: {type(e).__name__}: {e}") from e
+
+
+def _read_video(path: Path) -> np.ndarray:
+    """``[M, h, w]`` bool masks from a video, decoded by imageio-ffmpeg's ffmpeg into temporary PNGs.
+
+    (Calling ffmpeg directly, one frame per PNG, keeps every frame and leaves no pipes open.)
+    """
+    import imageio_ffmpeg
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(path),
+               "-fps_mode", "passthrough", "-pix_fmt", "gray", str(Path(tmp) / "%06d.png")]
+        run = subprocess.run(cmd, capture_output=True, text=True)
+        if run.returncode != 0:
+            why = run.stderr.strip().splitlines()[-1] if run.stderr.strip() else f"ffmpeg exit code {run.returncode}"
+            raise ValueError(f"user masks: cannot read video {path}: {why}")
+        if not any(Path(tmp).iterdir()):
+            raise ValueError(f"user masks: video {path} has no frames")
+        return _read_folder(Path(tmp))
 
 
 def _read_folder(folder: Path) -> np.ndarray:
@@ -71,10 +92,7 @@ def read_masks(path: str | Path) -> np.ndarray:
         return _read_folder(path)
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
-        video = _read(path)
-        if len(video) == 0:
-            raise ValueError(f"user masks: video {path} has no frames")
-        return np.stack([binarize(frame) for frame in video])
+        return _read_video(path)
     if suffix in IMAGE_SUFFIXES:
         return binarize(_read(path))[None]
     raise ValueError(f"user masks: unsupported file type {suffix!r} for {path}; use a folder of PNG/JPG or an mp4")

@@ -1,8 +1,9 @@
 """Colour, shape and motion analysis of toy-world videos, from the pixels alone.
 
 Nothing here looks at a :class:`~dynvfx.toy.world.Scene`: objects are found by colour, split into
-connected components, tracked across frames and classified from their masks and centroid tracks, so the
-same code works on the renderer's clean videos and on the toy model's blurrier, noisier generations.
+connected components and tracked across frames; the shape comes from fitting blurred ideal shapes to each
+object's soft coverage, the motion from its centroid track. So the same code works on the renderer's clean
+videos and on the toy model's blurrier, noisier generations.
 
 Videos are torch ``[F, 3, H, W]`` (the library's convention) or numpy ``[F, H, W, 3]``, float in ``[0, 1]``.
 Masks are numpy bool ``[F, H, W]``; tracks are numpy ``[F, 2]`` centroids ``(x, y)`` in pixels.
@@ -35,6 +36,7 @@ MIN_AREA_FRAC = 0.008  # smallest component, fraction of the frame area (18 px a
 MIN_PRESENCE = 0.3  # a track must be seen in at least this fraction of frames
 MAX_JUMP_FRAC = 0.3  # largest centroid jump between linked detections, fraction of min(H, W)
 DENOISE_SIGMA = 0.7  # pixels; light Gaussian smoothing before labelling (0 = off)
+FAINT_ALPHA = 0.2  # detect_objects finds blobs down to this coverage, then keeps each one's half-maximum
 
 
 @dataclasses.dataclass
@@ -46,8 +48,9 @@ class DetectedObject:
         masks: ``[F, H, W]`` bool, the object's pixels per frame (empty where absent).
         track: ``[F, 2]`` float centroid ``(x, y)`` in pixels, NaN where absent.
         presence: fraction of frames in which the object was seen, in ``[0, 1]``.
-        scores: ``[F]`` float in ``[0, 1]``, colour-fit confidence per frame (0 where absent).
-        features: shape features (medians over frames) that decided ``shape``.
+        scores: ``[F]`` float in ``[0, 1]``, per frame the mean over the mask of colour-fit confidence times
+            coverage (~0.9 for a crisp object, lower for a faint or off-colour one; 0 where absent).
+        features: what decided ``shape``: ``error_<shape>``, the mean template error of each shape.
     """
 
     colour: str
@@ -153,45 +156,51 @@ def _fit_colour(rel: np.ndarray, bg: np.ndarray, k: int) -> tuple[np.ndarray, np
     return alpha, residual
 
 
-def _labels(rel: np.ndarray, bg: np.ndarray, max_residual: float) -> tuple[np.ndarray, np.ndarray]:
+def _labels(
+    rel: np.ndarray, bg: np.ndarray, max_residual: float, min_alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel colour index ``[F, H, W]`` (-1: none) and confidence ``[F, H, W]``; see :func:`colour_labels`."""
     best_res = np.full(rel.shape[:3], np.inf, np.float32)
     labels = np.full(rel.shape[:3], -1, np.int8)
     for k in range(len(COLOUR_NAMES)):
         alpha, residual = _fit_colour(rel, bg, k)
-        better = (alpha > 0.5) & (residual < best_res) & (residual < max_residual)
+        better = (alpha > min_alpha) & (residual < best_res) & (residual < max_residual)
         best_res[better], labels[better] = residual[better], k
     confidence = np.where(labels >= 0, 1.0 - best_res / max_residual, 0.0).astype(np.float32)
     return labels, confidence
 
 
+def _chunks(n: int, size: int = 8) -> list[slice]:
+    """Consecutive frame slices of at most ``size`` frames covering ``range(n)``."""
+    return [slice(i, i + size) for i in range(0, n, size)]
+
+
 def colour_labels(
-    frames: torch.Tensor | np.ndarray, max_residual: float = MAX_RESIDUAL, sigma: float = DENOISE_SIGMA
+    frames: torch.Tensor | np.ndarray,
+    max_residual: float = MAX_RESIDUAL,
+    sigma: float = DENOISE_SIGMA,
+    min_alpha: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Label each pixel of a video ``[F, 3, H, W]`` with its toy colour.
 
-    A pixel gets the colour whose background->colour segment it is nearest to, if it lies past the
-    segment's midpoint and within ``max_residual`` (RGB units) of it; ``sigma`` (pixels) is the light
-    denoising blur applied first. Works through the video a few frames at a time to bound memory.
+    A pixel gets the colour whose background->colour segment it is nearest to, if it lies past
+    ``min_alpha`` of the way along it (0.5: more object than background) and within ``max_residual`` (RGB
+    units) of it; ``sigma`` (pixels) is the light denoising blur applied first. Works through the video a
+    few frames at a time to bound memory.
 
     Returns:
         labels: ``[F, H, W]`` int8, an index into ``COLOUR_NAMES``, or -1 for background / no toy colour.
         confidence: ``[F, H, W]`` float in ``[0, 1]``, ``1 - residual / max_residual`` (0 for -1 pixels).
     """
     video = as_video(frames)
-    parts = [_labels(*_prepare(video[c], sigma), max_residual) for c in _chunks(len(video))]
+    parts = [_labels(*_prepare(video[c], sigma), max_residual, min_alpha) for c in _chunks(len(video))]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def colour_alpha(video: np.ndarray, colour: str, sigma: float = DENOISE_SIGMA) -> np.ndarray:
-    """``[F, H, W]`` coverage estimate in ``[0, 1]`` of toy colour ``colour`` in ``[F, H, W, 3]``."""
-    k = COLOUR_NAMES.index(colour)
+def colour_alpha(frames: torch.Tensor | np.ndarray, colour: str, sigma: float = DENOISE_SIGMA) -> np.ndarray:
+    """``[F, H, W]`` coverage estimate in ``[0, 1]`` of toy colour ``colour`` in a video ``[F, 3, H, W]``."""
+    video, k = as_video(frames), COLOUR_NAMES.index(colour)
     return np.concatenate([_fit_colour(*_prepare(video[c], sigma), k)[0] for c in _chunks(len(video))])
-
-
-def _chunks(n: int, size: int = 8) -> list[slice]:
-    """Consecutive frame slices of at most ``size`` frames covering ``range(n)``."""
-    return [slice(i, i + size) for i in range(0, n, size)]
 
 
 def colour_mask(frames: torch.Tensor | np.ndarray, colour: str, **kwargs) -> np.ndarray:
@@ -236,6 +245,23 @@ def _link(tracks: list[dict], blobs: list[np.ndarray], f: int, max_jump: float) 
     tracks += [{"blobs": {f: b}, "last": cents[i]} for i, b in enumerate(blobs) if i not in taken]
 
 
+def half_maximum(layer: np.ndarray, alpha: np.ndarray, min_area: int) -> np.ndarray:
+    """Trim every blob of a colour layer to where its coverage exceeds half the blob's peak (99th percentile).
+
+    Args:
+        layer: ``[F, H, W]`` bool, pixels of one colour (found down to a low coverage);
+        alpha: ``[F, H, W]`` that colour's coverage; min_area: smallest blob kept, px.
+    Returns:
+        ``[F, H, W]`` bool. A solid object is cut at coverage 0.5 (as the renderer's masks are), a faint one
+        lower; neighbours that the faint fringe joined come apart again.
+    """
+    out = np.zeros_like(layer)
+    for f, frame in enumerate(layer):
+        for blob in components(frame, min_area):
+            out[f] |= blob & (alpha[f] > 0.5 * np.percentile(alpha[f][blob], 99))
+    return out
+
+
 def track_colour(layer: np.ndarray, min_area: int, max_jump: float) -> list[np.ndarray]:
     """Split one colour's ``[F, H, W]`` bool mask into tracked objects, each an ``[F, H, W]`` bool mask."""
     tracks: list[dict] = []
@@ -259,6 +285,7 @@ def track_colour(layer: np.ndarray, min_area: int, max_jump: float) -> list[np.n
 _FIT_SIGMAS = (0.0, 0.75, 1.5, 2.25, 3.0)  # candidate blurs, pixels
 _FIT_MAX_SIZE = 40  # larger windows are shrunk to this many pixels first
 _SUPERSAMPLE = 3
+_FIT_FRAMES = 9  # at most this many frames (evenly spaced) go into an object's shape fit
 
 
 def _inside(shape: str, dx: np.ndarray, dy: np.ndarray, area: float) -> np.ndarray:
@@ -276,19 +303,25 @@ def _inside(shape: str, dx: np.ndarray, dy: np.ndarray, area: float) -> np.ndarr
     return (t >= 0) & (t <= 1) & (np.abs(dx) <= t * r)
 
 
-def template(shape: str, hw: tuple[int, int], centre: np.ndarray, area: float, sigma: float) -> np.ndarray:
-    """Coverage ``[h, w]`` in ``[0, 1]`` of ``shape`` with centroid ``centre`` ``(x, y)`` px, blurred by ``sigma`` px."""
+def coverage(shape: str, hw: tuple[int, int], centre: np.ndarray, area: float) -> np.ndarray:
+    """Coverage ``[h, w]`` in ``[0, 1]`` of ``shape`` with centroid ``centre`` ``(x, y)`` px and ``area`` px^2."""
     h, w = hw
     s = _SUPERSAMPLE
     ys = (np.arange(h * s) + 0.5) / s - centre[1]
     xs = (np.arange(w * s) + 0.5) / s - centre[0]
-    inside = _inside(shape, xs[None, :], ys[:, None], area)
-    cover = inside.reshape(h, s, w, s).mean(axis=(1, 3))
-    return ndimage.gaussian_filter(cover, sigma) if sigma > 0 else cover
+    return _inside(shape, xs[None, :], ys[:, None], area).reshape(h, s, w, s).mean(axis=(1, 3))
+
+
+def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of ``[h, w]`` by ``sigma`` px (identity for 0)."""
+    return ndimage.gaussian_filter(image, sigma) if sigma > 0 else image
 
 
 def shape_errors(alpha: np.ndarray) -> dict[str, float]:
-    """Mean squared error of the best-blurred template of each shape against a coverage window ``[h, w]``."""
+    """Mean squared error of the best-blurred template of each shape against a coverage window ``[h, w]``.
+
+    Each template has the window's area (sum of coverage) and centroid; the blur is the best of ``_FIT_SIGMAS``.
+    """
     if max(alpha.shape) > _FIT_MAX_SIZE:
         alpha = ndimage.zoom(alpha, _FIT_MAX_SIZE / max(alpha.shape), order=1)
     area = float(alpha.sum())
@@ -296,10 +329,11 @@ def shape_errors(alpha: np.ndarray) -> dict[str, float]:
         return {s: np.inf for s in world.SHAPES}
     ys, xs = np.indices(alpha.shape) + 0.5
     centre = np.array([(xs * alpha).sum(), (ys * alpha).sum()]) / area
-    return {
-        s: min(float(((template(s, alpha.shape, centre, area, g) - alpha) ** 2).mean()) for g in _FIT_SIGMAS)
-        for s in world.SHAPES
-    }
+    errors = {}
+    for shape in world.SHAPES:
+        cover = coverage(shape, alpha.shape, centre, area)
+        errors[shape] = min(float(((_blur(cover, g) - alpha) ** 2).mean()) for g in _FIT_SIGMAS)
+    return errors
 
 
 def object_coverage(alpha: np.ndarray, mask: np.ndarray, others: np.ndarray, pad: int) -> np.ndarray:
@@ -309,13 +343,15 @@ def object_coverage(alpha: np.ndarray, mask: np.ndarray, others: np.ndarray, pad
         alpha: ``[H, W]`` coverage estimate of the object's colour; mask: ``[H, W]`` bool, the object;
         others: ``[H, W]`` bool, pixels of anything else (kept out); pad: margin around the mask, px.
     Returns:
-        ``[h, w]`` crop around the mask, with weak coverage (< 0.1, mostly noise) zeroed and the rest
-        stretched back to ``[0, 1]``.
+        ``[h, w]`` crop around the mask, scaled so the object's peak (95th percentile) is 1 (a faint
+        object then looks solid), weak coverage (< 0.1, mostly noise) zeroed, and clipped to ``[0, 1]``.
     """
     ys, xs = np.nonzero(mask)
-    crop = (slice(max(ys.min() - pad, 0), ys.max() + pad + 1), slice(max(xs.min() - pad, 0), xs.max() + pad + 1))
+    crop = (slice(max(ys.min() - pad, 0), ys.max() + pad + 1),
+            slice(max(xs.min() - pad, 0), xs.max() + pad + 1))
     near = ndimage.binary_dilation(mask[crop], _EIGHT, iterations=pad) & ~others[crop]
-    return np.clip((alpha[crop] * near - 0.1) / 0.8, 0.0, 1.0)
+    peak = max(float(np.percentile(alpha[mask], 95)), 1e-3)
+    return np.clip((alpha[crop] * near / min(peak, 1.0) - 0.1) / 0.8, 0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------- motion
@@ -358,9 +394,6 @@ def classify_motion(track: np.ndarray, min_move: float = 3.0) -> str:
 # ----------------------------------------------------------------------------- objects
 
 
-_FIT_FRAMES = 12  # at most this many frames (evenly spaced) go into an object's shape fit
-
-
 def classify_shape(errors: dict[str, float]) -> str:
     """The shape whose template fits best, from :func:`shape_errors` or :func:`fit_shape` output."""
     return min(errors, key=errors.get)
@@ -380,13 +413,16 @@ def fit_shape(masks: np.ndarray, alpha: np.ndarray, others: np.ndarray) -> dict[
     return {s: float(np.mean([e[s] for e in errs])) for s in world.SHAPES}
 
 
-def _describe(colour: str, masks: np.ndarray, alpha: np.ndarray, others: np.ndarray, confidence: np.ndarray) -> DetectedObject:
-    """Build a :class:`DetectedObject` from one track's ``[F, H, W]`` masks (see :func:`fit_shape`)."""
+def _describe(
+    colour: str, masks: np.ndarray, alpha: np.ndarray, others: np.ndarray, confidence: np.ndarray
+) -> DetectedObject:
+    """A :class:`DetectedObject` from one track's ``[F, H, W]`` masks (``alpha``, ``others``: see
+    :func:`fit_shape`; ``confidence``: ``[F, H, W]`` from :func:`colour_labels`)."""
     track = centroid_track(masks)
     present = masks.reshape(len(masks), -1).any(1)
     errors = fit_shape(masks, alpha, others)
     area = np.maximum(masks.reshape(len(masks), -1).sum(1), 1)
-    scores = np.where(present, (confidence * masks).reshape(len(masks), -1).sum(1) / area, 0.0)
+    scores = np.where(present, (confidence * alpha * masks).reshape(len(masks), -1).sum(1) / area, 0.0)
     return DetectedObject(
         colour=colour, shape=classify_shape(errors), motion=classify_motion(track), masks=masks,
         track=track, presence=float(present.mean()), scores=scores.astype(np.float32),
@@ -404,19 +440,23 @@ def detect_objects(
 ) -> list[DetectedObject]:
     """Find, track and classify the toy objects of a video ``[F, 3, H, W]`` (or ``[F, H, W, 3]``).
 
-    Pixels are labelled by :func:`colour_labels` (``max_residual``, ``sigma``); components of each colour
-    smaller than ``min_area_frac`` of the frame are ignored; detections are linked frame to frame when
-    their centroids are within ``max_jump_frac * min(H, W)`` pixels; tracks seen in fewer than
-    ``min_presence`` of the frames are dropped. Returns objects sorted by mean area, largest first.
+    Pixels are labelled by :func:`colour_labels` (``max_residual``, ``sigma``, down to ``FAINT_ALPHA`` so
+    washed-out objects count too); components of each colour smaller than ``min_area_frac`` of the frame are
+    ignored; detections are linked frame to frame when their centroids are within ``max_jump_frac * min(H, W)``
+    pixels; tracks seen in fewer than ``min_presence`` of the frames are dropped; each mask is trimmed to its
+    :func:`half_maximum`. Returns objects sorted by mean area, largest first.
     """
     video = as_video(frames)
-    labels, confidence = colour_labels(video, max_residual, sigma)
+    labels, confidence = colour_labels(video, max_residual, sigma, FAINT_ALPHA)
     f, h, w = labels.shape
     min_area, max_jump = max(2, round(min_area_frac * h * w)), max_jump_frac * min(h, w)
     found = []
     for k, colour in enumerate(COLOUR_NAMES):
-        tracks = [m for m in track_colour(labels == k, min_area, max_jump) if m.reshape(f, -1).any(1).mean() >= min_presence]
-        alpha = colour_alpha(video, colour, sigma) if tracks else None
+        if (labels == k).sum() < min_area:
+            continue
+        alpha = colour_alpha(video, colour, sigma)
+        tracks = track_colour(half_maximum(labels == k, alpha, min_area), min_area, max_jump)
+        tracks = [m for m in tracks if m.reshape(f, -1).any(1).mean() >= min_presence]
         found += [_describe(colour, m, alpha, (labels >= 0) & (labels != k), confidence) for m in tracks]
     return sorted(found, key=lambda o: -o.mean_area)
 

@@ -1,0 +1,179 @@
+"""Colour / shape / motion analysis of toy videos, scored against the renderer's ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from dynvfx.toy import analysis, world
+
+CLEAN_SEEDS = range(40)  # alternating one- and two-object scenes
+DEGRADED_SEEDS = range(100, 132)
+
+
+def render(seed: int, **kwargs) -> tuple[world.Scene, torch.Tensor, np.ndarray]:
+    """A scene, its video ``[F, 3, H, W]`` and its ground-truth masks ``[N, F, H, W]``."""
+    kwargs.setdefault("n_objects", 1 + seed % 2)
+    scene = world.sample_scene(seed, held_out="any", **kwargs)
+    video, masks = world.render(scene)
+    return scene, torch.from_numpy(video).permute(0, 3, 1, 2), masks
+
+
+def degrade(frames: torch.Tensor, seed: int) -> torch.Tensor:
+    """Imitate a generated video: blur (sigma 0.8-1.8 px), noise, a colour cast and a stray blob."""
+    rng = np.random.default_rng(seed)
+    v = frames.permute(0, 2, 3, 1).numpy()
+    sigma = rng.uniform(0.8, 1.8)
+    v = ndimage.gaussian_filter(v, (0, sigma, sigma, 0))
+    v = v * rng.uniform(0.9, 1.05, 3) + rng.uniform(-0.05, 0.05, 3) + rng.normal(0, 0.05, v.shape)
+    f, y, x = rng.integers(0, len(v) - 2), *rng.integers(4, 42, 2)
+    v[f:f + 2, y:y + 3, x:x + 3] = world.COLOURS[list(world.COLOURS)[rng.integers(4)]]
+    return torch.from_numpy(np.clip(v, 0, 1).astype(np.float32)).permute(0, 3, 1, 2)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def match(scene: world.Scene, detected: list[analysis.DetectedObject]) -> list[analysis.DetectedObject | None]:
+    """For each scene object, the detection of its colour whose track is nearest its true centres."""
+    out = []
+    for obj in scene.objects:
+        cands = [d for d in detected if d.colour == obj.colour]
+        dist = [np.nanmean(np.linalg.norm(d.track - obj.centres(scene.frames), axis=1)) for d in cands]
+        out.append(cands[int(np.argmin(dist))] if cands else None)
+    return out
+
+
+def score(seeds, make_frames) -> dict[str, float]:
+    """Fractions of objects with the right colour / shape / motion, of scenes exactly right, and mean IoU."""
+    hits = {"colour": [], "shape": [], "motion": [], "iou": []}
+    exact = []
+    for seed in seeds:
+        scene, frames, masks = render(seed)
+        frames = make_frames(frames, seed)
+        detected = analysis.detect_objects(frames)
+        for obj, det, gt in zip(scene.objects, match(scene, detected), masks):
+            hits["colour"].append(det is not None)
+            hits["shape"].append(det is not None and det.shape == obj.shape)
+            hits["motion"].append(det is not None and det.motion == obj.motion)
+            hits["iou"].append(iou(det.masks, gt) if det is not None else 0.0)
+        exact.append(sorted(d.triple for d in detected) == sorted(o.triple for o in scene.objects)
+                     and analysis.background_colour(frames) == scene.background)
+    return {k: float(np.mean(v)) for k, v in hits.items()} | {"exact": float(np.mean(exact))}
+
+
+def test_clean_renders_are_read_correctly():
+    s = score(CLEAN_SEEDS, lambda frames, seed: frames)
+    assert s["colour"] >= 0.95 and s["shape"] >= 0.95 and s["motion"] >= 0.95, s
+    assert s["exact"] >= 0.95, s  # no missed or spurious objects, right background
+    assert s["iou"] >= 0.9, s
+
+
+def test_degraded_renders_are_read_correctly():
+    s = score(DEGRADED_SEEDS, degrade)
+    assert s["colour"] >= 0.95 and s["shape"] >= 0.9 and s["motion"] >= 0.95, s
+    assert s["exact"] >= 0.85, s
+    assert s["iou"] >= 0.8, s
+
+
+def generation_like(frames: torch.Tensor, seed: int) -> torch.Tensor:
+    """Imitate an under-trained model: faint objects (half-way to the background), 4x4-patch blockiness,
+    frames alike in pairs (a jumpy motion), blur and noise."""
+    rng = np.random.default_rng(seed)
+    v = frames.permute(0, 2, 3, 1).numpy().copy()
+    bg = np.median(v[:, 0], axis=(0, 1))
+    v = bg + 0.5 * (v - bg)
+    v[1::2] = v[:-1:2]
+    f, h, w, c = v.shape
+    blocks = v.reshape(f, h // 4, 4, w // 4, 4, c).mean((2, 4)).repeat(4, 1).repeat(4, 2)
+    v = 0.5 * blocks + 0.5 * ndimage.gaussian_filter(v, (0, 1, 1, 0)) + rng.normal(0, 0.04, v.shape)
+    return torch.from_numpy(np.clip(v, 0, 1).astype(np.float32)).permute(0, 3, 1, 2)
+
+
+def test_faint_blocky_generations_are_read():
+    s = score(range(200, 220), generation_like)
+    assert s["colour"] >= 0.95 and s["shape"] >= 0.85 and s["motion"] >= 0.9, s
+    assert s["iou"] >= 0.7, s
+
+
+@pytest.mark.parametrize("background", list(world.BACKGROUNDS))
+def test_background_colour(background):
+    for seed in range(4):
+        _, frames, _ = render(seed, background=background)
+        assert analysis.background_colour(frames) == background
+        assert analysis.background_colour(degrade(frames, seed)) == background
+
+
+def test_colour_mask_follows_ground_truth():
+    for seed in range(6):
+        scene, frames, masks = render(seed, n_objects=2)
+        for colour in world.COLOURS:
+            want = np.zeros(masks.shape[1:], bool)
+            for obj, m in zip(scene.objects, masks):
+                if obj.colour == colour:
+                    want |= m
+            got = analysis.colour_mask(frames, colour)
+            assert got.shape == want.shape and got.dtype == bool
+            if want.any():
+                assert iou(got, want) > 0.9, (seed, colour)
+            else:
+                assert got.sum() == 0, (seed, colour)
+
+
+def test_same_colour_objects_are_told_apart():
+    triples = [("red", "ball", "left"), ("red", "square", "right")]
+    for seed in range(3):
+        scene, frames, _ = render(seed, n_objects=None, triples=triples)
+        got = sorted(d.triple for d in analysis.detect_objects(degrade(frames, seed)))
+        assert got == sorted(triples)
+
+
+@pytest.mark.parametrize("shape", world.SHAPES)
+def test_tracks_follow_the_true_centres(shape):
+    scene, frames, _ = render(7, n_objects=None, triples=[("blue", shape, "bounce")])
+    (det,) = analysis.detect_objects(frames)
+    assert det.presence == 1.0 and det.masks.shape == (17, 48, 48) and det.track.shape == (17, 2)
+    obj = scene.objects[0]
+    centroid = obj.centres() + [0.0, obj.radius / 3 if shape == "triangle" else 0.0]  # a triangle's sits low
+    assert np.abs(det.track - centroid).max() < 0.5
+    assert ((det.scores > 0.5) & (det.scores <= 1)).all()
+
+
+@pytest.mark.parametrize("motion", world.MOTIONS)
+def test_classify_motion_on_noisy_tracks(motion):
+    rng = np.random.default_rng(0)
+    for trial in range(10):
+        obj = world.place_object(rng, "red", "ball", motion)
+        track = obj.centres() + rng.normal(0, 0.7, (world.FRAMES, 2))
+        track[rng.choice(world.FRAMES, 3, replace=False)] = np.nan  # missed detections
+        assert analysis.classify_motion(track) == motion
+
+
+def test_classify_motion_still_and_empty():
+    assert analysis.classify_motion(np.full((17, 2), 20.0)) == "still"
+    assert analysis.classify_motion(np.full((17, 2), np.nan)) == "still"
+
+
+def test_empty_video_has_no_objects():
+    frames = torch.full((5, 3, 48, 48), 0.5)
+    assert analysis.detect_objects(frames) == []
+    assert analysis.background_colour(frames) == "gray"
+
+
+def test_layouts_agree_and_input_is_untouched():
+    _, frames, _ = render(3)
+    before = frames.clone()
+    a = analysis.detect_objects(frames)
+    b = analysis.detect_objects(frames.permute(0, 2, 3, 1).numpy())
+    assert [o.triple for o in a] == [o.triple for o in b]
+    assert torch.equal(frames, before)
+    with pytest.raises(ValueError, match="expected a video"):
+        analysis.as_video(np.zeros((4, 5, 6, 7)))
+
+
+def test_colour_mask_rejects_unknown_colour():
+    with pytest.raises(ValueError, match="unknown toy colour"):
+        analysis.colour_mask(torch.zeros(1, 3, 8, 8), "purple")
