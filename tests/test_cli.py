@@ -127,3 +127,26 @@ def test_edit_on_a_real_43_frame_video(tmp_path, capsys):
     assert "17 evenly spaced frames of 43" in err
     out, _ = load_video(tmp_path / "o" / "result.mp4")
     assert out.shape == (17, 3, 48, 48)
+
+
+def test_edit_with_user_masks(tmp_path, capsys):
+    """`--segmenter masks:PATH`: a folder of PNG masks stands in for every phrase."""
+    import numpy as np
+    from PIL import Image
+
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for i in range(17):
+        m = np.zeros((48, 48), np.uint8)
+        m[10:30, 5 + i:25 + i] = 255
+        Image.fromarray(m).save(masks / f"{i:03d}.png")
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text(yaml.safe_dump(FAST_CFG))
+    code = main([str(a) for a in ["edit", EXAMPLE, "add a red ball moving right", "--out", tmp_path / "o",
+                                  "--config", cfg, "--segmenter", f"masks:{masks}", "--quiet",
+                                  "--cache-dir", tmp_path / "cache"]])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    record = yaml.safe_load((tmp_path / "o" / "config.yaml").read_text())
+    assert record["segmenter"] == f"masks:{masks}"
+    assert "O_edit found in 2/2 iterations" in captured.out

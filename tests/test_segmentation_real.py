@@ -480,3 +480,30 @@ def test_sam3_unavailable_is_a_clear_import_error(monkeypatch):
     with pytest.raises(ImportError, match="Sam3VideoModel.*4.40.0") as err:
         Sam3Segmenter()
     assert isinstance(err.value, Sam3Unavailable)
+
+
+def test_cli_edit_with_the_real_segmenter_path(gdino, sam2, tmp_path, capsys):
+    """`dynvfx edit --segmenter grounded-sam2:...` end to end on the toy model with tiny saved random models."""
+    import copy
+
+    import yaml
+
+    from dynvfx.cli import main
+
+    det_dir, sam_dir = tmp_path / "det", tmp_path / "sam"
+    det_proc = copy.deepcopy(gdino[1])
+    det_proc.image_processor.size = {"shortest_edge": 128, "longest_edge": 128}  # toy frames are only 48 px
+    for model, proc, d in ((gdino[0], det_proc, det_dir), (*sam2, sam_dir)):
+        model.save_pretrained(d)
+        proc.save_pretrained(d)
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text(yaml.safe_dump({"num_inference_steps": 6, "inversion_steps": 6, "strengths": [0.8, 0.5]}))
+    example = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_square_down.mp4"
+    code = main(["edit", str(example), "add a red ball moving right", "--out", str(tmp_path / "o"),
+                 "--segmenter", f"grounded-sam2:detector={det_dir},sam={sam_dir},box_threshold=0.0,keyframes=1",
+                 "--config", str(cfg), "--quiet", "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert (tmp_path / "o" / "result.mp4").exists() and (tmp_path / "o" / "masks.mp4").exists()
+    record = yaml.safe_load((tmp_path / "o" / "config.yaml").read_text())
+    assert record["segmenter"].startswith("grounded-sam2:")

@@ -16,8 +16,37 @@ __all__ = ["Segmentation", "Segmenter", "get_segmenter", "SEGMENTERS"]
 SEGMENTERS = ("toy", "grounded-sam2", "sam3", "masks:PATH")
 
 
+def _value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """``"grounded-sam2:detector=DIR,box_threshold=0.3"`` -> ``("grounded-sam2", {"detector": "DIR", ...})``."""
+    name, _, opts = spec.partition(":")
+    if name == "masks" or not opts:
+        return name, {}
+    kwargs = {}
+    for item in opts.split(","):
+        key, eq, val = item.partition("=")
+        if not eq:
+            raise ValueError(f"segmenter option {item!r} is not key=value (in {spec!r})")
+        kwargs[key.strip()] = _value(val.strip())
+    return name, kwargs
+
+
 def get_segmenter(spec: str, **kwargs) -> Segmenter:
-    """Build the segmenter named by ``spec`` (see the module doc); ``kwargs`` go to its constructor."""
+    """Build the segmenter named by ``spec`` (see the module doc); ``kwargs`` go to its constructor.
+
+    Constructor options can also ride in the spec: ``"grounded-sam2:detector=IDEA-Research/grounding-dino-base"``.
+    """
+    if not spec.startswith("masks:"):
+        spec, opts = parse_spec(spec)
+        kwargs = opts | kwargs
     if spec == "toy":
         from dynvfx.segmentation.toy import ToySegmenter
 

@@ -268,7 +268,7 @@ def _load_detector(model_id: str, model=None, processor=None):
     with hub_errors(model_id):
         model = model if model is not None else AutoModelForZeroShotObjectDetection.from_pretrained(model_id)
         processor = processor if processor is not None else AutoProcessor.from_pretrained(model_id)
-    return model, processor
+    return model.eval(), processor
 
 
 def _load_sam(model_id: str, model=None, processor=None):
@@ -278,7 +278,7 @@ def _load_sam(model_id: str, model=None, processor=None):
     with hub_errors(model_id):
         model = model if model is not None else Sam2VideoModel.from_pretrained(model_id)
         processor = processor if processor is not None else Sam2VideoProcessor.from_pretrained(model_id)
-    return model, processor
+    return model.eval(), processor
 
 
 def _load_sam2_predictor(model_id: str, device: torch.device):
