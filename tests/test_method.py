@@ -110,3 +110,19 @@ def test_mask_outside_equals_reconstruction_in_pixels():
     latent_only = run_edit(pipe, frames, PLAN, seg, FAST.replace(composite="latent"), progress=False)
     assert torch.equal(latent_only.frames[res.edit_mask.expand_as(res.frames)],
                        res.frames[res.edit_mask.expand_as(res.frames)])
+
+
+def test_real_720x480_video_with_the_toy_model(toy_pipe):
+    """A real clip through the toy model: right frame count, and outside the O_edit mask the output is the
+    model's reconstruction of the input."""
+    if not SHARED_VIDEOS.exists():
+        pytest.skip(f"shared videos not found at {SHARED_VIDEOS}")
+    frames, note = prepare_source(toy_pipe, SHARED_VIDEOS / "girl_living_room.mp4")
+    assert frames.shape == (17, 3, 48, 48) and "17 evenly spaced frames of 49" in note
+    cfg = DynVFXConfig.toy().replace(num_inference_steps=10, inversion_steps=10, strengths=(0.9, 0.6))
+    res = run_edit(toy_pipe, frames, PLAN, BoxSegmenter(box=(0.5, 0.2, 0.9, 0.6)), cfg, progress=False)
+    assert res.frames.shape == frames.shape
+    outside = ~res.edit_mask.expand_as(res.frames)
+    assert outside.any() and (~outside).any()
+    assert torch.equal(res.frames[outside], res.reconstruction[outside])
+    assert not torch.equal(res.frames[~outside], res.reconstruction[~outside])
