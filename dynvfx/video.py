@@ -6,7 +6,9 @@ Frames are torch tensors ``[F, 3, H, W]`` float32 in ``[0, 1]`` throughout the l
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 import warnings
 from pathlib import Path
@@ -53,28 +55,34 @@ def load_video(path: str | Path) -> tuple[torch.Tensor, float]:
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
         if not files:
             raise DynVFXError(f"no PNG/JPG frames in folder {path}")
-        from PIL import Image
-
-        try:
-            arrays = [np.asarray(Image.open(p).convert("RGB")) for p in files]
-        except OSError as e:
-            raise DynVFXError(f"cannot read frame in {path}: {e}") from None
-        if len({a.shape for a in arrays}) > 1:
-            raise DynVFXError(f"frames in {path} do not all have the same size")
-        return _to_tensor(np.stack(arrays)), 8.0
-    _use_ffmpeg()
-    import imageio.v2 as imageio
-
-    try:
-        reader = imageio.get_reader(str(path), format="FFMPEG")
-        fps = float(reader.get_meta_data().get("fps", 8.0))
-        arrays = [np.asarray(f)[..., :3] for f in reader]
-        reader.close()
-    except Exception as e:  # imageio raises many kinds of errors for a bad file
-        raise DynVFXError(f"cannot read video {path}: {str(e).splitlines()[0]}") from None
+        return _to_tensor(np.stack(_read_images(files, path))), 8.0
+    with tempfile.TemporaryDirectory() as tmp:
+        run = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), f"{tmp}/%06d.ppm"],
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            last = [ln for ln in run.stderr.strip().splitlines() if ln.strip()] or ["ffmpeg failed"]
+            raise DynVFXError(f"cannot read video {path}: {last[-1].strip()}")
+        fps = re.search(r"([\d.]+) fps", run.stderr)
+        fps = float(fps.group(1)) if fps else 8.0
+        arrays = _read_images(sorted(Path(tmp).iterdir()), path)
     if not arrays:
         raise DynVFXError(f"video {path} has no frames")
     return _to_tensor(np.stack(arrays)), fps
+
+
+def _read_images(files: list[Path], source: Path) -> list[np.ndarray]:
+    from PIL import Image
+
+    try:
+        arrays = []
+        for f in files:
+            with Image.open(f) as im:
+                arrays.append(np.asarray(im.convert("RGB")))
+    except OSError as e:
+        raise DynVFXError(f"cannot read frame of {source}: {e}") from None
+    if len({a.shape for a in arrays}) > 1:
+        raise DynVFXError(f"frames of {source} do not all have the same size")
+    return arrays
 
 
 def _to_tensor(frames: np.ndarray) -> torch.Tensor:

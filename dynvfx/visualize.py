@@ -40,7 +40,8 @@ def strip(videos: list[torch.Tensor], every: int = 4, scale: int = 4) -> np.ndar
     for v in videos:
         v = v[::every]
         v = F.interpolate(v.float(), scale_factor=scale, mode="nearest")
-        rows.append(np.concatenate(list(to_uint8(v)), axis=1))
+        tiles = [np.pad(t, ((0, 0), (0, 2), (0, 0)), constant_values=255) for t in to_uint8(v)]  # 2-px gaps
+        rows.append(np.concatenate(tiles, axis=1)[:, :-2])
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     return np.concatenate(rows, axis=0)

@@ -276,3 +276,45 @@ def test_plan_edit_caches_openai_plans(frames, tmp_path):
     assert again == first
     assert other.instruction == "a paper boat drifts past"
     assert len(list(tmp_path.glob("*.json"))) == 2 and not list(tmp_path.glob("*.tmp"))
+
+
+def test_cli_edit_with_the_openai_planner(tmp_path, monkeypatch, capsys):
+    """`dynvfx edit --planner openai` end to end: the local server plans, the toy model executes."""
+    from pathlib import Path
+
+    import yaml
+
+    from dynvfx.cli import main
+
+    scene = {"source_caption": "a blue square moves down on a gray background",
+             "conversation": [{"speaker": "assistant", "text": "A red ball should roll in from the left."},
+                              {"speaker": "artist", "text": "Keep it apart from the square."}],
+             "composited_caption": "a blue square moves down and a red ball moves right on a gray background"}
+    objects = {"objects_orig": ["blue square"], "objects_edit": ["red ball"]}
+    example = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_square_down.mp4"
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text(yaml.safe_dump({"num_inference_steps": 6, "inversion_steps": 6, "strengths": [0.8]}))
+    with ChatServer([reply(json.dumps(scene)), reply(json.dumps(objects))]) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        code = main(["edit", str(example), "add a red ball moving right", "--out", str(tmp_path / "o"),
+                     "--planner", "openai", "--planner-model", "local-vlm", "--config", str(cfg), "--quiet",
+                     "--cache-dir", str(tmp_path / "cache")])
+        assert len(server.requests) == 2 and server.requests[0]["model"] == "local-vlm"
+    assert code == 0, capsys.readouterr().err
+    plan = json.loads((tmp_path / "o" / "plan.json").read_text())
+    assert plan["backend"] == "openai" and plan["objects_edit"] == ["red ball"]
+    assert plan["composited_caption"] == scene["composited_caption"]
+
+
+def test_cli_openai_planner_without_key_is_one_line(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    from dynvfx.cli import main
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    example = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_square_down.mp4"
+    code = main(["edit", str(example), "add a red ball", "--out", str(tmp_path / "o"), "--planner", "openai"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("dynvfx: error:") == 1 and "OPENAI_API_KEY" in err and "--planner toy" in err
+    assert not (tmp_path / "o").exists()

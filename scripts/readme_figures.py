@@ -1,0 +1,38 @@
+"""Make the README's pictures from real runs of the toy model: ``python scripts/readme_figures.py``.
+
+- ``docs/toy_edit.png``: source / result / masks of the README's main job (the `make demo` edit).
+- ``docs/toy_generate.png``: the base model alone on a few captions (one row per caption).
+"""
+
+from pathlib import Path
+
+from dynvfx.config import DynVFXConfig
+from dynvfx.edit import prepare_source, run_edit
+from dynvfx.pipeline import generate, load_pipeline
+from dynvfx.planning import plan_edit
+from dynvfx.segmentation import get_segmenter
+from dynvfx.visualize import mask_video, save_png, strip
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_square_down.mp4"
+CAPTIONS = [
+    "a red ball moves right on a gray background",
+    "a yellow triangle moves down on a black background",
+    "a blue square bounces on a white background",
+    "a green ball moves left and a red square moves up on a gray background",
+]
+
+
+def main() -> None:
+    pipe = load_pipeline("toy")
+    frames, _ = prepare_source(pipe, EXAMPLE)
+    plan = plan_edit(frames, "add a red ball moving right", backend="toy")
+    res = run_edit(pipe, frames, plan, get_segmenter("toy"), DynVFXConfig.toy(), progress=False)
+    save_png(strip([frames, res.frames, mask_video(frames, res.source_mask, res.edit_mask)], every=2),
+             DOCS / "toy_edit.png")
+    save_png(strip([generate(pipe, c, seed=0) for c in CAPTIONS], every=2), DOCS / "toy_generate.png")
+    print("wrote", DOCS / "toy_edit.png", DOCS / "toy_generate.png")
+
+
+if __name__ == "__main__":
+    main()
