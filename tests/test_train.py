@@ -23,6 +23,13 @@ def test_train_few_steps_export_and_resume(tmp_path):
     changed = [k for k in first if not torch.equal(first[k], second[k])]
     assert changed, "two more steps changed the weights"
 
+    # the checkpoint is lost (a new machine): continue from the exported pipeline
+    import shutil
+
+    shutil.rmtree(work)
+    assert train.main(common + ["--steps", "5", "--warm-start"]) == 0
+    assert json.loads((out / "training.json").read_text())["steps"] == 5
+
     from dynvfx.pipeline import generate, load_pipeline
 
     pipe = load_pipeline(str(out))

@@ -19,6 +19,7 @@ import copy
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -77,6 +78,12 @@ class Deadline:
 # ---------------------------------------------------------------- stage 1: autoencoder
 def train_vae(args, state: State, deadline: Deadline) -> bool:
     ckpt = args.workdir / "vae.pt"
+    if args.warm_start and not ckpt.exists() and (args.out / "vae" / "config.json").exists():
+        shutil.copytree(args.out / "vae", args.workdir / "vae", dirs_exist_ok=True)
+        state.data["done"].append("vae")
+        state.save()
+        print(f"warm start: the autoencoder comes from {args.out / 'vae'}")
+        return True
     vae = toy_model.build_vae()
     opt = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
     step = 0
@@ -202,6 +209,9 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
         c = torch.load(ckpt, weights_only=False)
         nets.load_state_dict(c["model"]), ema.module.load_state_dict(c["ema"]), opt.load_state_dict(c["opt"])
         step, log = c["step"], c["log"]
+    elif args.warm_start and (args.out / "training.json").exists():
+        step, log = _warm_start(args.out, nets, ema)
+        print(f"warm start from {args.out} at step {step} (EMA weights; fresh optimizer state)")
     _, f, _, h, w = latents.shape
     rope = pipe._prepare_rotary_positional_embeddings(h * 4, w * 4, f, torch.device("cpu"))
     alphas = sched.alphas_cumprod.float()
@@ -257,6 +267,21 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
     return False
 
 
+def _warm_start(out: Path, nets: torch.nn.ModuleDict, ema: Ema) -> tuple[int, list[dict]]:
+    """Continue from an exported pipeline (e.g. the committed ``data/models/toy``) when the checkpoint is gone."""
+    from diffusers import CogVideoXTransformer3DModel
+    from transformers import T5EncoderModel
+
+    loaded = {"transformer": CogVideoXTransformer3DModel.from_pretrained(out / "transformer"),
+              "text_encoder": T5EncoderModel.from_pretrained(out / "text_encoder")}
+    for name, module in loaded.items():
+        nets[name].load_state_dict(module.state_dict())
+        ema.module[name].load_state_dict(module.state_dict())
+    rows = (out / "loss_log.csv").read_text().splitlines()[1:]
+    log = [{"step": int(a), "loss": float(b), "lr": float(c)} for a, b, c in (r.split(",") for r in rows)]
+    return json.loads((out / "training.json").read_text())["steps"], log
+
+
 def export(pipe, ema_nets: torch.nn.ModuleDict, args, state: State, log: list[dict]) -> None:
     """Save the pipeline with the EMA weights to ``args.out`` (``save_pretrained``), plus the training record."""
     out = type(pipe)(tokenizer=pipe.tokenizer, text_encoder=ema_nets["text_encoder"], vae=pipe.vae,
@@ -292,6 +317,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-minutes", type=float, default=None, help="stop (resumably) after this long")
+    p.add_argument("--warm-start", action="store_true",
+                   help="without a checkpoint in --workdir, continue from the pipeline exported in --out")
     return p.parse_args(argv)
 
 

@@ -1,0 +1,36 @@
+"""The shipped toy model: stock CogVideoX classes, loaded by one call, and it draws what it is asked."""
+
+import json
+
+from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
+from transformers import T5EncoderModel
+
+from dynvfx.pipeline import TOY_MODEL_DIR, generate, video_spec
+from dynvfx.toy import analysis, world
+
+
+def test_toy_pipeline_is_made_of_cogvideox_classes(toy_pipe):
+    assert isinstance(toy_pipe.transformer, CogVideoXTransformer3DModel)
+    assert isinstance(toy_pipe.vae, AutoencoderKLCogVideoX)
+    assert isinstance(toy_pipe.text_encoder, T5EncoderModel)
+    assert isinstance(toy_pipe.scheduler, CogVideoXDDIMScheduler)
+    assert toy_pipe.transformer.config.use_rotary_positional_embeddings
+    assert toy_pipe.scheduler.config.prediction_type == "v_prediction"
+    spec = video_spec(toy_pipe)
+    assert (spec.num_frames, spec.height, spec.width) == (world.FRAMES, world.SIZE, world.SIZE)
+    size = sum(p.stat().st_size for p in TOY_MODEL_DIR.rglob("*") if p.is_file())
+    assert size < 30 * 2**20
+    record = json.loads((TOY_MODEL_DIR / "training.json").read_text())
+    assert record["steps"] > 0 and record["seconds"]["dit"] > 0
+
+
+def test_generated_videos_show_the_caption(toy_pipe):
+    """Three training-distribution captions: background and the object's colour must be right in most."""
+    cases = [("red", "ball", "right", "gray"), ("blue", "square", "down", "black"),
+             ("yellow", "triangle", "left", "white")]
+    hits = 0
+    for i, (c, s, m, bg) in enumerate(cases):
+        frames = generate(toy_pipe, world.caption_for(bg, [(c, s, m)]), seed=i)
+        objs = analysis.detect_objects(frames)
+        hits += analysis.background_colour(frames) == bg and any(o.colour == c for o in objs)
+    assert hits >= 2
