@@ -35,6 +35,7 @@ FRAMES = 17  # 1 + 4k, as the CogVideoX autoencoder wants
 TRAVEL = 20.0  # pixels a straight-moving object travels over the clip
 BOUNCE_HEIGHT = 16.0  # pixels between the top of a bounce and the floor
 RADIUS_RANGE = (6.0, 8.0)  # half-extent of an object, pixels
+START_JITTER = 4.0  # pixels: how far from its start side an object may begin (along its motion)
 
 
 def _held_out() -> frozenset[tuple[str, str, str]]:
@@ -120,14 +121,25 @@ def caption_for(background: str, objects: list[tuple[str, str, str]]) -> str:
 
 
 def _start_range(motion: str, radius: float, size: int) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Ranges of the frame-0 centre ``((xmin, xmax), (ymin, ymax))`` that keep the object inside the frame."""
+    """Ranges of the frame-0 centre ``((xmin, xmax), (ymin, ymax))``.
+
+    Along its motion an object starts within ``START_JITTER`` pixels of the side it moves away from (a bounce
+    starts at the top), so where it begins says how it will move; across the motion it may be anywhere. This
+    simplification (few start positions) is what lets a small model learn motion in a CPU budget.
+    """
     lo, hi = radius + 1.0, size - radius - 1.0
     if motion == "bounce":
-        return (lo, hi), (lo, hi - BOUNCE_HEIGHT)
+        return (lo, hi), (lo, lo + START_JITTER)
     dx, dy = DIRECTIONS[motion]
-    x = (lo - dx * TRAVEL, hi) if dx < 0 else (lo, hi - dx * TRAVEL)
-    y = (lo - dy * TRAVEL, hi) if dy < 0 else (lo, hi - dy * TRAVEL)
-    return x, y
+
+    def axis(d: int) -> tuple[float, float]:
+        if d > 0:
+            return lo, lo + START_JITTER
+        if d < 0:
+            return hi - START_JITTER, hi
+        return lo, hi
+
+    return axis(dx), axis(dy)
 
 
 def place_object(rng: np.random.Generator, colour: str, shape: str, motion: str, size: int = SIZE) -> ToyObject:
