@@ -24,7 +24,10 @@ generate: setup
 	$(BIN)/python -m dynvfx generate "a red ball moves right on a gray background" --out outputs/generated.mp4 --overwrite
 
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests notebooks --nbval-lax
+
+notebooks: setup
+	$(BIN)/python notebooks/build.py
 
 train: setup
 	$(BIN)/python -m dynvfx.toy.train

@@ -29,8 +29,11 @@ REAL_INSTRUCTION = "add a huge dinosaur walking down the street between the cars
 
 
 # ------------------------------------------------------------------------------------------ setup
-def quiet() -> None:
-    """Hide the loading progress bars and deprecation chatter of diffusers/transformers (dynvfx's warnings stay)."""
+def setup_notebook(dpi: int = 80) -> None:
+    """Notebook defaults: hide the loading progress bars and deprecation chatter of diffusers/transformers, print
+    warnings on one line without the source line (dynvfx's own warnings stay visible), and draw figures at
+    ``dpi`` dots per inch (keeps the saved notebooks small)."""
+    import matplotlib
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
@@ -39,17 +42,26 @@ def quiet() -> None:
         log.set_verbosity_error()
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
+    matplotlib.rcParams["figure.dpi"] = dpi
 
 
-def resolve_choices(model: str = "toy", segmenter: str = "toy", planner: str = "toy") -> tuple[str, str, str]:
-    """The (model, segmenter, planner) to run with. A real model needs a GPU; without one everything falls back
-    to the toy model, segmenter and planner (the toy model only understands toy-world captions), with a note."""
+def resolve_choices(model: str = "toy", segmenter: str | None = None, planner: str | None = None):
+    """The ``(model, segmenter, planner)`` to run with (None = not used by this chapter, returned as None).
+
+    A CogVideoX model needs a GPU: without one everything falls back to the toy model, segmenter and planner, with
+    a note. The toy model only understands toy-world captions, so it always goes with the toy segmenter/planner.
+    """
+    toy = ("toy", segmenter and "toy", planner and "toy")
     if model != "toy" and not torch.cuda.is_available():
-        print(f"no GPU here, so {model!r} cannot run: using the toy model, toy segmenter and toy planner")
-        return "toy", "toy", "toy"
-    if model == "toy" and (segmenter, planner) != ("toy", "toy"):
-        print("the toy model goes with the toy segmenter and planner: using those")
-        return "toy", "toy", "toy"
+        print(f"no GPU here, so {model!r} cannot run: using the toy model (and the toy segmenter and planner)")
+        return toy
+    if model == "toy":
+        if (segmenter, planner) != toy[1:]:
+            print("the toy model goes with the toy segmenter and planner: using those")
+        return toy
+    if "toy" in (segmenter, planner):
+        print("note: the toy segmenter and planner only understand the toy world; set SEGMENTER and PLANNER too")
     if model in GPU_MODELS:
         gb = torch.cuda.get_device_properties(0).total_memory / 2**30
         print(f"{model}: ~{GPU_MODELS[model]} GB for plain inference (more for DynVFX's source branch); "
@@ -81,7 +93,11 @@ def source_video(pipe, model: str, example: str = "blue_square_down", video: str
 
         return example_frames(example), instruction or EXAMPLES[example][3]
     from dynvfx.edit import prepare_source
+    from dynvfx.errors import DynVFXError
 
+    if video is None and not REAL_VIDEO.exists():
+        raise DynVFXError(f"no default real clip here ({REAL_VIDEO} ships beside the repository, not with it): "
+                          "pass video='my_clip.mp4' (upload it first on Colab)")
     frames, note = prepare_source(pipe, video or REAL_VIDEO)
     if note:
         print(note)
@@ -111,13 +127,14 @@ def pick_frames(num_frames: int, k: int = 5) -> list[int]:
 
 
 def video_grid(rows: dict[str, torch.Tensor], frames: list[int] | None = None, title: str | None = None,
-               size: float = 1.5):
+               size: float = 1.5, labels: list[str] | None = None):
     """A static figure: one row per ``{label: frames [F, 3, H, W]}``, one column per frame index in ``frames``
-    (default: 5 spread over the clip). Returns the matplotlib figure."""
+    (default: 5 spread over the clip), titled ``labels`` (default "frame i"). Returns the matplotlib figure."""
     import matplotlib.pyplot as plt
 
     n = next(iter(rows.values())).shape[0]
     frames = frames if frames is not None else pick_frames(n)
+    labels = labels or [f"frame {f}" for f in frames]
     fig, axes = plt.subplots(len(rows), len(frames), figsize=(size * len(frames) + 1.2, size * len(rows)),
                              squeeze=False)
     for r, (label, video) in enumerate(rows.items()):
@@ -125,7 +142,7 @@ def video_grid(rows: dict[str, torch.Tensor], frames: list[int] | None = None, t
             ax = axes[r, c]
             ax.imshow(video[f].permute(1, 2, 0).clamp(0, 1).cpu().numpy(), interpolation="nearest")
             ax.set_xticks([]), ax.set_yticks([])
-            ax.set_title(f"frame {f}" if r == 0 else "", fontsize=8)
+            ax.set_title(labels[c] if r == 0 else "", fontsize=8)
         axes[r, 0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -332,6 +349,36 @@ def key_change(qk_a: dict, qk_b: dict, text_len: int, spec, item: int = 0) -> di
         k_a, k_b = k_a[item, :, text_len:], qk_b[layer][1][item, :, text_len:]
         out[layer] = ((k_b - k_a).norm(dim=(0, 2)) / k_a.norm(dim=(0, 2)).mean()).view(*spec.token_grid)
     return out
+
+
+# ------------------------------------------------------------------------------ chapter 3: planning
+class ScriptedChat:
+    """A stand-in vision-language model for offline demos of :func:`dynvfx.planning.dialogue.run_dialogue`.
+
+    Called like every planning backend, ``ask(messages, reply_model) -> str``, it answers with ``replies`` in
+    order and keeps a copy of each chat it was sent in ``sent`` (a list of message lists).
+    """
+
+    def __init__(self, replies: list[str]):
+        self.replies, self.sent = list(replies), []
+
+    def __call__(self, messages: list[dict], reply_model) -> str:
+        self.sent.append(list(messages))
+        return self.replies.pop(0)
+
+
+def transcript(messages: list[dict], width: int = 100) -> str:
+    """A chat (neutral message format) as text: one ``[role]`` block per message, images shown as ``[image]``,
+    long texts cut to ``width`` characters per line and 12 lines per message."""
+    import textwrap
+
+    blocks = []
+    for m in messages:
+        parts = ["[image]" if p["type"] == "image" else p["text"] for p in m["content"]]
+        lines = [line for part in parts for raw in part.splitlines() for line in textwrap.wrap(raw, width) or [""]]
+        cut = lines[:12] + ([f"... ({len(lines) - 12} more lines)"] if len(lines) > 12 else [])
+        blocks.append(f"[{m['role']}]\n" + "\n".join(cut))
+    return "\n\n".join(blocks)
 
 
 # ----------------------------------------------------------------------- chapter 4: anchors & masking

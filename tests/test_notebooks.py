@@ -1,0 +1,227 @@
+"""The tutorial notebooks, checked without running them (``pytest --nbval-lax notebooks/`` executes them).
+
+Every chapter is a jupytext ``py:percent`` file paired with an executed ``.ipynb``; both must hold the same cells.
+Cells stay short (algorithms live in ``dynvfx.explain``), the first cell says what the chapter teaches and how
+long it takes on a CPU and on a GPU, and each chapter has a Colab badge, a setup cell and a model switch.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+CHAPTERS = ("00_overview", "01_ddim_inversion", "02_attention_maps", "03_vlm_planning", "04_anchor_masking",
+            "05_residual_refinement")
+MAX_FUNCTION_LINES = 15
+BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+BADGE_LINK = "https://colab.research.google.com/github/dynvfx-course/dynvfx/blob/main/notebooks/{}.ipynb"
+DURATION = re.compile(r"\d+(\.\d+)?\s*(s|sec|seconds?|min|minutes?|h|hours?)\b")
+
+
+def _cells(path: Path) -> list[tuple[str, str]]:
+    """``(cell_type, source)`` of every cell, as jupytext reads the file (either format)."""
+    return [(c.cell_type, c.source.rstrip()) for c in jupytext.read(path).cells]
+
+
+def _code(name: str) -> list[str]:
+    return [src for kind, src in _cells(NOTEBOOKS / f"{name}.py") if kind == "code"]
+
+
+def _parse(source: str) -> ast.Module:
+    """A code cell as Python; IPython magics and shell escapes become ``pass``."""
+    lines = [("pass" if line.lstrip().startswith(("%", "!")) else line) for line in source.splitlines()]
+    return ast.parse("\n".join(lines))
+
+
+def test_every_chapter_is_paired_and_nothing_else_is_there():
+    ipynbs = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
+    sources = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+    assert ipynbs == sorted(CHAPTERS), f"notebooks/*.ipynb should be exactly the six chapters, found {ipynbs}"
+    assert sources == sorted(CHAPTERS), f"each chapter needs its jupytext source, found {sources}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_ipynb_is_in_sync_with_its_py_source(name):
+    py, ipynb = _cells(NOTEBOOKS / f"{name}.py"), _cells(NOTEBOOKS / f"{name}.ipynb")
+    assert len(py) == len(ipynb), f"{name}: {len(py)} cells in the .py, {len(ipynb)} in the .ipynb; re-run " \
+        "`python notebooks/build.py`"
+    for i, (a, b) in enumerate(zip(py, ipynb)):
+        assert a == b, f"{name}: cell {i} differs between .py and .ipynb; re-run `python notebooks/build.py`"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_pairing_metadata(name):
+    meta = jupytext.read(NOTEBOOKS / f"{name}.py").metadata
+    assert meta["jupytext"]["formats"] == "ipynb,py:percent"
+    assert meta["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_ipynb_is_executed_without_errors(name):
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code), f"{name} has cells that were never run"
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"{name}: stored outputs hold an error: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_checked_cells_print_plain_text_only(name):
+    """Cells whose output nbval compares print text to stdout only (no figures, no warnings, no reprs)."""
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    checked = [c for c in nb.cells if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source]
+    assert checked, f"{name} has no NBVAL_CHECK_OUTPUT cell"
+    for cell in checked:
+        kinds = {(o.output_type, o.get("name")) for o in cell.outputs}
+        assert kinds == {("stream", "stdout")}, f"{name}: a checked cell shows {kinds}:\n{cell.source[:200]}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_no_long_functions_in_cells(name):
+    for source in _code(name):
+        for node in ast.walk(_parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.body[-1].end_lineno - node.body[0].lineno + 1
+                assert lines <= MAX_FUNCTION_LINES, \
+                    f"{name}: {node.name}() has a {lines}-line body; move it to dynvfx/explain.py"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_first_cell_says_what_and_how_long(name):
+    kind, text = _cells(NOTEBOOKS / f"{name}.py")[0]
+    assert kind == "markdown", f"{name}: the first cell should be markdown"
+    assert "learn" in text.lower(), f"{name}: the first cell should say what you will learn"
+    for word in ("CPU", "GPU"):
+        assert word in text, f"{name}: the first cell should give the run time on a {word}"
+    assert DURATION.search(text), f"{name}: the first cell gives no duration (e.g. '1 min', '30 s')"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_colab_badge(name):
+    text = _cells(NOTEBOOKS / f"{name}.py")[0][1]
+    assert BADGE_IMAGE in text and BADGE_LINK.format(name) in text, f"{name}: no Colab badge linking to itself"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_setup_cell_installs_only_when_needed(name):
+    code = _code(name)
+    setup = [src for src in code if "except ImportError" in src and "pip" in src and "import dynvfx" in src]
+    assert setup, f"{name}: no setup cell that installs dynvfx only when `import dynvfx` fails"
+    everything = "\n".join(code)
+    assert "download.pytorch.org" not in everything and not re.search(r"pip\S*\s+install[^\n]*\btorch\b",
+                                                                        everything), f"{name} installs torch"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_model_switch_defaults_to_the_toy_model(name):
+    assert any(re.search(r'^MODEL = "toy"', src, re.M) for src in _code(name)), f"{name}: no MODEL = \"toy\" switch"
+
+
+# ---------------------------------------------------------------- the helpers the notebooks rely on (fast)
+@pytest.fixture(scope="module")
+def small_pipe():
+    """A random-weight CogVideoX pipeline of 9 frames at 32x32 (quick to sample and decode)."""
+    from conftest import tiny_pipeline
+
+    return tiny_pipeline(frames=9, height=32, width=32)
+
+
+def test_word_token_ids_and_token_grid(small_pipe):
+    from dynvfx import explain
+    from dynvfx.pipeline import video_spec
+
+    caption = "a red ball moves right and a red square moves down"
+    tokens = explain.tokens_of(small_pipe, caption)
+    ids = explain.word_token_ids(small_pipe, caption, "red")
+    assert len(ids) == 2 and all(tokens[i] == "\u2581red" for i in ids)
+    assert explain.word_token_ids(small_pipe, caption, "yellow") == []
+    spec = video_spec(small_pipe)
+    coords = explain.token_coords(spec)
+    assert coords.shape == (spec.token_grid[0] * spec.token_grid[1] * spec.token_grid[2], 3)
+    assert coords[explain.token_index(spec, 2, 1, 0)].tolist() == [2, 1, 0]
+
+
+def test_locality_profile_sees_a_purely_local_attention(small_pipe):
+    import torch
+
+    from dynvfx import explain
+    from dynvfx.pipeline import video_spec
+
+    spec = video_spec(small_pipe)
+    n, text_len = explain.token_coords(spec).shape[0], 3
+    k = torch.zeros(2, text_len + n, n)
+    k[:, text_len:] = torch.eye(n) * 30  # each video key matches only the query at its own position
+    profile = explain.locality_profile(k, k, text_len, spec)
+    assert profile[0] > 0.9 * n and (profile[1:] < 0.1).all()
+
+
+def test_recorded_generation_and_captured_keys(small_pipe):
+    import torch
+    from diffusers.models.attention_processor import CogVideoXAttnProcessor2_0
+
+    from dynvfx import explain
+    from dynvfx.pipeline import encode_text, video_spec
+
+    spec = video_spec(small_pipe)
+    n = spec.token_grid[0] * spec.token_grid[1] * spec.token_grid[2]
+    frames, rec = explain.generate_with_recorder(small_pipe, "a red ball", [1, 2], steps=2, record_layers=[1])
+    assert frames.shape == (spec.num_frames, 3, spec.height, spec.width)
+    assert set(rec.text_to_video) == {(0, 1), (1, 1)} and rec.text_to_video[0, 1].shape[1:] == (2, n)
+    assert explain.word_attention(rec, spec).shape == spec.token_grid
+    x = explain.initial_noise(small_pipe).expand(2, -1, -1, -1, -1)
+    qk = explain.capture_qk(small_pipe, x, encode_text(small_pipe, [""]), 500, layers=[0])
+    assert list(qk) == [0] and qk[0][1].shape[0] == 2 and qk[0][1].shape[2] == spec.max_text_tokens + n
+    assert all(type(p) is CogVideoXAttnProcessor2_0 for p in small_pipe.transformer.attn_processors.values())
+    change = explain.key_change(qk, qk, spec.max_text_tokens, spec)
+    assert torch.equal(change[0], torch.zeros(spec.token_grid))
+
+
+def test_scripted_chat_and_transcript():
+    from PIL import Image
+
+    from dynvfx import explain
+
+    chat = explain.ScriptedChat(["first", "second"])
+    msgs = [{"role": "user", "content": [{"type": "image", "image": Image.new("RGB", (4, 4))},
+                                         {"type": "text", "text": "hello"}]}]
+    assert chat(msgs, None) == "first" and chat(msgs + msgs, None) == "second"
+    assert [len(s) for s in chat.sent] == [1, 2]
+    assert explain.transcript(msgs) == "[user]\n[image]\nhello"
+
+
+def test_overlays_and_viewers_build_and_draw(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from dynvfx import explain, widgets
+    from dynvfx.attention import AttentionRecorder
+    from dynvfx.pipeline import VideoSpec
+
+    spec = VideoSpec(num_frames=9, height=16, width=16, temporal_compression=4, spatial_compression=4,
+                     patch_size=2, max_text_tokens=4)
+    frames, tokens = torch.rand(9, 3, 16, 16), torch.zeros(3, 2, 2, dtype=torch.bool)
+    tokens[:, 0, 0] = True
+    assert explain.anchor_overlay(frames, tokens, tokens, spec).shape == frames.shape
+    assert explain.heat_rgb(torch.rand(9, 1, 16, 16)).shape == frames.shape
+    assert explain.video_grid({"a": frames, "b": frames}).axes
+    rec = AttentionRecorder([1])
+    rec.text_to_video = {(s, layer): torch.rand(2, 1, 12) for s in range(2) for layer in range(2)}
+    view = {"a": frames, "b": frames}
+    viewers = lambda: (widgets.frame_viewer(view), widgets.timestep_viewer({"a": {999: frames, 499: frames}}),  # noqa
+                       widgets.attention_viewer(frames, rec, spec), widgets.anchor_viewer(frames, tokens, spec),
+                       widgets.iteration_viewer([view, view], (0.9, 0.5)))
+    assert all(type(v).__name__ == "VBox" for v in viewers())
+    drawn = []  # now draw each viewer once with its controls' initial values, outside any widget
+    monkeypatch.setattr(widgets, "viewer", lambda draw, **c: drawn.append(draw(**{k: w.value for k, w in c.items()})))
+    viewers()
+    assert len(drawn) == 5 and len(plt.get_fignums()) >= 5
+    plt.close("all")
