@@ -107,6 +107,13 @@ class _Staging:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def _cache(args, kind: str) -> Path | None:
+    """``--cache-dir``'s sub-folder for ``kind`` (plans / inversions); ``None`` means the library default."""
+    if args.cache_dir is None:
+        return None if kind == "plans" else Path.home() / ".cache" / "dynvfx" / "inversions"
+    return Path(args.cache_dir) / kind
+
+
 def _plan(args, frames):
     from dynvfx.planning import PlanningError, VFXPlan, plan_edit
 
@@ -119,7 +126,8 @@ def _plan(args, frames):
         except ValueError as e:
             raise DynVFXError(f"invalid plan {plan_path}: {str(e).splitlines()[0]}") from None
     try:
-        return plan_edit(frames, args.instruction, backend=args.planner, model=args.planner_model)
+        return plan_edit(frames, args.instruction, backend=args.planner, model=args.planner_model,
+                         cache_dir=_cache(args, "plans"))
     except PlanningError as e:
         raise DynVFXError(str(e)) from None
 
@@ -157,7 +165,8 @@ def cmd_edit(args) -> int:
             staging.commit()
             print(f"wrote {out}/plan.json and source_masks.mp4 ({t_plan:.1f} s); review, then run with --mode execute")
             return 0
-        result = run_edit(pipe, frames, plan, segmenter, config, cache_dir=args.cache_dir, progress=not args.quiet)
+        result = run_edit(pipe, frames, plan, segmenter, config, cache_dir=_cache(args, "inversions"),
+                          progress=not args.quiet)
         t0 = time.perf_counter()
         write_video(staging.path("result.mp4"), result.frames)
         write_video(staging.path("masks.mp4"), mask_video(frames, result.source_mask, result.edit_mask))
@@ -208,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--attention", choices=("anchor", "full", "masked", "off"), default=None)
     e.add_argument("--config", help="YAML with DynVFXConfig fields to override")
     e.add_argument("--seed", type=int, default=None)
-    e.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "dynvfx" / "inversions"))
+    e.add_argument("--cache-dir", default=None,
+                   help="cache root: DIR/inversions and DIR/plans (default ~/.cache/dynvfx, plans also $DYNVFX_CACHE_DIR)")
     e.add_argument("--overwrite", action="store_true")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_edit)

@@ -77,3 +77,9 @@ class BoxSegmenter:
             x0, y0, x1, y1 = self.box
             m[..., int(y0 * h):int(y1 * h), int(x0 * w):int(x1 * w)] = True
         return Segmentation(list(phrases), m, m.flatten(2).any(-1).float())
+
+
+@pytest.fixture(autouse=True)
+def _private_plan_cache(tmp_path, monkeypatch):
+    """Each test gets its own plan cache, so a plan cached by an earlier run or test is never reused."""
+    monkeypatch.setenv("DYNVFX_CACHE_DIR", str(tmp_path / "plan-cache"))

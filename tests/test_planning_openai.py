@@ -305,6 +305,7 @@ def test_cli_edit_with_the_openai_planner(tmp_path, monkeypatch, capsys):
     plan = json.loads((tmp_path / "o" / "plan.json").read_text())
     assert plan["backend"] == "openai" and plan["objects_edit"] == ["red ball"]
     assert plan["composited_caption"] == scene["composited_caption"]
+    assert len(list((tmp_path / "cache" / "plans").glob("plan-*.json"))) == 1  # cached under --cache-dir/plans
 
 
 def test_cli_openai_planner_without_key_is_one_line(tmp_path, monkeypatch, capsys):
