@@ -36,10 +36,11 @@ class DynVFXConfig:
     mask_open_radius: int = 4  # pixels, morphological opening of the O_edit mask (drops specks)
     mask_dilate_radius: int = 8  # pixels, safety margin around the O_edit mask
     source_mask_dilate_radius: int = 4  # pixels, margin around the O_orig mask before it becomes anchors
-    # final frames: "latent" = decode(x_comp) as is (the paper's output; the autoencoder's group norms make every
-    # pixel depend a little on the whole latent); "reconstruction" = decode(x_comp) inside the O_edit mask and
-    # the model's reconstruction decode(x_orig) outside; "source" = the source's own pixels outside.
-    composite: str = "reconstruction"
+    # final frames: decode(x_comp) inside the final O_edit mask, and outside it
+    # "source" = the source's own pixels (ours: x_res is zero there anyway, so only the autoencoder's error differs),
+    # "reconstruction" = the model's reconstruction decode(x_orig), or "latent" = decode(x_comp) as is (the paper's
+    # output; the autoencoder's group norms make every pixel depend a little on the whole latent).
+    composite: str = "source"
     seed: int = 0
 
     @classmethod

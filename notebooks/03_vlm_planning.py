@@ -42,19 +42,12 @@
 # nothing.
 
 # %%
-try:
-    import dynvfx  # noqa: F401
-except ImportError:  # e.g. on Colab
-    import os
-    import subprocess
-    import sys
+import importlib.util, subprocess, sys  # noqa: E401
 
-    REPO = os.path.abspath("dynvfx-course")
-    if not os.path.isdir(REPO):
-        url = "https://github.com/dynvfx-course/dynvfx"
-        subprocess.run(["git", "clone", "-q", "--depth", "1", url, REPO], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", REPO], check=True)
-    sys.path.insert(0, REPO)
+if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the course and install it (keeps Colab's torch)
+    subprocess.run("[ -d dynvfx-course ] || git clone -q --depth 1 https://github.com/dynvfx-course/dynvfx dynvfx-course"
+                   f" && {sys.executable} -m pip install -q -e dynvfx-course", shell=True, check=True)
+    sys.path.insert(0, "dynvfx-course")
 
 # %% [markdown]
 # ## Choose the video and the planners

@@ -95,18 +95,23 @@ def test_inversion_keeps_sampling_timesteps_and_caches(tmp_path):
         inv.at(123456)
 
 
-def test_mask_outside_equals_reconstruction_in_pixels():
-    """Outside the edit mask the result is the decoded source latents (the model's reconstruction)."""
+def test_composites_outside_the_mask():
+    """Outside the edit mask the result is the source's own pixels (default), or the decoded source latents (the
+    model's reconstruction); inside it every composite is decode(x_comp)."""
     from dynvfx.pipeline import decode_latents
 
     pipe = tiny_pipeline(frames=9, height=32, width=48)
     frames = torch.rand(9, 3, 32, 48, generator=torch.Generator().manual_seed(4))
     seg = BoxSegmenter(box=(0.0, 0.0, 0.3, 0.4))
-    res = run_edit(pipe, frames, PLAN, seg, FAST, progress=False)
+    res = run_edit(pipe, frames, PLAN, seg, FAST.replace(composite="reconstruction"), progress=False)
     recon = decode_latents(pipe, res.refinement.x_orig)
     diff = (res.frames - recon).abs().amax(1, keepdim=True)
-    assert diff[~res.edit_mask].max() == 0  # the default composite: exactly the reconstruction outside
+    assert diff[~res.edit_mask].max() == 0  # exactly the reconstruction outside
     assert diff[res.edit_mask].max() > 1e-3
+    default = run_edit(pipe, frames, PLAN, seg, FAST, progress=False)
+    outside = ~default.edit_mask.expand_as(frames)
+    assert default.config.composite == "source" and torch.equal(default.frames[outside], frames[outside])
+    assert not torch.equal(default.frames, frames)
     latent_only = run_edit(pipe, frames, PLAN, seg, FAST.replace(composite="latent"), progress=False)
     assert torch.equal(latent_only.frames[res.edit_mask.expand_as(res.frames)],
                        res.frames[res.edit_mask.expand_as(res.frames)])
@@ -114,7 +119,7 @@ def test_mask_outside_equals_reconstruction_in_pixels():
 
 def test_real_720x480_video_with_the_toy_model(toy_pipe):
     """A real clip through the toy model: right frame count, and outside the O_edit mask the output is the
-    model's reconstruction of the input."""
+    fitted input itself; inside it, new content."""
     if not SHARED_VIDEOS.exists():
         pytest.skip(f"shared videos not found at {SHARED_VIDEOS}")
     frames, note = prepare_source(toy_pipe, SHARED_VIDEOS / "girl_living_room.mp4")
@@ -124,5 +129,5 @@ def test_real_720x480_video_with_the_toy_model(toy_pipe):
     assert res.frames.shape == frames.shape
     outside = ~res.edit_mask.expand_as(res.frames)
     assert outside.any() and (~outside).any()
-    assert torch.equal(res.frames[outside], res.reconstruction[outside])
-    assert not torch.equal(res.frames[~outside], res.reconstruction[~outside])
+    assert torch.equal(res.frames[outside], frames[outside])
+    assert not torch.equal(res.frames[~outside], frames[~outside])
