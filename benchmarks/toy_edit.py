@@ -72,7 +72,10 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=20)
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--steps", type=int, default=None, help="override num_inference_steps (and inversion steps)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     pipe = load_pipeline("toy")
     seg = get_segmenter("toy")

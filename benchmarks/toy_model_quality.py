@@ -44,6 +44,7 @@ def judge(frames, scene: world.Scene) -> dict[str, bool]:
         out[f"present{i}"] = bool(match)
         out[f"colour{i}"] = any(o.colour == want.colour for o in objs)
         out[f"motion{i}"] = bool(match) and match[0].motion == want.motion
+        out[f"colour_motion{i}"] = any(o.colour == want.colour and o.motion == want.motion for o in objs)
     return out
 
 
@@ -57,7 +58,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--guidance", type=float, default=6.0)
     p.add_argument("--limit", type=int, default=None, help="only the first N captions of each kind")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     pipe = load_pipeline(args.model)
     singles, pairs = held_out_cases()
@@ -75,7 +79,9 @@ def main() -> None:
         ("single object: colour+shape present", "single", "present0", 0.90),
         ("single object: moves as asked", "single", "motion0", 0.80),
         ("single object: colour present", "single", "colour0", None),
+        ("single object: an object of its colour moves as asked", "single", "colour_motion0", None),
         ("two objects: both present", "pair", None, 0.70),
+        ("two objects: both colours present", "pair", "colours", None),
         ("background right", "single", "background", None),
     ]
     print(f"toy model quality on held-out captions ({len(singles)} single-object, {len(pairs)} two-object; "
@@ -83,9 +89,10 @@ def main() -> None:
     print("| check | generated | renderer (ceiling) | bar |")
     print("|---|---|---|---|")
     for label, kind, key, bar in rows:
-        if key is None:
-            g = float(np.mean([r["present0"] and r["present1"] for r in gen[kind]]))
-            r = float(np.mean([x["present0"] and x["present1"] for x in ref[kind]]))
+        if key in (None, "colours"):
+            k = "present" if key is None else "colour"
+            g = float(np.mean([r[f"{k}0"] and r[f"{k}1"] for r in gen[kind]]))
+            r = float(np.mean([x[f"{k}0"] and x[f"{k}1"] for x in ref[kind]]))
         else:
             g, r = rate(gen[kind], key), rate(ref[kind], key)
         verdict = "" if bar is None else (f"≥ {bar:.0%} " + ("✓" if g >= bar else "✗"))
