@@ -57,14 +57,15 @@ def make_pairs(n: int, seed: int = 7):
     return pairs
 
 
-def evaluate(out, raw, source, scene, new, edit_mask, segmenter) -> dict:
-    """Scores of output frames ``out`` (and the raw latent output ``raw``), all ``[F, 3, H, W]``."""
+def evaluate(out, source, scene, new, edit_mask, segmenter, raw=None) -> dict:
+    """Scores of output frames ``out`` (and of the raw latent output ``raw``, if given), all ``[F, 3, H, W]``."""
     objs = analysis.detect_objects(out)
     hit = [o for o in objs if (o.colour, o.shape) == new[:2] and o.presence >= 0.8]
     gt = torch.from_numpy(world.render(scene)[1][0])[:, None]  # [F, 1, H, W]
     src = segmenter.segment(out, [scene.objects[0].phrase]).union
     return {"success": bool(hit), "iou": iou(src, gt), "psnr": psnr_outside(out, source, edit_mask),
-            "ssim": ssim_outside(out, source, edit_mask), "psnr_raw": psnr_outside(raw, source, edit_mask)}
+            "ssim": ssim_outside(out, source, edit_mask)} | (
+                {} if raw is None else {"psnr_raw": psnr_outside(raw, source, edit_mask)})
 
 
 def main() -> None:
@@ -104,7 +105,7 @@ def main() -> None:
                     seconds.append(res.seconds | {"total": time.perf_counter() - t})
                 out, mask = res.frames, res.edit_mask
             raw = out if isinstance(v, str) else decode_latents(pipe, res.refinement.x_comp)
-            results[name].append(evaluate(out, raw, source, scene, new, mask, seg))
+            results[name].append(evaluate(out, source, scene, new, mask, seg, raw=raw))
         print(f"pair {k + 1}/{args.pairs}: {instruction!r} on {scene.caption!r}", flush=True)
 
     def mean(rows, key):

@@ -30,8 +30,10 @@ def _check_out_file(path: Path, overwrite: bool) -> None:
     if path.exists() and path.is_dir():
         raise DynVFXError(f"{path} is a folder, not a file")
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise DynVFXError(f"output folder does not exist: {parent}")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DynVFXError(f"cannot create the output folder {parent}: {e.strerror}") from None
     if not os.access(parent, os.W_OK):
         raise DynVFXError(f"output folder is not writable: {parent}")
 
@@ -87,9 +89,11 @@ class _Staging:
         clash = [n for n in names if (out / n).exists()]
         if clash and not overwrite:
             raise DynVFXError(f"{out} already holds {', '.join(clash)}; pass --overwrite to replace")
-        parent = out.parent if out.exists() or out.parent.is_dir() else None
-        if parent is None:
-            raise DynVFXError(f"output folder's parent does not exist: {out.parent}")
+        parent = out.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DynVFXError(f"cannot create the output folder's parent {parent}: {e.strerror}") from None
         if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
             raise DynVFXError(f"output folder is not writable: {out}")
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-tmp-", dir=parent))

@@ -58,8 +58,9 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 #
 # The default runs anywhere: a **toy model** shipped with the course, a small diffusion transformer built from
 # diffusers' own CogVideoX classes (RoPE, 3D autoencoder, T5 text encoder, v-prediction) and trained on a CPU on
-# videos of coloured shapes moving over flat backgrounds (48×48 pixels, 17 frames). It is weak, and it may still be
-# training while you read this: the page shows whatever it currently does.
+# videos of coloured shapes moving over flat backgrounds (48×48 pixels, 17 frames). It is small and imperfect: it
+# gets colours, backgrounds and directions of motion mostly right, but often draws squares and triangles as round
+# blobs (the README has its measured quality).
 #
 # With a GPU you may switch to a real model:
 #
@@ -148,8 +149,8 @@ print("O_edit found in refinement pass:", [it.found for it in result.refinement.
 # ## 3. The result and the masks
 #
 # Red: the `O_orig` mask in the source (where anchors are dense). Green: the `O_edit` mask found in the edit (the
-# only place the residual may change the video). A weak or half-trained toy model may not produce the new object at
-# all; then the green mask is empty and the output is the reconstruction of the source.
+# only place the residual may change the video). If the model does not produce the new object at all, the green
+# mask is empty and the output is the source itself (a warning says so).
 
 # %%
 from dynvfx.visualize import mask_video

@@ -153,7 +153,7 @@ if MODEL == "toy":
             m = explain.word_attention(rec, spec, layer=layer)
             print(f"layer {layer}: inside / outside = {m[inside].mean() / m[~inside].mean():.2f}")
     else:
-        print("the object was not found in the generated video (the toy model may still be training)")
+        print("the object was not found in the generated video (the toy model missed it: try another seed)")
 
 # %% [markdown]
 # ### Explore

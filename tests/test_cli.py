@@ -29,7 +29,7 @@ def _one_error_line(err: str) -> str:
 @pytest.mark.parametrize("argv, expected", [
     (["generate", "a red ball moves right", "--model", "no-such-model", "--out", "{tmp}/a.mp4"], "unknown model"),
     (["generate", "a purple dog runs", "--out", "{tmp}/a.mp4"], "knows no object"),
-    (["generate", "a red ball moves right", "--out", "/proc/nope/a.mp4"], "does not exist"),
+    (["generate", "a red ball moves right", "--out", "/proc/nope/a.mp4"], "cannot create"),
     (["edit", "{tmp}/missing.mp4", "add a red ball", "--out", "{tmp}/o"], "video not found"),
     (["edit", "{tmp}/garbage.mp4", "add a red ball", "--out", "{tmp}/o"], "cannot read video"),
     (["edit", str(EXAMPLE), "   ", "--out", "{tmp}/o"], "instruction is empty"),
@@ -45,6 +45,14 @@ def test_bad_input_gives_one_line(argv, expected, tmp_path, capsys):
     assert expected in _one_error_line(err)
     assert not (tmp_path / "o").exists() and not (tmp_path / "a.mp4").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+
+
+def test_missing_output_folders_are_created(tmp_path, capsys):
+    """`make demo` on a fresh checkout writes into outputs/demo before outputs/ exists."""
+    out = tmp_path / "new" / "deeper" / "a.mp4"
+    code, err = run(["generate", "a red ball moves right on a gray background", "--out", out, "--steps", "2"], capsys)
+    assert code == 0, err
+    assert out.stat().st_size > 0
 
 
 def test_unwritable_output_folder(tmp_path, capsys, monkeypatch):
