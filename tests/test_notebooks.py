@@ -108,11 +108,32 @@ def test_colab_badge(name):
     assert BADGE_IMAGE in text and BADGE_LINK.format(name) in text, f"{name}: no Colab badge linking to itself"
 
 
+def _run_setup_cell(src: str, installed: bool, monkeypatch) -> list[str]:
+    """Execute a setup cell with ``subprocess.run`` recorded (not run) and dynvfx (not) importable."""
+    import importlib.util
+    import subprocess
+
+    calls: list[str] = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, *a, **k: calls.append(cmd if isinstance(cmd, str)
+                                                                              else " ".join(map(str, cmd))))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: (real(name, *a) if installed or name != "dynvfx" else None))
+    monkeypatch.setattr("sys.path", list(__import__("sys").path))
+    exec(compile(src, "<setup cell>", "exec"), {})
+    return calls
+
+
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_setup_cell_installs_only_when_needed(name):
+def test_setup_cell_installs_only_when_needed(name, monkeypatch):
     code = _code(name)
-    setup = [src for src in code if "except ImportError" in src and "pip" in src and "import dynvfx" in src]
-    assert setup, f"{name}: no setup cell that installs dynvfx only when `import dynvfx` fails"
+    setup = [src for src in code if "pip install" in src and "dynvfx" in src]
+    assert len(setup) == 1, f"{name}: expected one setup cell that installs dynvfx"
+    assert _run_setup_cell(setup[0], installed=True, monkeypatch=monkeypatch) == [], \
+        f"{name}: the setup cell does something although dynvfx is installed"
+    calls = _run_setup_cell(setup[0], installed=False, monkeypatch=monkeypatch)
+    assert calls and "pip install" in calls[-1] and "git clone" in " ".join(calls), \
+        f"{name}: without dynvfx the setup cell should clone and install the course"
     everything = "\n".join(code)
     assert "download.pytorch.org" not in everything and not re.search(r"pip\S*\s+install[^\n]*\btorch\b",
                                                                         everything), f"{name} installs torch"
