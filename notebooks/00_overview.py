@@ -130,8 +130,8 @@ print("O_edit :", plan.objects_edit)
 # `run_edit` chains the stages: encode the source into latents `x_orig`, DDIM-invert them (chapter 1), segment
 # `O_orig` and draw the anchor tokens (chapter 4), then refine a residual `x_res` over several SDEdit passes of
 # decreasing strength, each sampled with Anchor Extended Attention and masked to where `O_edit` was found
-# (chapter 5). The output is `decode(x_orig + x_res)` inside the `O_edit` mask and the model's reconstruction of
-# the source outside it.
+# (chapter 5). The output is `decode(x_orig + x_res)` inside the `O_edit` mask and the source's own pixels
+# outside it.
 
 # %%
 from dynvfx.config import DynVFXConfig

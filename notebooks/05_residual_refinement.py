@@ -149,8 +149,8 @@ widgets.iteration_viewer(views, config.strengths)
 #
 # `decode(x_comp)` is the paper's output ("latent"). The autoencoder's decoder mixes information across the
 # frame, so even where $x_{res} = 0$ it is the *model's reconstruction* of the source, not the source. The
-# library's default ("reconstruction") keeps `decode(x_comp)` inside the `O_edit` mask and the reconstruction
-# `decode(x_orig)` outside; "source" pastes the new object onto the original pixels.
+# library's default ("source") keeps `decode(x_comp)` inside the `O_edit` mask and pastes it onto the original
+# pixels; "reconstruction" uses the model's reconstruction `decode(x_orig)` outside the mask instead.
 
 # %%
 from dynvfx.edit import composite
@@ -197,8 +197,9 @@ if MODEL == "toy":
 # `dynvfx.metrics` measures how well the rest of the video is kept: PSNR and SSIM between output and source over
 # the pixels *outside* the edit mask (where nothing should change), and IoU between masks. Whether the new object
 # is there at all is checked by segmenting `O_edit` in the output (share of frames where it is found). Note that
-# with the default compositing the output *is* the source's reconstruction outside the mask, so there PSNR and
-# SSIM measure the autoencoder and the size of the mask; SDEdit has no such protection.
+# with the default compositing the output *is* the source outside the mask, so there PSNR is infinite and SSIM
+# below 1 only where its small windows straddle the mask's edge; the raw `decode(x_comp)` ("latent") is bounded by
+# the autoencoder. SDEdit has no such protection.
 
 # %%
 if MODEL == "toy":
