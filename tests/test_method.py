@@ -118,8 +118,8 @@ def test_composites_outside_the_mask():
 
 
 def test_real_720x480_video_with_the_toy_model(toy_pipe):
-    """A real clip through the toy model: right frame count, and outside the O_edit mask the output is the
-    fitted input itself; inside it, new content."""
+    """A real clip through the toy model: right frame count; outside the O_edit mask the output is the fitted
+    input itself (default composite) or exactly the model's reconstruction of it (``composite="reconstruction"``)."""
     if not SHARED_VIDEOS.exists():
         pytest.skip(f"shared videos not found at {SHARED_VIDEOS}")
     frames, note = prepare_source(toy_pipe, SHARED_VIDEOS / "girl_living_room.mp4")
@@ -131,3 +131,8 @@ def test_real_720x480_video_with_the_toy_model(toy_pipe):
     assert outside.any() and (~outside).any()
     assert torch.equal(res.frames[outside], frames[outside])
     assert not torch.equal(res.frames[~outside], frames[~outside])
+    rec = run_edit(toy_pipe, frames, PLAN, BoxSegmenter(box=(0.5, 0.2, 0.9, 0.6)),
+                   cfg.replace(composite="reconstruction"), progress=False)
+    outside = ~rec.edit_mask.expand_as(rec.frames)
+    assert outside.any() and torch.equal(rec.frames[outside], rec.reconstruction[outside])
+    assert not torch.equal(rec.frames[outside], frames[outside])
