@@ -104,7 +104,7 @@ def main() -> None:
                 if name == names[0]:
                     seconds.append(res.seconds | {"total": time.perf_counter() - t})
                 out, mask = res.frames, res.edit_mask
-            raw = out if isinstance(v, str) else decode_latents(pipe, res.refinement.x_comp)
+            raw = out if isinstance(v, str) else res.decoded
             results[name].append(evaluate(out, source, scene, new, mask, seg, raw=raw))
         print(f"pair {k + 1}/{args.pairs}: {instruction!r} on {scene.caption!r}", flush=True)
 

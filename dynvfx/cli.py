@@ -24,16 +24,21 @@ from dynvfx.errors import DynVFXError
 MAIN_EXAMPLE = Path(__file__).resolve().parent.parent / "data" / "examples"
 
 
+def _make_folder(folder: Path) -> None:
+    """Create ``folder`` and its parents if missing (``make demo`` writes into outputs/ on a fresh checkout)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DynVFXError(f"cannot create the output folder {folder}: {e.strerror}") from None
+
+
 def _check_out_file(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise DynVFXError(f"{path} exists; pass --overwrite to replace it")
     if path.exists() and path.is_dir():
         raise DynVFXError(f"{path} is a folder, not a file")
-    parent = path.parent if str(path.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DynVFXError(f"cannot create the output folder {parent}: {e.strerror}") from None
+    parent = path.parent
+    _make_folder(parent)
     if not os.access(parent, os.W_OK):
         raise DynVFXError(f"output folder is not writable: {parent}")
 
@@ -90,10 +95,7 @@ class _Staging:
         if clash and not overwrite:
             raise DynVFXError(f"{out} already holds {', '.join(clash)}; pass --overwrite to replace")
         parent = out.parent
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise DynVFXError(f"cannot create the output folder's parent {parent}: {e.strerror}") from None
+        _make_folder(parent)
         if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
             raise DynVFXError(f"output folder is not writable: {out}")
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-tmp-", dir=parent))

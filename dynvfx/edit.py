@@ -66,7 +66,8 @@ class EditResult:
     """Everything a run produced. Frames are ``[F, 3, H, W]`` in [0, 1]; masks ``[F, 1, H, W]`` bool."""
 
     source: torch.Tensor
-    frames: torch.Tensor
+    frames: torch.Tensor  # the final frames: ``decoded`` composited per ``config.composite``
+    decoded: torch.Tensor  # decode(x_comp), the paper's raw output
     reconstruction: torch.Tensor  # decode(x_orig), the model's own reconstruction of the source
     plan: VFXPlan
     config: DynVFXConfig
@@ -122,8 +123,9 @@ def run_edit(pipe, frames: torch.Tensor, plan: VFXPlan, segmenter: Segmenter,
                       stacklevel=2)
     with timer("decode"):
         recon = decode_latents(pipe, result.x_orig)
-        out = composite(decode_latents(pipe, result.x_comp), result.mask, recon, frames, config.composite)
-    return EditResult(frames, out, recon, plan, config, src_mask, grid, inv, result, timer.seconds)
+        decoded = decode_latents(pipe, result.x_comp)
+        out = composite(decoded, result.mask, recon, frames, config.composite)
+    return EditResult(frames, out, decoded, recon, plan, config, src_mask, grid, inv, result, timer.seconds)
 
 
 def sdedit(pipe, frames: torch.Tensor, caption: str, strength: float, config: DynVFXConfig = DynVFXConfig(),

@@ -113,6 +113,7 @@ def test_composites_outside_the_mask():
     assert default.config.composite == "source" and torch.equal(default.frames[outside], frames[outside])
     assert not torch.equal(default.frames, frames)
     latent_only = run_edit(pipe, frames, PLAN, seg, FAST.replace(composite="latent"), progress=False)
+    assert torch.equal(latent_only.frames, res.decoded) and torch.equal(default.decoded, res.decoded)
     assert torch.equal(latent_only.frames[res.edit_mask.expand_as(res.frames)],
                        res.frames[res.edit_mask.expand_as(res.frames)])
 
