@@ -84,6 +84,26 @@ def load_model(name: str = "toy", cpu_offload: bool = False, retries: int = 6, w
             time.sleep(wait)
 
 
+def edit_inputs(model: str, segmenter: str, planner: str, cpu_offload: bool = False, toy_steps: int = 20):
+    """Everything a chapter's edit starts from: ``(pipe, spec, frames [F, 3, H, W], plan, segmenter, config)``.
+
+    Loads the model, takes the default source video and instruction (:func:`source_video`), plans the edit with
+    ``planner`` and builds ``segmenter``. ``config`` is :meth:`DynVFXConfig.for_model`; for the toy model with
+    ``toy_steps`` sampling and inversion steps instead of 50, to keep a chapter short on a CPU.
+    """
+    from dynvfx.config import DynVFXConfig
+    from dynvfx.planning import plan_edit
+    from dynvfx.segmentation import get_segmenter
+
+    pipe = load_model(model, cpu_offload=cpu_offload)
+    frames, instruction = source_video(pipe, model)
+    config = DynVFXConfig.for_model(model)
+    if model == "toy":
+        config = config.replace(num_inference_steps=toy_steps, inversion_steps=toy_steps)
+    plan = plan_edit(frames, instruction, backend=planner)
+    return pipe, video_spec(pipe), frames, plan, get_segmenter(segmenter), config
+
+
 def source_video(pipe, model: str, example: str = "blue_square_down", video: str | Path | None = None,
                  instruction: str | None = None) -> tuple[torch.Tensor, str]:
     """Source frames ``[F, 3, H, W]`` at the model's size and an edit instruction: the toy ``example`` and its
@@ -365,6 +385,20 @@ class ScriptedChat:
     def __call__(self, messages: list[dict], reply_model) -> str:
         self.sent.append(list(messages))
         return self.replies.pop(0)
+
+
+def try_plan(frames: torch.Tensor, instruction: str, backend: str, model: str | None = None):
+    """:func:`dynvfx.planning.plan_edit` for an optional notebook cell: prints the plan as JSON (without the raw
+    reply) and returns it, or prints why the backend failed and returns None."""
+    from dynvfx.planning import PlanningError, plan_edit
+
+    try:
+        plan = plan_edit(frames, instruction, backend=backend, model=model)
+    except PlanningError as err:
+        print(f"the {backend} planner failed:", err)
+        return None
+    print(plan.model_dump_json(indent=2, exclude={"raw_reply"}))
+    return plan
 
 
 def transcript(messages: list[dict], width: int = 100) -> str:

@@ -203,11 +203,7 @@ print(explain.transcript(chat.sent[1]))
 import os
 
 if os.environ.get("OPENAI_API_KEY"):
-    try:
-        vlm_plan = plan_edit(frames, instruction, backend="openai", model=OPENAI_MODEL)
-        print(vlm_plan.model_dump_json(indent=2, exclude={"raw_reply"}))
-    except PlanningError as err:
-        print("the openai planner failed:", err)
+    vlm_plan = explain.try_plan(frames, instruction, "openai", OPENAI_MODEL)
 else:
     print("skipped: no OPENAI_API_KEY in the environment (set it, and OPENAI_BASE_URL for a local server)")
 
@@ -223,11 +219,7 @@ import torch
 
 RUN_HF_ON_CPU = False
 if torch.cuda.is_available() or RUN_HF_ON_CPU:
-    try:
-        hf_plan = plan_edit(frames, instruction, backend="hf", model=HF_MODEL)
-        print(hf_plan.model_dump_json(indent=2, exclude={"raw_reply"}))
-    except PlanningError as err:
-        print("the hf planner failed:", err)
+    hf_plan = explain.try_plan(frames, instruction, "hf", HF_MODEL)
 else:
     print("skipped: no GPU (a local VLM of ~3-4 B parameters wants ~8 GB of GPU memory)")
 

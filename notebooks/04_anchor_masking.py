@@ -67,19 +67,9 @@ explain.setup_notebook()
 MODEL, SEGMENTER, PLANNER = explain.resolve_choices(MODEL, SEGMENTER, PLANNER)
 
 # %%
-from dynvfx.config import DynVFXConfig
-from dynvfx.pipeline import video_spec
-from dynvfx.planning import plan_edit
-from dynvfx.segmentation import get_segmenter
-
-pipe = explain.load_model(MODEL, cpu_offload=CPU_OFFLOAD)
-spec = video_spec(pipe)
-frames, instruction = explain.source_video(pipe, MODEL)
-plan = plan_edit(frames, instruction, backend=PLANNER)
-segmenter = get_segmenter(SEGMENTER)
-config = DynVFXConfig.for_model(MODEL)
-if MODEL == "toy":  # 20 steps instead of 50 keep the four edits below near a minute on a CPU
-    config = config.replace(num_inference_steps=20, inversion_steps=20)
+# the model, the source video, its plan, the segmenter and the settings
+# (toy: 20 steps instead of 50, to keep the four edits below near a minute on a CPU)
+pipe, spec, frames, plan, segmenter, config = explain.edit_inputs(MODEL, SEGMENTER, PLANNER, CPU_OFFLOAD)
 PROBE_LAYERS = None if MODEL == "toy" else [0, 10, 20, 29]  # blocks the attention recorder watches (None = all)
 print(f"{plan.instruction!r}: O_orig = {plan.objects_orig}, O_edit = {plan.objects_edit}")
 

@@ -67,19 +67,9 @@ explain.setup_notebook()
 MODEL, SEGMENTER, PLANNER = explain.resolve_choices(MODEL, SEGMENTER, PLANNER)
 
 # %%
-from dynvfx.config import DynVFXConfig
-from dynvfx.pipeline import video_spec
-from dynvfx.planning import plan_edit
-from dynvfx.segmentation import get_segmenter
-
-pipe = explain.load_model(MODEL, cpu_offload=CPU_OFFLOAD)
-spec = video_spec(pipe)
-frames, instruction = explain.source_video(pipe, MODEL)
-plan = plan_edit(frames, instruction, backend=PLANNER)
-segmenter = get_segmenter(SEGMENTER)
-config = DynVFXConfig.for_model(MODEL)
-if MODEL == "toy":  # 20 steps instead of 50 keep this chapter near two minutes on a CPU
-    config = config.replace(num_inference_steps=20, inversion_steps=20)
+# the model, the source video, its plan, the segmenter and the settings
+# (toy: 20 steps instead of 50, to keep this chapter near two minutes on a CPU)
+pipe, spec, frames, plan, segmenter, config = explain.edit_inputs(MODEL, SEGMENTER, PLANNER, CPU_OFFLOAD)
 
 # %% [markdown]
 # ## The algorithm
@@ -155,10 +145,8 @@ widgets.iteration_viewer(views, config.strengths)
 # %%
 from dynvfx.edit import composite
 from dynvfx.metrics import psnr_outside, ssim_outside
-from dynvfx.pipeline import decode_latents
 
-decoded = decode_latents(pipe, result.refinement.x_comp)
-finals = {how: composite(decoded, result.edit_mask, result.reconstruction, frames, how)
+finals = {how: composite(result.decoded, result.edit_mask, result.reconstruction, frames, how)
           for how in ("latent", "reconstruction", "source")}
 for how, video in finals.items():
     psnr = psnr_outside(video, frames, result.edit_mask)
