@@ -42,10 +42,16 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, size: int = 7) -> torch.Tensor:
     return s.mean(1, keepdim=True)
 
 
-def ssim_outside(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:
-    """Mean SSIM over the pixels outside ``mask``."""
-    s = ssim_map(a.float(), b.float())
-    keep = torch.ones_like(s, dtype=torch.bool) if mask is None else ~mask.bool()
+def ssim_outside(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None, size: int = 7) -> float:
+    """Mean SSIM over the pixels whose whole ``size`` x ``size`` window lies outside ``mask`` (so a change
+    inside the mask does not leak into the score through windows that straddle its edge); if no such
+    pixel exists, over the pixels outside ``mask``."""
+    s = ssim_map(a.float(), b.float(), size)
+    if mask is None:
+        return float(s.mean())
+    mask = mask.bool()
+    near = F.max_pool2d(mask.float(), size, stride=1, padding=size // 2) > 0
+    keep = ~near if (~near).any() else ~mask
     return float(s[keep].mean()) if keep.any() else 1.0
 
 

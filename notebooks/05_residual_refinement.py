@@ -186,8 +186,8 @@ if MODEL == "toy":
 # the pixels *outside* the edit mask (where nothing should change), and IoU between masks. Whether the new object
 # is there at all is checked by segmenting `O_edit` in the output (share of frames where it is found). Note that
 # with the default compositing the output *is* the source outside the mask, so there PSNR is infinite and SSIM
-# below 1 only where its small windows straddle the mask's edge; the raw `decode(x_comp)` ("latent") is bounded by
-# the autoencoder. SDEdit has no such protection.
+# is 1 (it is averaged only where its 7x7 window lies wholly outside the mask); the raw `decode(x_comp)`
+# ("latent") is bounded by the autoencoder. SDEdit has no such protection.
 
 # %%
 if MODEL == "toy":
