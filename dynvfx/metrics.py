@@ -10,6 +10,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from dynvfx.masks import dilate
+
 
 def psnr_outside(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:
     """PSNR in dB between ``a`` and ``b`` over the pixels outside ``mask`` (inf if identical there)."""
@@ -50,7 +52,7 @@ def ssim_outside(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = N
     if mask is None:
         return float(s.mean())
     mask = mask.bool()
-    near = F.max_pool2d(mask.float(), size, stride=1, padding=size // 2) > 0
+    near = dilate(mask, size // 2)
     keep = ~near if (~near).any() else ~mask
     return float(s[keep].mean()) if keep.any() else 1.0
 
