@@ -35,6 +35,7 @@ train: setup
 bench: setup
 	$(BIN)/python benchmarks/toy_model_quality.py
 	$(BIN)/python benchmarks/toy_edit.py
+	$(BIN)/python benchmarks/toy_word_sensitivity.py
 
 clean:
 	rm -rf outputs .pytest_cache
