@@ -20,8 +20,9 @@ import dataclasses
 import numpy as np
 import torch
 
-from dynvfx.pipeline import encode_text, encode_video, load_pipeline, rotary_embeddings
-from dynvfx.sampling import predict_v
+from dynvfx.explain import predicted_x0
+from dynvfx.pipeline import encode_video, load_pipeline
+from dynvfx.sampling import add_noise
 from dynvfx.toy import world
 
 TIMESTEPS = (900, 700, 500, 300, 100)
@@ -40,19 +41,16 @@ def latent(pipe, scene: world.Scene) -> torch.Tensor:
     return encode_video(pipe, torch.from_numpy(world.render(scene)[0]).permute(0, 3, 1, 2))
 
 
-def ratios(pipe, scene: world.Scene, other: world.Scene, noise: torch.Tensor) -> list[float]:
-    """Per timestep in TIMESTEPS: prediction difference / true latent difference (see the module docstring)."""
-    x0, x0_other = latent(pipe, scene), latent(pipe, other)
-    text = encode_text(pipe, [scene.caption, other.caption])
-    rope = rotary_embeddings(pipe, x0)
-    alphas = pipe.scheduler.alphas_cumprod
+def ratios(pipe, scene: world.Scene, x0: torch.Tensor, other: world.Scene, seed: int) -> list[float]:
+    """Per timestep in TIMESTEPS: prediction difference / true latent difference (see the module docstring).
+
+    ``x0`` is ``latent(pipe, scene)``; the noise is drawn from ``seed`` (the same at every timestep)."""
+    true_difference = (latent(pipe, other) - x0).norm()
     out = []
     for t in TIMESTEPS:
-        a, s = alphas[t].sqrt(), (1 - alphas[t]).sqrt()
-        x_t = a * x0 + s * noise
-        v = predict_v(pipe, x_t.expand(2, -1, -1, -1, -1), text, t, rope)  # [2, F', C, h, w]
-        x0_pred = a * x_t - s * v  # v-prediction -> x_0
-        out.append(((x0_pred[1] - x0_pred[0]).norm() / (x0_other - x0).norm()).item())
+        x_t = add_noise(pipe, x0, t, torch.Generator().manual_seed(seed))
+        pred, pred_other = (predicted_x0(pipe, x_t, t, s.caption) for s in (scene, other))
+        out.append(((pred_other - pred).norm() / true_difference).item())
     return out
 
 
@@ -69,9 +67,9 @@ def main() -> None:
     table = {"colour": [], "shape": []}
     for i in range(args.scenes):
         scene = world.sample_scene(rng, n_objects=1, held_out="exclude")
-        noise = torch.randn(latent(pipe, scene).shape, generator=torch.Generator().manual_seed(i))
+        x0 = latent(pipe, scene)
         for word in table:
-            table[word].append(ratios(pipe, scene, counterfactual(scene, rng, word), noise))
+            table[word].append(ratios(pipe, scene, x0, counterfactual(scene, rng, word), seed=i))
     mean = {w: np.mean(r, axis=0) for w, r in table.items()}
     print(f"share of the true latent difference that a one-word caption swap produces in the x_0 prediction "
           f"({args.scenes} single-object scenes; 1 = draws it, 0 = ignores the word)\n")
