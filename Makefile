@@ -36,6 +36,7 @@ bench: setup
 	$(BIN)/python benchmarks/toy_model_quality.py
 	$(BIN)/python benchmarks/toy_edit.py
 	$(BIN)/python benchmarks/toy_word_sensitivity.py
+	$(BIN)/python benchmarks/toy_shape_capacity.py
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -189,6 +189,24 @@ class Ema:
             e.lerp_(p, 1 - d)
 
 
+def v_loss(nets: torch.nn.ModuleDict, x0: torch.Tensor, text_ids: torch.Tensor, t: torch.Tensor,
+           noise: torch.Tensor, alphas: torch.Tensor, rope) -> torch.Tensor:
+    """The transformer's v-prediction MSE on one batch.
+
+    Args:
+        nets: ``{"transformer", "text_encoder"}``; x0: clean latents ``[B, F', C, h, w]``; text_ids: ``[B, L]``
+        token ids; t: ``[B]`` integer timesteps; noise: like ``x0``; alphas: the scheduler's ``alphas_cumprod``
+        ``[T]``; rope: the transformer's rotary embeddings for this latent size.
+    """
+    a = alphas[t].sqrt().view(-1, 1, 1, 1, 1)
+    s = (1 - alphas[t]).sqrt().view(-1, 1, 1, 1, 1)
+    x_t, v = a * x0 + s * noise, a * noise - s * x0
+    emb = nets["text_encoder"](text_ids)[0]
+    pred = nets["transformer"](hidden_states=x_t, encoder_hidden_states=emb, timestep=t,
+                               image_rotary_emb=rope, return_dict=False)[0]
+    return (pred - v).pow(2).mean()
+
+
 def train_dit(args, state: State, deadline: Deadline) -> bool:
     from diffusers import AutoencoderKLCogVideoX
 
@@ -226,16 +244,10 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
         tok_ids[drop] = empty_ids
         t = torch.randint(0, sched.config.num_train_timesteps, (args.batch,), generator=g)
         noise = torch.randn(x0.shape, generator=g)
-        a = alphas[t].sqrt().view(-1, 1, 1, 1, 1)
-        s = (1 - alphas[t]).sqrt().view(-1, 1, 1, 1, 1)
-        x_t, v = a * x0 + s * noise, a * noise - s * x0
         warm = min(1.0, (step + 1) / 300)
         for grp in opt.param_groups:
             grp["lr"] = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
-        emb = nets["text_encoder"](tok_ids)[0]
-        pred = nets["transformer"](hidden_states=x_t, encoder_hidden_states=emb, timestep=t,
-                                   image_rotary_emb=rope, return_dict=False)[0]
-        loss = (pred - v).pow(2).mean()
+        loss = v_loss(nets, x0, tok_ids, t, noise, alphas, rope)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets.parameters(), 1.0)
