@@ -30,6 +30,7 @@ from dynvfx.pipeline import decode_latents, encode_video, load_pipeline
 from dynvfx.planning import plan_edit
 from dynvfx.segmentation import get_segmenter
 from dynvfx.toy import analysis, world
+from dynvfx.toy.examples import scene_frames
 
 VARIANTS = {
     "full (anchor)": dict(),
@@ -89,7 +90,7 @@ def main() -> None:
     ceiling = []
     cache = tempfile.TemporaryDirectory()  # one inversion per source, shared by the variants
     for k, (scene, new, instruction) in enumerate(make_pairs(args.pairs)):
-        source = torch.from_numpy(world.render(scene)[0]).permute(0, 3, 1, 2).contiguous()
+        source = scene_frames(scene)
         ceiling.append(psnr_outside(decode_latents(pipe, encode_video(pipe, source)), source))
         plan = plan_edit(source, instruction, backend="toy")
         for name in names:

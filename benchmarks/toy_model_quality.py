@@ -20,6 +20,7 @@ import torch
 
 from dynvfx.pipeline import generate, load_pipeline
 from dynvfx.toy import analysis, world
+from dynvfx.toy.examples import scene_frames
 
 
 def held_out_cases() -> tuple[list[world.Scene], list[world.Scene]]:
@@ -74,7 +75,7 @@ def main() -> None:
             frames = generate(pipe, scene.caption, seed=i, steps=args.steps, guidance=args.guidance)
             seconds.append(time.perf_counter() - t)
             gen[kind].append(judge(frames, scene))
-            rendered = torch.from_numpy(world.render(scene)[0]).permute(0, 3, 1, 2)
+            rendered = scene_frames(scene)
             ref[kind].append(judge(rendered, scene))
     rows = [  # (label, kind of caption, checks that must all hold, bar)
         ("single object: colour+shape present", "single", ("present0",), 0.90),

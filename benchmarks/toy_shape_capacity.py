@@ -19,8 +19,9 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from dynvfx.pipeline import encode_video, generate, load_pipeline
+from dynvfx.pipeline import encode_video, generate, load_pipeline, rotary_embeddings
 from dynvfx.toy import analysis, train, world
+from dynvfx.toy.examples import scene_frames
 from toy_model_quality import judge
 
 
@@ -48,28 +49,19 @@ def check_shapes(pipe, scenes: list[world.Scene]) -> tuple[float, collections.Co
 
 
 def fine_tune(pipe, scenes: list[world.Scene], steps: int, lr: float, batch: int = 24) -> float:
-    """Fine-tune ``pipe``'s transformer and text encoder in place on ``scenes``; returns the final running loss."""
+    """Fine-tune ``pipe``'s transformer and text encoder in place on ``scenes`` with the training script's loss
+    (:func:`dynvfx.toy.train.batch_loss`, 10 % caption dropout); returns the final running loss."""
     with torch.no_grad():
-        x0 = torch.cat([encode_video(pipe, torch.from_numpy(world.render(s)[0]).permute(0, 3, 1, 2))
-                        for s in scenes])  # [N, F', C, h, w]
-    tok = pipe.tokenizer
-    ids = tok([s.caption for s in scenes] + [""], padding="max_length", max_length=tok.model_max_length,
-              truncation=True, return_tensors="pt").input_ids
-    empty, ids = ids[-1], ids[:-1]
-    _, f, _, h, w = x0.shape
-    scale = pipe.vae_scale_factor_spatial
-    rope = pipe._prepare_rotary_positional_embeddings(h * scale, w * scale, f, torch.device("cpu"))
+        x0 = torch.cat([encode_video(pipe, scene_frames(s)) for s in scenes])  # [N, F', C, h, w]
+    ids, empty = train.caption_ids(pipe.tokenizer, [s.caption for s in scenes])
+    rope = rotary_embeddings(pipe, x0)
     alphas = pipe.scheduler.alphas_cumprod.float()
     nets = torch.nn.ModuleDict({"transformer": pipe.transformer, "text_encoder": pipe.text_encoder}).train()
     opt = torch.optim.AdamW(nets.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
     running = None
     for step in (bar := tqdm(range(steps), desc="fine-tune")):
         g = torch.Generator().manual_seed(step)
-        idx = torch.randint(0, len(scenes), (batch,), generator=g)
-        text = ids[idx].clone()
-        text[torch.rand(batch, generator=g) < 0.1] = empty  # caption dropout, as in training
-        t = torch.randint(0, len(alphas), (batch,), generator=g)
-        loss = train.v_loss(nets, x0[idx], text, t, torch.randn(x0[idx].shape, generator=g), alphas, rope)
+        loss = train.batch_loss(nets, g, x0, ids, empty, batch, 0.1, alphas, rope)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets.parameters(), 1.0)

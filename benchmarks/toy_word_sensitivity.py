@@ -24,6 +24,7 @@ from dynvfx.explain import predicted_x0
 from dynvfx.pipeline import encode_video, load_pipeline
 from dynvfx.sampling import add_noise
 from dynvfx.toy import world
+from dynvfx.toy.examples import scene_frames
 
 TIMESTEPS = (900, 700, 500, 300, 100)
 
@@ -38,7 +39,7 @@ def counterfactual(scene: world.Scene, rng: np.random.Generator, word: str) -> w
 
 def latent(pipe, scene: world.Scene) -> torch.Tensor:
     """Rendered scene -> x_0 ``[1, F', C, h, w]``."""
-    return encode_video(pipe, torch.from_numpy(world.render(scene)[0]).permute(0, 3, 1, 2))
+    return encode_video(pipe, scene_frames(scene))
 
 
 def ratios(pipe, scene: world.Scene, x0: torch.Tensor, other: world.Scene, seed: int) -> list[float]:

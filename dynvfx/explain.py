@@ -515,11 +515,11 @@ def benchmark_subset(pipe, n_pairs: int, variants: dict, config) -> dict[str, di
 
     from dynvfx.planning import plan_edit
     from dynvfx.segmentation import get_segmenter
-    from dynvfx.toy import world
+    from dynvfx.toy.examples import scene_frames
 
     bench, segmenter, rows = load_benchmark(), get_segmenter("toy"), {name: [] for name in variants}
     for scene, new, instruction in bench.make_pairs(n_pairs):
-        source = torch.from_numpy(world.render(scene)[0]).permute(0, 3, 1, 2).contiguous()
+        source = scene_frames(scene)
         plan = plan_edit(source, instruction, backend="toy")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -31,10 +31,15 @@ def example_scene(name: str) -> world.Scene:
     return world.sample_scene(seed, triples=triples, background=background)
 
 
+def scene_frames(scene: world.Scene) -> torch.Tensor:
+    """A scene rendered directly: ``[F, 3, H, W]`` float32 in [0, 1] (no video compression)."""
+    video, _ = world.render(scene)
+    return torch.from_numpy(video).permute(0, 3, 1, 2).contiguous()
+
+
 def example_frames(name: str) -> torch.Tensor:
     """The example rendered directly: ``[F, 3, H, W]`` in [0, 1] (no video compression)."""
-    video, _ = world.render(example_scene(name))
-    return torch.from_numpy(video).permute(0, 3, 1, 2).contiguous()
+    return scene_frames(example_scene(name))
 
 
 def write_examples(folder: Path = EXAMPLES_DIR) -> list[Path]:

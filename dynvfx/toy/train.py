@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dynvfx.pipeline import rotary_embeddings
 from dynvfx.toy import model as toy_model
 from dynvfx.toy import world
 from dynvfx.toy.text import write_prompt_vocabulary
@@ -189,19 +190,33 @@ class Ema:
             e.lerp_(p, 1 - d)
 
 
-def v_loss(nets: torch.nn.ModuleDict, x0: torch.Tensor, text_ids: torch.Tensor, t: torch.Tensor,
-           noise: torch.Tensor, alphas: torch.Tensor, rope) -> torch.Tensor:
-    """The transformer's v-prediction MSE on one batch.
+def caption_ids(tokenizer, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids ``[N, L]`` of ``captions`` and ``[L]`` of the empty caption (for caption dropout)."""
+    ids = tokenizer(captions + [""], padding="max_length", max_length=toy_model.MAX_TEXT_TOKENS, truncation=True,
+                    return_tensors="pt").input_ids
+    return ids[:-1], ids[-1]
+
+
+def batch_loss(nets: torch.nn.ModuleDict, g: torch.Generator, latents: torch.Tensor, ids: torch.Tensor,
+               empty_ids: torch.Tensor, batch: int, caption_dropout: float, alphas: torch.Tensor,
+               rope) -> torch.Tensor:
+    """The transformer's v-prediction MSE on one random batch drawn with ``g``.
 
     Args:
-        nets: ``{"transformer", "text_encoder"}``; x0: clean latents ``[B, F', C, h, w]``; text_ids: ``[B, L]``
-        token ids; t: ``[B]`` integer timesteps; noise: like ``x0``; alphas: the scheduler's ``alphas_cumprod``
-        ``[T]``; rope: the transformer's rotary embeddings for this latent size.
+        nets: ``{"transformer", "text_encoder"}``; latents: clean latents ``[N, F', C, h, w]``; ids, empty_ids:
+        from :func:`caption_ids`; caption_dropout: share of captions replaced by the empty one; alphas: the
+        scheduler's ``alphas_cumprod`` ``[T]`` (timesteps are uniform over it); rope: rotary embeddings or None.
     """
+    idx = torch.randint(0, len(latents), (batch,), generator=g)
+    x0 = latents[idx].float()
+    text = ids[idx].clone()
+    text[torch.rand(batch, generator=g) < caption_dropout] = empty_ids
+    t = torch.randint(0, len(alphas), (batch,), generator=g)
+    noise = torch.randn(x0.shape, generator=g)
     a = alphas[t].sqrt().view(-1, 1, 1, 1, 1)
     s = (1 - alphas[t]).sqrt().view(-1, 1, 1, 1, 1)
     x_t, v = a * x0 + s * noise, a * noise - s * x0
-    emb = nets["text_encoder"](text_ids)[0]
+    emb = nets["text_encoder"](text)[0]
     pred = nets["transformer"](hidden_states=x_t, encoder_hidden_states=emb, timestep=t,
                                image_rotary_emb=rope, return_dict=False)[0]
     return (pred - v).pow(2).mean()
@@ -213,14 +228,10 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
     latents, captions = _load_latents(args.workdir, args.videos)
     vae = AutoencoderKLCogVideoX.from_pretrained(args.workdir / "vae")
     pipe = toy_model.build_pipeline(vae)
-    tok = pipe.tokenizer
-    ids = tok(captions + [""], padding="max_length", max_length=toy_model.MAX_TEXT_TOKENS, truncation=True,
-              return_tensors="pt").input_ids
-    empty_ids, ids = ids[-1], ids[:-1]
+    ids, empty_ids = caption_ids(pipe.tokenizer, captions)
     nets = torch.nn.ModuleDict({"transformer": pipe.transformer, "text_encoder": pipe.text_encoder})
     opt = torch.optim.AdamW(nets.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
     ema = Ema(nets, args.ema)
-    sched = pipe.scheduler
     ckpt = args.workdir / "dit.pt"
     step, log = 0, []
     if ckpt.exists():
@@ -230,24 +241,16 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
     elif args.warm_start and (args.out / "training.json").exists():
         step, log = _warm_start(args.out, nets, ema)
         print(f"warm start from {args.out} at step {step} (EMA weights; fresh optimizer state)")
-    _, f, _, h, w = latents.shape
-    rope = pipe._prepare_rotary_positional_embeddings(h * 4, w * 4, f, torch.device("cpu"))
-    alphas = sched.alphas_cumprod.float()
+    rope = rotary_embeddings(pipe, latents)
+    alphas = pipe.scheduler.alphas_cumprod.float()
     bar = tqdm(total=args.steps, initial=step, desc="dit")
     t0, running = time.time(), None
     while step < args.steps and not deadline.passed():
-        g = torch.Generator().manual_seed(args.seed * 7919 + step)
-        idx = torch.randint(0, len(latents), (args.batch,), generator=g)
-        x0 = latents[idx].float()
-        tok_ids = ids[idx].clone()
-        drop = torch.rand(args.batch, generator=g) < args.caption_dropout
-        tok_ids[drop] = empty_ids
-        t = torch.randint(0, sched.config.num_train_timesteps, (args.batch,), generator=g)
-        noise = torch.randn(x0.shape, generator=g)
         warm = min(1.0, (step + 1) / 300)
         for grp in opt.param_groups:
             grp["lr"] = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
-        loss = v_loss(nets, x0, tok_ids, t, noise, alphas, rope)
+        g = torch.Generator().manual_seed(args.seed * 7919 + step)
+        loss = batch_loss(nets, g, latents, ids, empty_ids, args.batch, args.caption_dropout, alphas, rope)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets.parameters(), 1.0)
