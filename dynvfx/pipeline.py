@@ -62,6 +62,12 @@ def load_pipeline(name: str = "toy", device: str | torch.device | None = None, d
     return pipe
 
 
+def execution_device(pipe) -> torch.device:
+    """Where a pipeline's inputs must go: its execution device (the GPU under model or sequential CPU offload,
+    where every module's ``.device`` reads ``cpu`` between calls)."""
+    return pipe._execution_device
+
+
 @dataclasses.dataclass(frozen=True)
 class VideoSpec:
     """What the model wants: ``num_frames`` (1 + 4k) of ``height x width`` pixels, and its compression."""
@@ -133,7 +139,7 @@ def rotary_embeddings(pipe, latents: torch.Tensor):
         return None
     _, f, _, h, w = latents.shape
     s = pipe.vae_scale_factor_spatial
-    return pipe._prepare_rotary_positional_embeddings(h * s, w * s, f, pipe.transformer.device)
+    return pipe._prepare_rotary_positional_embeddings(h * s, w * s, f, execution_device(pipe))
 
 
 def generate(pipe, caption: str, seed: int = 0, steps: int = 50, guidance: float = 6.0) -> torch.Tensor:

@@ -19,7 +19,7 @@ from dynvfx.attention import AnchorContext, anchor_attention
 from dynvfx.config import DynVFXConfig
 from dynvfx.inversion import Inversion
 from dynvfx.masks import clean_mask, to_latent_grid
-from dynvfx.pipeline import decode_latents, encode_text, video_spec
+from dynvfx.pipeline import decode_latents, encode_text, execution_device, video_spec
 from dynvfx.sampling import add_noise, denoise, sampling_timesteps, start_index
 from dynvfx.segmentation.base import Segmenter
 
@@ -101,7 +101,7 @@ def refine(
     uncond = encode_text(pipe, [config.negative_prompt])
     source_text = encode_text(pipe, [inversion.prompt])
     generator = torch.Generator().manual_seed(config.seed)
-    x_orig = inversion.x_orig.to(pipe.transformer.device)
+    x_orig = inversion.x_orig.to(execution_device(pipe))
     x_res = torch.zeros_like(x_orig)
     use_source = config.attention_mode != "off" and anchor_index is not None
     ctx = AnchorContext(mode=config.attention_mode if use_source else "off", anchor_index=anchor_index)

@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dynvfx.attention import AnchorContext
-from dynvfx.pipeline import rotary_embeddings
+from dynvfx.pipeline import execution_device, rotary_embeddings
 
 
 def sampling_timesteps(pipe, num_steps: int) -> torch.Tensor:
@@ -36,9 +36,9 @@ def add_noise(pipe, x: torch.Tensor, timestep: int, generator: torch.Generator) 
 @torch.no_grad()
 def predict_v(pipe, latents: torch.Tensor, text: torch.Tensor, timestep: int, rope) -> torch.Tensor:
     """One transformer call: latents ``[B, F', C, h, w]`` and text states ``[B, L, D]`` -> v ``[B, F', C, h, w]``."""
-    tr = pipe.transformer
-    t = torch.full((latents.shape[0],), int(timestep), device=tr.device)
-    out = tr(hidden_states=latents.to(tr.device, tr.dtype), encoder_hidden_states=text.to(tr.device, tr.dtype),
+    tr, device = pipe.transformer, execution_device(pipe)
+    t = torch.full((latents.shape[0],), int(timestep), device=device)
+    out = tr(hidden_states=latents.to(device, tr.dtype), encoder_hidden_states=text.to(device, tr.dtype),
              timestep=t, image_rotary_emb=rope, return_dict=False)[0]
     return out.float()
 

@@ -36,7 +36,7 @@ def write_prompt_vocabulary(folder) -> None:
 
     from dynvfx.toy import world
 
-    data = {"colours": list(COLOURS), "objects": list(SHAPES), "motions": list(MOTIONS),
+    data = {"colours": list(COLOURS), "objects": list(world.CAPTION_SHAPES), "motions": list(MOTIONS),
             "backgrounds": list(BACKGROUNDS), "words": vocabulary(),
             "example": world.caption_for("gray", [("red", "ball", "right")])}
     (Path(folder) / "prompt_vocabulary.json").write_text(json.dumps(data, indent=2))

@@ -37,8 +37,10 @@ DEFAULT_OUT = Path(__file__).resolve().parents[2] / "data" / "models" / "toy"
 VIDEO_SEED_BASE = 1_000_000  # training video i is sample_scene(VIDEO_SEED_BASE + i)
 
 
-def training_scene(i: int) -> world.Scene:
-    return world.sample_scene(VIDEO_SEED_BASE + i, held_out="exclude")
+def training_scene(i: int, two_object_share: float = 0.5) -> world.Scene:
+    """Training video ``i``: two objects with probability ``two_object_share``, held-out combinations excluded."""
+    n = 2 if np.random.default_rng(VIDEO_SEED_BASE + i).random() < two_object_share else 1
+    return world.sample_scene(VIDEO_SEED_BASE + i, n_objects=n, held_out="exclude")
 
 
 def to_model_video(video: np.ndarray) -> torch.Tensor:
@@ -79,11 +81,12 @@ class Deadline:
 # ---------------------------------------------------------------- stage 1: autoencoder
 def train_vae(args, state: State, deadline: Deadline) -> bool:
     ckpt = args.workdir / "vae.pt"
-    if args.warm_start and not ckpt.exists() and (args.out / "vae" / "config.json").exists():
-        shutil.copytree(args.out / "vae", args.workdir / "vae", dirs_exist_ok=True)
+    source = args.init_from or (args.out if args.warm_start else None)
+    if source and not ckpt.exists() and (source / "vae" / "config.json").exists():
+        shutil.copytree(source / "vae", args.workdir / "vae", dirs_exist_ok=True)
         state.data["done"].append("vae")
         state.save()
-        print(f"warm start: the autoencoder comes from {args.out / 'vae'}")
+        print(f"the autoencoder comes from {source / 'vae'}")
         return True
     vae = toy_model.build_vae()
     opt = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
@@ -151,7 +154,7 @@ def encode_videos(args, state: State, deadline: Deadline) -> bool:
             return False
         t0 = time.time()
         ids = range(k * chunk, min((k + 1) * chunk, args.videos))
-        scenes = [training_scene(i) for i in ids]
+        scenes = [training_scene(i, args.two_object_share) for i in ids]
         lat = []
         with torch.no_grad():
             for j in range(0, len(scenes), 32):
@@ -207,12 +210,14 @@ def batch_loss(nets: torch.nn.ModuleDict, g: torch.Generator, latents: torch.Ten
         from :func:`caption_ids`; caption_dropout: share of captions replaced by the empty one; alphas: the
         scheduler's ``alphas_cumprod`` ``[T]`` (timesteps are uniform over it); rope: rotary embeddings or None.
     """
+    device = latents.device  # the draws are made on the CPU with ``g`` (same bytes on every device)
     idx = torch.randint(0, len(latents), (batch,), generator=g)
-    x0 = latents[idx].float()
+    x0 = latents[idx.to(device)].float()
     text = ids[idx].clone()
     text[torch.rand(batch, generator=g) < caption_dropout] = empty_ids
     t = torch.randint(0, len(alphas), (batch,), generator=g)
-    noise = torch.randn(x0.shape, generator=g)
+    noise = torch.randn(x0.shape, generator=g).to(device)
+    text, t = text.to(device), t.to(device)
     a = alphas[t].sqrt().view(-1, 1, 1, 1, 1)
     s = (1 - alphas[t]).sqrt().view(-1, 1, 1, 1, 1)
     x_t, v = a * x0 + s * noise, a * noise - s * x0
@@ -238,11 +243,19 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
         c = torch.load(ckpt, weights_only=False)
         nets.load_state_dict(c["model"]), ema.module.load_state_dict(c["ema"]), opt.load_state_dict(c["opt"])
         step, log = c["step"], c["log"]
+    elif args.init_from:
+        _load_exported(args.init_from, nets, ema)
+        print(f"initialised from {args.init_from} (EMA weights; fresh optimizer state and schedule)")
     elif args.warm_start and (args.out / "training.json").exists():
-        step, log = _warm_start(args.out, nets, ema)
+        _load_exported(args.out, nets, ema)
+        step, log = _exported_progress(args.out)
         print(f"warm start from {args.out} at step {step} (EMA weights; fresh optimizer state)")
+    device = torch.device(args.device)
+    nets.to(device), ema.module.to(device)
+    latents = latents.to(device)
     rope = rotary_embeddings(pipe, latents)
-    alphas = pipe.scheduler.alphas_cumprod.float()
+    alphas = pipe.scheduler.alphas_cumprod.float().to(device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     bar = tqdm(total=args.steps, initial=step, desc="dit")
     t0, running = time.time(), None
     while step < args.steps and not deadline.passed():
@@ -250,7 +263,8 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
         for grp in opt.param_groups:
             grp["lr"] = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
         g = torch.Generator().manual_seed(args.seed * 7919 + step)
-        loss = batch_loss(nets, g, latents, ids, empty_ids, args.batch, args.caption_dropout, alphas, rope)
+        with autocast:
+            loss = batch_loss(nets, g, latents, ids, empty_ids, args.batch, args.caption_dropout, alphas, rope)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets.parameters(), 1.0)
@@ -282,8 +296,8 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
     return False
 
 
-def _warm_start(out: Path, nets: torch.nn.ModuleDict, ema: Ema) -> tuple[int, list[dict]]:
-    """Continue from an exported pipeline (e.g. the committed ``data/models/toy``) when the checkpoint is gone."""
+def _load_exported(out: Path, nets: torch.nn.ModuleDict, ema: Ema) -> None:
+    """Load the transformer and text encoder of an exported pipeline (e.g. the committed ``data/models/toy``)."""
     from diffusers import CogVideoXTransformer3DModel
     from transformers import T5EncoderModel
 
@@ -292,6 +306,10 @@ def _warm_start(out: Path, nets: torch.nn.ModuleDict, ema: Ema) -> tuple[int, li
     for name, module in loaded.items():
         nets[name].load_state_dict(module.state_dict())
         ema.module[name].load_state_dict(module.state_dict())
+
+
+def _exported_progress(out: Path) -> tuple[int, list[dict]]:
+    """Steps and loss log of an exported pipeline, to continue its run (``--warm-start``)."""
     rows = (out / "loss_log.csv").read_text().splitlines()[1:]
     log = [{"step": int(a), "loss": float(b), "lr": float(c)} for a, b, c in (r.split(",") for r in rows)]
     return json.loads((out / "training.json").read_text())["steps"], log
@@ -299,6 +317,7 @@ def _warm_start(out: Path, nets: torch.nn.ModuleDict, ema: Ema) -> tuple[int, li
 
 def export(pipe, ema_nets: torch.nn.ModuleDict, args, state: State, log: list[dict]) -> None:
     """Save the pipeline with the EMA weights to ``args.out`` (``save_pretrained``), plus the training record."""
+    ema_nets = copy.deepcopy(ema_nets).to("cpu")
     out = type(pipe)(tokenizer=pipe.tokenizer, text_encoder=ema_nets["text_encoder"], vae=pipe.vae,
                      transformer=ema_nets["transformer"], scheduler=pipe.scheduler)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -308,9 +327,13 @@ def export(pipe, ema_nets: torch.nn.ModuleDict, args, state: State, log: list[di
         "steps": state.data.get("dit_step", 0),
         "seconds": state.data["seconds"],
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                     if k not in ("workdir", "out", "max_minutes")},
+                     if k not in ("workdir", "out", "max_minutes", "init_from")},
         "vae_final_mse": state.data.get("vae_final_mse"),
+        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
     }
+    if args.init_from:  # a fine-tune: keep the record of the run it started from
+        prior = args.init_from / "training.json"
+        record["init_from"] = json.loads(prior.read_text()) if prior.exists() else str(args.init_from)
     (args.out / "training.json").write_text(json.dumps(record, indent=2))
     (args.out / "loss_log.csv").write_text(
         "step,loss,lr\n" + "".join(f"{r['step']},{r['loss']},{r['lr']:.6g}\n" for r in log))
@@ -332,6 +355,11 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-minutes", type=float, default=None, help="stop (resumably) after this long")
+    p.add_argument("--two-object-share", type=float, default=0.5, help="share of training videos with two objects")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast); batch and lr as given")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="fine-tune: start from this exported pipeline's weights (and autoencoder), step 0, "
+                        "fresh schedule")
     p.add_argument("--warm-start", action="store_true",
                    help="without a checkpoint in --workdir, continue from the pipeline exported in --out")
     return p.parse_args(argv)

@@ -1,4 +1,8 @@
-"""The toy world: short procedural videos of coloured shapes moving on flat backgrounds.
+"""The toy world: short procedural videos of coloured balls moving on flat backgrounds.
+
+The toy vocabulary holds only what the toy model can draw: colour, motion and background, with one object
+noun (``"ball"``). The renderer still knows squares and triangles (``SHAPES``) as an option, but scenes are
+drawn with balls only (``CAPTION_SHAPES``) and captions name no other shape.
 
 Every video comes with a caption and per-object ground-truth masks, and is fully determined by its
 :class:`Scene` (which a seeded :func:`sample_scene` draws). Videos are float arrays ``[F, H, W, 3]``
@@ -19,7 +23,8 @@ COLOURS: dict[str, tuple[float, float, float]] = {
     "blue": (0.15, 0.3, 0.95),
     "yellow": (0.95, 0.85, 0.1),
 }
-SHAPES: tuple[str, ...] = ("ball", "square", "triangle")
+SHAPES: tuple[str, ...] = ("ball", "square", "triangle")  # what the renderer can draw
+CAPTION_SHAPES: tuple[str, ...] = ("ball",)  # what scenes, captions and the toy model use
 BACKGROUNDS: dict[str, tuple[float, float, float]] = {
     "gray": (0.5, 0.5, 0.5),
     "black": (0.05, 0.05, 0.05),
@@ -39,16 +44,17 @@ START_JITTER = 4.0  # pixels: how far from its start side an object may begin (a
 
 
 def _held_out() -> frozenset[tuple[str, str, str]]:
-    """12 of the 60 (colour, shape, motion) triples never shown in training.
+    """12 of the 60 (colour, motion, background) combinations never shown in training.
 
-    Chosen so that every (colour, shape), (colour, motion) and (shape, motion) pair is still seen.
+    Chosen so that every (colour, motion), (colour, background) and (motion, background) pair is still seen:
+    for each (colour, background) exactly one motion is held out.
     """
     out = set()
-    for (ci, c), (si, s), (mi, m) in itertools.product(
-        enumerate(COLOURS), enumerate(SHAPES), enumerate(MOTIONS)
+    for (ci, c), (mi, m), (bi, b) in itertools.product(
+        enumerate(COLOURS), enumerate(MOTIONS), enumerate(BACKGROUNDS)
     ):
-        if (ci + 2 * si + mi) % len(MOTIONS) == 0:
-            out.add((c, s, m))
+        if (ci + mi + 2 * bi) % len(MOTIONS) == 0:
+            out.add((c, m, b))
     return frozenset(out)
 
 
@@ -73,6 +79,7 @@ class ToyObject:
 
     @property
     def triple(self) -> tuple[str, str, str]:
+        """``(colour, shape, motion)``, as :func:`caption_for` and ``sample_scene(triples=...)`` take it."""
         return (self.colour, self.shape, self.motion)
 
     def centres(self, frames: int = FRAMES) -> np.ndarray:
@@ -112,6 +119,11 @@ class Scene:
         d = {k: v for k, v in d.items() if k != "caption"}
         d["objects"] = tuple(ToyObject(**o) for o in d["objects"])
         return cls(**d)
+
+    @property
+    def held_out(self) -> bool:
+        """Whether any object's (colour, motion) on this background is a held-out combination."""
+        return any((o.colour, o.motion, self.background) in HELD_OUT for o in self.objects)
 
 
 def caption_for(background: str, objects: list[tuple[str, str, str]]) -> str:
@@ -154,11 +166,16 @@ def _apart(a: ToyObject, b: ToyObject, frames: int) -> bool:
     return bool(gap > a.radius + b.radius + 2.0)
 
 
-def sample_triple(rng: np.random.Generator, held_out: str = "exclude") -> tuple[str, str, str]:
-    """A random (colour, shape, motion). ``held_out``: ``"exclude"`` (training), ``"only"`` or ``"any"``."""
-    pool = [t for t in itertools.product(COLOURS, SHAPES, MOTIONS)
-            if held_out == "any" or ((t in HELD_OUT) == (held_out == "only"))]
-    return pool[rng.integers(len(pool))]
+def sample_triple(rng: np.random.Generator, background: str, held_out: str = "exclude") -> tuple[str, str, str]:
+    """A random ``(colour, "ball", motion)`` on ``background``.
+
+    ``held_out``: ``"exclude"`` the held-out (colour, motion, background) combinations (training), ``"only"``
+    those, or ``"any"``.
+    """
+    pool = [(c, m) for c, m in itertools.product(COLOURS, MOTIONS)
+            if held_out == "any" or (((c, m, background) in HELD_OUT) == (held_out == "only"))]
+    c, m = pool[rng.integers(len(pool))]
+    return (c, CAPTION_SHAPES[0], m)
 
 
 def sample_scene(
@@ -172,20 +189,23 @@ def sample_scene(
 
     Args:
         n_objects: 1 or 2 (random if None).
-        held_out: which (colour, shape, motion) triples may appear: ``"exclude"`` the held-out ones
-            (training), ``"only"`` held-out ones (the first object; a second one is any triple) or ``"any"``.
-        triples: fix the objects' (colour, shape, motion) instead of drawing them.
+        held_out: which (colour, motion, background) combinations may appear: ``"exclude"`` the held-out ones
+            (training), ``"only"`` a held-out one (the first object; a second one is any) or ``"any"``.
+        triples: fix the objects' ``(colour, shape, motion)`` instead of drawing them.
         background: fix the background.
+
+    Two objects always differ in colour (captions name objects by colour).
     """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    bg = background or list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
     if triples is None:
         n = n_objects or int(rng.integers(1, 3))
-        first = sample_triple(rng, held_out)
-        triples = [first] + [sample_triple(rng, "exclude" if held_out == "exclude" else "any") for _ in range(n - 1)]
-        if n == 2:
-            while triples[1][:2] == first[:2]:  # two objects of one colour and shape would be ambiguous
-                triples[1] = sample_triple(rng, "exclude" if held_out == "exclude" else "any")
-    bg = background or list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
+        second = "exclude" if held_out == "exclude" else "any"
+        triples = [sample_triple(rng, bg, held_out)]
+        while len(triples) < n:
+            t = sample_triple(rng, bg, second)
+            if t[0] != triples[0][0]:
+                triples.append(t)
     for _ in range(200):
         objs = tuple(place_object(rng, *t) for t in triples)
         if len(objs) < 2 or _apart(objs[0], objs[1], FRAMES):
