@@ -1,9 +1,12 @@
-"""Colour, shape and motion analysis of toy-world videos, from the pixels alone.
+"""Colour and motion analysis of toy-world videos, from the pixels alone, and the strict caption judge.
 
-Nothing here looks at a :class:`~dynvfx.toy.world.Scene`: objects are found by colour, split into
-connected components and tracked across frames; the shape comes from fitting blurred ideal shapes to each
-object's soft coverage, the motion from its centroid track. So the same code works on the renderer's clean
-videos and on the toy model's blurrier, noisier generations.
+Nothing here looks at a :class:`~dynvfx.toy.world.Scene` (except :func:`judge_scene`, for its caption):
+objects are found by colour, split into connected components and tracked across frames; the motion comes
+from each object's centroid track. So the same code works on the renderer's clean videos and on the toy
+model's blurrier, noisier generations. Shape is not read: the toy vocabulary has one object noun, "ball".
+
+:func:`judge` decides whether a video shows a caption: the caption's background in most pixels, each named
+object as one compact blob of its colour in most frames, moving as asked, and nothing else.
 
 Videos are torch ``[F, 3, H, W]`` (the library's convention) or numpy ``[F, H, W, 3]``, float in ``[0, 1]``.
 Masks are numpy bool ``[F, H, W]``; tracks are numpy ``[F, 2]`` centroids ``(x, y)`` in pixels.
@@ -26,8 +29,9 @@ from scipy import ndimage, optimize
 from dynvfx.toy import world
 
 COLOUR_NAMES: tuple[str, ...] = tuple(world.COLOURS)
+NOUN: str = world.CAPTION_SHAPES[0]  # "ball": the toy vocabulary's one object noun
 _PALETTE = np.asarray([world.COLOURS[c] for c in COLOUR_NAMES], np.float32)  # [K, 3]
-_EIGHT = np.ones((3, 3), bool)  # 8-connectivity, so thin triangle tips stay attached
+_EIGHT = np.ones((3, 3), bool)  # 8-connectivity
 
 #: Defaults, in RGB units (0-1) unless stated.
 MAX_RESIDUAL = 0.25  # farthest a pixel may sit from a background->colour segment
@@ -44,33 +48,30 @@ class DetectedObject:
     """One tracked object.
 
     Attributes:
-        colour, shape, motion: names from :mod:`dynvfx.toy.world` (``motion`` may also be ``"still"``).
+        colour, motion: names from :mod:`dynvfx.toy.world` (``motion`` may also be ``"still"``).
         masks: ``[F, H, W]`` bool, the object's pixels per frame (empty where absent).
         track: ``[F, 2]`` float centroid ``(x, y)`` in pixels, NaN where absent.
         presence: fraction of frames in which the object was seen, in ``[0, 1]``.
         scores: ``[F]`` float in ``[0, 1]``, per frame the mean over the mask of colour-fit confidence times
             coverage (~0.9 for a crisp object, lower for a faint or off-colour one; 0 where absent).
-        features: what decided ``shape``: ``error_<shape>``, the mean template error of each shape.
     """
 
     colour: str
-    shape: str
     motion: str
     masks: np.ndarray
     track: np.ndarray
     presence: float
     scores: np.ndarray
-    features: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def phrase(self) -> str:
-        """E.g. ``"red ball"``."""
-        return f"{self.colour} {self.shape}"
+        """E.g. ``"red ball"`` (every toy object is named with the one noun, ``NOUN``)."""
+        return f"{self.colour} {NOUN}"
 
     @property
     def triple(self) -> tuple[str, str, str]:
-        """``(colour, shape, motion)``, as :func:`world.caption_for` takes it."""
-        return (self.colour, self.shape, self.motion)
+        """``(colour, "ball", motion)``, as :func:`world.caption_for` takes it."""
+        return (self.colour, NOUN, self.motion)
 
     @property
     def mean_area(self) -> float:
@@ -276,84 +277,6 @@ def track_colour(layer: np.ndarray, min_area: int, max_jump: float) -> list[np.n
     return out
 
 
-# ----------------------------------------------------------------------------- shape
-
-
-# Template fitting: compare an object's soft coverage with blurred ideal shapes of the same area and
-# centroid. Blur moves a thresholded mask's corners but keeps the coverage's total and centroid, so this
-# tells a blurred square from a ball where binary-mask features start to fail.
-_FIT_SIGMAS = (0.0, 0.75, 1.5, 2.25, 3.0)  # candidate blurs, pixels
-_FIT_MAX_SIZE = 40  # larger windows are shrunk to this many pixels first
-_SUPERSAMPLE = 3
-_FIT_FRAMES = 9  # at most this many frames (evenly spaced) go into an object's shape fit
-
-
-def _inside(shape: str, dx: np.ndarray, dy: np.ndarray, area: float) -> np.ndarray:
-    """Bool: points at offsets ``(dx, dy)`` px from the centroid fall inside ``shape`` of ``area`` px^2.
-
-    Balls are discs, squares axis-aligned, triangles isosceles with the apex up and base = height.
-    """
-    if shape == "ball":
-        return dx**2 + dy**2 <= area / np.pi
-    if shape == "square":
-        half = np.sqrt(area) / 2
-        return (np.abs(dx) <= half) & (np.abs(dy) <= half)
-    r = np.sqrt(area / 2)  # half-height; area = base * height / 2 = 2 r^2
-    t = (dy + r / 3 + r) / (2 * r)  # 0 at the apex, 1 at the base; the centroid is r/3 below the middle
-    return (t >= 0) & (t <= 1) & (np.abs(dx) <= t * r)
-
-
-def coverage(shape: str, hw: tuple[int, int], centre: np.ndarray, area: float) -> np.ndarray:
-    """Coverage ``[h, w]`` in ``[0, 1]`` of ``shape`` with centroid ``centre`` ``(x, y)`` px and ``area`` px^2."""
-    h, w = hw
-    s = _SUPERSAMPLE
-    ys = (np.arange(h * s) + 0.5) / s - centre[1]
-    xs = (np.arange(w * s) + 0.5) / s - centre[0]
-    return _inside(shape, xs[None, :], ys[:, None], area).reshape(h, s, w, s).mean(axis=(1, 3))
-
-
-def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur of ``[h, w]`` by ``sigma`` px (identity for 0)."""
-    return ndimage.gaussian_filter(image, sigma) if sigma > 0 else image
-
-
-def shape_errors(alpha: np.ndarray) -> dict[str, float]:
-    """Mean squared error of the best-blurred template of each shape against a coverage window ``[h, w]``.
-
-    Each template has the window's area (sum of coverage) and centroid; the blur is the best of ``_FIT_SIGMAS``.
-    """
-    if max(alpha.shape) > _FIT_MAX_SIZE:
-        alpha = ndimage.zoom(alpha, _FIT_MAX_SIZE / max(alpha.shape), order=1)
-    area = float(alpha.sum())
-    if area <= 0:
-        return {s: np.inf for s in world.SHAPES}
-    ys, xs = np.indices(alpha.shape) + 0.5
-    centre = np.array([(xs * alpha).sum(), (ys * alpha).sum()]) / area
-    errors = {}
-    for shape in world.SHAPES:
-        cover = coverage(shape, alpha.shape, centre, area)
-        errors[shape] = min(float(((_blur(cover, g) - alpha) ** 2).mean()) for g in _FIT_SIGMAS)
-    return errors
-
-
-def object_coverage(alpha: np.ndarray, mask: np.ndarray, others: np.ndarray, pad: int) -> np.ndarray:
-    """Soft coverage window of one object in one frame.
-
-    Args:
-        alpha: ``[H, W]`` coverage estimate of the object's colour; mask: ``[H, W]`` bool, the object;
-        others: ``[H, W]`` bool, pixels of anything else (kept out); pad: margin around the mask, px.
-    Returns:
-        ``[h, w]`` crop around the mask, scaled so the object's peak (95th percentile) is 1 (a faint
-        object then looks solid), weak coverage (< 0.1, mostly noise) zeroed, and clipped to ``[0, 1]``.
-    """
-    ys, xs = np.nonzero(mask)
-    crop = (slice(max(ys.min() - pad, 0), ys.max() + pad + 1),
-            slice(max(xs.min() - pad, 0), xs.max() + pad + 1))
-    near = ndimage.binary_dilation(mask[crop], _EIGHT, iterations=pad) & ~others[crop]
-    peak = max(float(np.percentile(alpha[mask], 95)), 1e-3)
-    return np.clip((alpha[crop] * near / min(peak, 1.0) - 0.1) / 0.8, 0.0, 1.0)
-
-
 # ----------------------------------------------------------------------------- motion
 
 
@@ -394,39 +317,16 @@ def classify_motion(track: np.ndarray, min_move: float = 3.0) -> str:
 # ----------------------------------------------------------------------------- objects
 
 
-def classify_shape(errors: dict[str, float]) -> str:
-    """The shape whose template fits best, from :func:`shape_errors` or :func:`fit_shape` output."""
-    return min(errors, key=errors.get)
-
-
-def fit_shape(masks: np.ndarray, alpha: np.ndarray, others: np.ndarray) -> dict[str, float]:
-    """Mean template error (:func:`shape_errors`) of each shape over the frames of one object.
-
-    Args:
-        masks: ``[F, H, W]`` bool, the object; alpha: ``[F, H, W]`` coverage of its colour; others:
-        ``[F, H, W]`` bool, pixels of other objects and colours.
-    """
-    present = np.flatnonzero(masks.reshape(len(masks), -1).any(1))
-    present = present[np.linspace(0, len(present) - 1, min(len(present), _FIT_FRAMES)).round().astype(int)]
-    pad = max(2, round(0.08 * min(masks.shape[1:])))
-    errs = [shape_errors(object_coverage(alpha[f], masks[f], others[f], pad)) for f in present]
-    return {s: float(np.mean([e[s] for e in errs])) for s in world.SHAPES}
-
-
-def _describe(
-    colour: str, masks: np.ndarray, alpha: np.ndarray, others: np.ndarray, confidence: np.ndarray
-) -> DetectedObject:
-    """A :class:`DetectedObject` from one track's ``[F, H, W]`` masks (``alpha``, ``others``: see
-    :func:`fit_shape`; ``confidence``: ``[F, H, W]`` from :func:`colour_labels`)."""
+def _describe(colour: str, masks: np.ndarray, alpha: np.ndarray, confidence: np.ndarray) -> DetectedObject:
+    """A :class:`DetectedObject` from one track's ``[F, H, W]`` masks (``alpha``: ``[F, H, W]`` coverage of
+    its colour; ``confidence``: ``[F, H, W]`` from :func:`colour_labels`)."""
     track = centroid_track(masks)
     present = masks.reshape(len(masks), -1).any(1)
-    errors = fit_shape(masks, alpha, others)
     area = np.maximum(masks.reshape(len(masks), -1).sum(1), 1)
     scores = np.where(present, (confidence * alpha * masks).reshape(len(masks), -1).sum(1) / area, 0.0)
     return DetectedObject(
-        colour=colour, shape=classify_shape(errors), motion=classify_motion(track), masks=masks,
-        track=track, presence=float(present.mean()), scores=scores.astype(np.float32),
-        features={f"error_{s}": e for s, e in errors.items()},
+        colour=colour, motion=classify_motion(track), masks=masks, track=track,
+        presence=float(present.mean()), scores=scores.astype(np.float32),
     )
 
 
@@ -438,7 +338,7 @@ def detect_objects(
     max_residual: float = MAX_RESIDUAL,
     sigma: float = DENOISE_SIGMA,
 ) -> list[DetectedObject]:
-    """Find, track and classify the toy objects of a video ``[F, 3, H, W]`` (or ``[F, H, W, 3]``).
+    """Find and track the toy objects of a video ``[F, 3, H, W]`` (or ``[F, H, W, 3]``).
 
     Pixels are labelled by :func:`colour_labels` (``max_residual``, ``sigma``, down to ``FAINT_ALPHA`` so
     washed-out objects count too); components of each colour smaller than ``min_area_frac`` of the frame are
@@ -457,8 +357,120 @@ def detect_objects(
         alpha = colour_alpha(video, colour, sigma)
         tracks = track_colour(half_maximum(labels == k, alpha, min_area), min_area, max_jump)
         tracks = [m for m in tracks if m.reshape(f, -1).any(1).mean() >= min_presence]
-        found += [_describe(colour, m, alpha, (labels >= 0) & (labels != k), confidence) for m in tracks]
+        found += [_describe(colour, m, alpha, confidence) for m in tracks]
     return sorted(found, key=lambda o: -o.mean_area)
+
+
+# ----------------------------------------------------------------------------- the strict judge
+
+
+JUDGE_PRESENCE = 0.8  # an object must be one compact blob of its colour in at least this share of frames
+MIN_BACKGROUND = 0.5  # share of all pixels that must show the caption's background
+BACKGROUND_TOLERANCE = 0.3  # RGB distance within which a pixel can count as a background colour
+BLOB_AREA = (0.4, 2.0)  # a blob's area bounds, relative to the renderer's smallest / largest ball (pi r^2)
+MIN_COMPACTNESS = 0.6  # see compactness(): 1 for a disc, 0.8 for a 2:1 ellipse, 0.6 for 3:1
+
+
+@dataclasses.dataclass
+class Judgement:
+    """What :func:`judge` found, per expected object in the caption's order."""
+
+    background_ok: bool  # the caption's background in most pixels
+    present: list[bool]  # per expected object: one compact blob of its colour in >= 80 % of frames
+    moves: list[bool]  # per expected object: present and moving as asked
+    extra: int  # objects found beyond the expected ones (duplicates included)
+
+    @property
+    def ok(self) -> bool:
+        """The video shows the caption: its background, every object moving as asked, nothing else."""
+        return self.background_ok and all(self.moves) and self.extra == 0
+
+
+def background_share(frames: torch.Tensor | np.ndarray, background: str) -> float:
+    """Share of the pixels of a video ``[F, 3, H, W]`` that show toy background ``background``.
+
+    A pixel counts if, of all toy backgrounds and colours, ``background`` is nearest to it, and within
+    ``BACKGROUND_TOLERANCE``. Raw pixels (not denoised: smoothing would turn colour noise into gray).
+    """
+    video = as_video(frames)
+    names = list(world.BACKGROUNDS)
+    refs = np.asarray([world.BACKGROUNDS[n] for n in names] + [world.COLOURS[c] for c in COLOUR_NAMES], np.float32)
+    dist = np.linalg.norm(video[..., None, :] - refs, axis=-1)  # [F, H, W, K]
+    k = names.index(background)
+    return float(((dist.argmin(-1) == k) & (dist[..., k] < BACKGROUND_TOLERANCE)).mean())
+
+
+def compactness(mask: np.ndarray) -> float:
+    """How disc-like a non-empty ``[H, W]`` bool blob is: area / (2 pi * mean squared distance to the centroid).
+
+    1 for a disc (whose mean squared radius is area / 2 pi), lower for elongated or scattered blobs.
+    """
+    ys, xs = np.nonzero(mask)
+    spread = ((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2).mean() + 1 / 6  # + a pixel's own spread
+    return float(len(xs) / (2 * np.pi * spread))
+
+
+def _blob_track(layer: np.ndarray, min_area: int, area_range: tuple[float, float]) -> np.ndarray:
+    """``[F, 2]`` centroids of one colour's blob in frames where ``layer`` (``[F, H, W]`` bool) holds exactly
+    one component of at least ``min_area`` px, sized within ``area_range`` and compact; NaN elsewhere."""
+    track = np.full((len(layer), 2), np.nan)
+    for f, frame in enumerate(layer):
+        blobs = components(frame, min_area)
+        if len(blobs) == 1:
+            area = blobs[0].sum()
+            if area_range[0] <= area <= area_range[1] and compactness(blobs[0]) >= MIN_COMPACTNESS:
+                track[f] = centroid(blobs[0])
+    return track
+
+
+def judge(frames: torch.Tensor | np.ndarray, background: str, objects: list[tuple[str, str]]) -> Judgement:
+    """Does a video ``[F, 3, H, W]`` (or ``[F, H, W, 3]``, in ``[0, 1]``) show a caption?
+
+    Args:
+        background: the caption's background (a key of ``world.BACKGROUNDS``).
+        objects: the caption's objects as ``(colour, motion)`` pairs, of different colours (as in the world).
+
+    An object is *present* if its colour (pixels more that colour than background, :func:`colour_labels`)
+    forms exactly one blob, of a ball's size (``BLOB_AREA``) and compact (``MIN_COMPACTNESS``), in at least
+    ``JUDGE_PRESENCE`` of the frames; it *moves* as asked if, in addition, that blob's centroid never jumps
+    more than ``MAX_JUMP_FRAC * min(H, W)`` between the frames where it is seen and :func:`classify_motion`
+    reads its track as the motion. *Extra* counts the tracked objects (any colour, seen in at least
+    ``MIN_PRESENCE`` of the frames) beyond one per expected object, so a duplicate counts too.
+    """
+    if background not in world.BACKGROUNDS:
+        raise ValueError(f"judge: unknown background {background!r}; choose one of {', '.join(world.BACKGROUNDS)}")
+    for colour, motion in objects:
+        if colour not in world.COLOURS or motion not in world.MOTIONS:
+            raise ValueError(f"judge: unknown object ({colour!r}, {motion!r}); colours: "
+                             f"{', '.join(world.COLOURS)}; motions: {', '.join(world.MOTIONS)}")
+    colours = [c for c, _ in objects]
+    if len(set(colours)) < len(colours):
+        raise ValueError(f"judge: expected objects must differ in colour (objects are told apart by it): {objects}")
+    video = as_video(frames)
+    labels, _ = colour_labels(video)
+    f, h, w = labels.shape
+    min_area, max_jump = max(2, round(MIN_AREA_FRAC * h * w)), MAX_JUMP_FRAC * min(h, w)
+    scale = h * w / world.SIZE**2  # ball sizes are given for the toy world's frame size
+    area_range = (BLOB_AREA[0] * np.pi * world.RADIUS_RANGE[0] ** 2 * scale,
+                  BLOB_AREA[1] * np.pi * world.RADIUS_RANGE[1] ** 2 * scale)
+    present, moves = [], []
+    for colour, motion in objects:
+        track = _blob_track(labels == COLOUR_NAMES.index(colour), min_area, area_range)
+        seen = track[~np.isnan(track).any(1)]
+        present.append(bool(len(seen) >= JUDGE_PRESENCE * f))
+        smooth = bool((np.linalg.norm(np.diff(seen, axis=0), axis=1) <= max_jump).all())
+        moves.append(present[-1] and smooth and classify_motion(track) == motion)
+    extra = 0
+    for k, colour in enumerate(COLOUR_NAMES):
+        tracks = track_colour(labels == k, min_area, max_jump)
+        found = sum(m.reshape(f, -1).any(1).mean() >= MIN_PRESENCE for m in tracks)
+        extra += max(0, found - colours.count(colour))
+    return Judgement(background_share(video, background) > MIN_BACKGROUND, present, moves, int(extra))
+
+
+def judge_scene(frames: torch.Tensor | np.ndarray, scene: world.Scene) -> Judgement:
+    """:func:`judge` of a video ``[F, 3, H, W]`` against a scene's caption (background, (colour, motion) pairs)."""
+    return judge(frames, scene.background, [(o.colour, o.motion) for o in scene.objects])
 
 
 # ----------------------------------------------------------------------------- words
