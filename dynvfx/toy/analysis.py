@@ -367,8 +367,8 @@ def detect_objects(
 JUDGE_PRESENCE = 0.8  # an object must be one compact blob of its colour in at least this share of frames
 MIN_BACKGROUND = 0.5  # share of all pixels that must show the caption's background
 BACKGROUND_TOLERANCE = 0.3  # RGB distance within which a pixel can count as a background colour
-BLOB_AREA = (0.4, 2.0)  # a blob's area bounds, relative to the renderer's smallest / largest ball (pi r^2)
-MIN_COMPACTNESS = 0.6  # see compactness(): 1 for a disc, 0.8 for a 2:1 ellipse, 0.6 for 3:1
+BLOB_AREA = (0.4, 1.6)  # a blob's area bounds, relative to the renderer's smallest / largest ball (pi r^2)
+MIN_COMPACTNESS = 0.75  # see compactness(): 1 for a disc, 0.92 for a 3:2 ellipse, 0.8 for 2:1 (renderer >= 0.85)
 
 
 @dataclasses.dataclass
@@ -478,11 +478,16 @@ def judge_scene(frames: torch.Tensor | np.ndarray, scene: world.Scene) -> Judgem
 
 #: Words (lower case) the toy tools understand, mapped to toy-world names.
 COLOUR_WORDS: dict[str, str] = {c: c for c in world.COLOURS}
-SHAPE_WORDS: dict[str, str] = {
-    **{w: "ball" for w in ("ball", "balls", "circle", "circles", "disc", "disk", "sphere", "dot", "orb")},
-    **{w: "square" for w in ("square", "squares", "box", "boxes", "cube", "block", "rectangle")},
-    **{w: "triangle" for w in ("triangle", "triangles", "pyramid")},
+#: Nouns for the toy world's one object, the ball.
+OBJECT_WORDS: dict[str, str] = {
+    w: NOUN for w in ("ball", "balls", "circle", "circles", "disc", "disk", "sphere", "dot", "orb")
 }
+#: Shape nouns the toy world does not draw (it once had squares and triangles): a phrase naming one of
+#: these names nothing in a toy video.
+OTHER_SHAPE_WORDS: frozenset[str] = frozenset({
+    "square", "squares", "box", "boxes", "cube", "cubes", "block", "blocks", "rectangle", "rectangles",
+    "triangle", "triangles", "pyramid", "pyramids", "star", "stars",
+})
 MOTION_WORDS: dict[str, str] = {
     **{w: "left" for w in ("left", "leftward", "leftwards")},
     **{w: "right" for w in ("right", "rightward", "rightwards")},
