@@ -37,12 +37,12 @@ def test_source_caption_matches_scene():
 
 def test_plan_fields():
     scene, frames = render(4, n_objects=1)
-    plan = plan_toy(frames, "Add a blue square that moves down.")
+    plan = plan_toy(frames, "Add a blue ball that moves down.")
     assert isinstance(plan, VFXPlan) and plan.backend == "toy-rules"
     assert plan.source_caption == scene.caption
-    new = ("blue", "square", "down")
+    new = ("blue", "ball", "down")
     assert plan.composited_caption == world.caption_for(scene.background, [scene.objects[0].triple, new])
-    assert plan.objects_orig == [scene.objects[0].phrase] and plan.objects_edit == ["blue square"]
+    assert plan.objects_orig == [scene.objects[0].phrase] and plan.objects_edit == ["blue ball"]
     assert plan.keyframes == [0, 8, 16]
     assert plan.conversation[0].speaker == "artist" and plan.conversation[0].text == plan.instruction
     assert any("rule-based" in t.text.lower() for t in plan.conversation)
@@ -63,13 +63,14 @@ def test_two_object_source():
 @pytest.mark.parametrize(
     "instruction, expected",
     [
-        ("add a red ball moving right", ("red", "ball", "right")),
-        ("add a blue square that moves down", ("blue", "square", "down")),
-        ("add a yellow triangle bouncing", ("yellow", "triangle", "bounce")),
-        ("put a green ball that bounces", ("green", "ball", "bounce")),
-        ("Insert a GREEN box rising", ("green", "square", "up")),
-        ("next to the ball, add a red triangle falling", ("red", "triangle", "down")),
-        ("add a yellow circle", ("yellow", "ball", None)),
+        ("add a red ball moving right", ("red", "right")),
+        ("add a blue ball that moves down", ("blue", "down")),
+        ("add a yellow ball bouncing", ("yellow", "bounce")),
+        ("put a green ball that bounces", ("green", "bounce")),
+        ("Insert a GREEN circle rising", ("green", "up")),
+        ("next to the ball, add a red ball falling", ("red", "down")),
+        ("add a yellow circle", ("yellow", None)),
+        ("add a blue one, a ball that rises", ("blue", "up")),
     ],
 )
 def test_parse_instruction(instruction, expected):
@@ -77,11 +78,11 @@ def test_parse_instruction(instruction, expected):
 
 
 def test_default_motion_is_announced_and_new():
-    scene, frames = render(1, n_objects=1, triples=[("red", "square", "right")])
-    plan = plan_toy(frames, "add a blue triangle")
-    assert plan.composited_caption.endswith("a blue triangle moves left on a " + scene.background + " background")
+    scene, frames = render(1, n_objects=1, triples=[("red", "ball", "right")])
+    plan = plan_toy(frames, "add a blue ball")
+    assert plan.composited_caption.endswith("a blue ball moves left on a " + scene.background + " background")
     assert any("didn't say how it should move" in t.text for t in plan.conversation)
-    assert default_motion([("red", "square", "right"), ("blue", "ball", "left")]) == "down"
+    assert default_motion([("red", "ball", "right"), ("blue", "ball", "left")]) == "down"
 
 
 @pytest.mark.parametrize(
@@ -89,10 +90,14 @@ def test_default_motion_is_announced_and_new():
     [
         ("", "empty"),
         ("   ", "empty"),
-        ("make it rain", "can't find a colour and a shape"),
-        ("add a red thing", "can't find a colour and a shape"),
-        ("add a ball", "can't find a colour and a shape"),
+        ("make it rain", "can't find a colour and a ball"),
+        ("add a red thing", "can't find a colour and a ball"),
+        ("add a ball", "can't find a colour and a ball"),
+        ("add a purple ball", "can't find a colour and a ball"),
         ("remove the red ball", "only add"),
+        ("add a yellow square moving up", "only has balls, not 'square'"),
+        ("add a red triangle", "only has balls, not 'triangle'"),
+        ("put a green box next to the ball", "only has balls, not 'box'"),
     ],
 )
 def test_bad_instructions(instruction, message):

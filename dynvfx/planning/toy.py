@@ -3,6 +3,10 @@
 It looks at the source frames with :mod:`dynvfx.toy.analysis` (background, objects, their motions),
 reads an instruction such as "add a red ball moving right" word by word, and writes a :class:`VFXPlan`
 whose captions use the toy world's own grammar (:func:`dynvfx.toy.world.caption_for`).
+
+The toy vocabulary has one object noun, "ball" (and synonyms such as "circle", ``analysis.OBJECT_WORDS``).
+An instruction naming another shape ("add a yellow square") is refused with a message saying the toy world
+only has balls, rather than quietly drawing a ball the artist did not ask for.
 """
 
 from __future__ import annotations
@@ -20,38 +24,45 @@ DEFAULT_MOTIONS: tuple[str, ...] = ("right", "left", "down", "up", "bounce")
 #: Words that ask for something other than adding an object, which this planner can't do.
 UNSUPPORTED_VERBS = frozenset({"remove", "delete", "erase", "replace", "recolor", "recolour", "change"})
 
-Triple = tuple[str, str, str]  # (colour, shape, motion)
+Triple = tuple[str, str, str]  # (colour, "ball", motion), as world.caption_for takes it
 
 
-def _colour_shape_pair(ws: list[str]) -> tuple[str | None, str | None]:
-    """The first colour word followed within two words by a shape word; else the first of each (or None)."""
+def _ball_colour(ws: list[str]) -> str | None:
+    """The first colour word followed within two words by a ball word; else the first colour word if a ball
+    word occurs anywhere; else None."""
     for i, w in enumerate(ws):
-        shape = next((v for v in ws[i + 1:i + 3] if v in analysis.SHAPE_WORDS), None)
-        if w in analysis.COLOUR_WORDS and shape:
-            return analysis.COLOUR_WORDS[w], analysis.SHAPE_WORDS[shape]
-    text = " ".join(ws)
-    return analysis.first_name(text, analysis.COLOUR_WORDS), analysis.first_name(text, analysis.SHAPE_WORDS)
+        if w in analysis.COLOUR_WORDS and any(v in analysis.OBJECT_WORDS for v in ws[i + 1:i + 3]):
+            return analysis.COLOUR_WORDS[w]
+    if not any(w in analysis.OBJECT_WORDS for w in ws):
+        return None
+    return analysis.first_name(" ".join(ws), analysis.COLOUR_WORDS)
 
 
-def parse_instruction(instruction: str) -> tuple[str, str, str | None]:
-    """``(colour, shape, motion or None)`` of the object an instruction adds.
+def parse_instruction(instruction: str) -> tuple[str, str | None]:
+    """``(colour, motion or None)`` of the ball an instruction adds.
 
     Raises ``ValueError`` (one line) for an empty instruction, one that asks to remove or change things,
-    or one without both a toy colour and a toy shape.
+    one naming a shape the toy world does not draw (``analysis.OTHER_SHAPE_WORDS``, e.g. "square"), or one
+    without both a toy colour and a ball word.
     """
     ws = analysis.words(instruction or "")
     if not ws:
         raise ValueError(f"toy planner: the instruction is empty; try e.g. {EXAMPLE!r}")
     if UNSUPPORTED_VERBS & set(ws[:3]):  # e.g. "please remove the ..."
         raise ValueError(f"toy planner: it can only add objects, not {instruction!r}; try e.g. {EXAMPLE!r}")
-    colour, shape = _colour_shape_pair(ws)
-    if colour is None or shape is None:
+    other = next((w for w in ws if w in analysis.OTHER_SHAPE_WORDS), None)
+    if other is not None:
         raise ValueError(
-            f"toy planner: can't find a colour and a shape in {instruction!r}; try e.g. {EXAMPLE!r} "
-            f"(colours: {', '.join(world.COLOURS)}; shapes: {', '.join(world.SHAPES)}; "
-            f"motions: {', '.join(world.MOTIONS)})"
+            f"toy planner: the toy world only has balls, not {other!r} (the toy model never learnt shapes); "
+            f"try e.g. {EXAMPLE!r}"
         )
-    return colour, shape, analysis.first_name(instruction, analysis.MOTION_WORDS)
+    colour = _ball_colour(ws)
+    if colour is None:
+        raise ValueError(
+            f"toy planner: can't find a colour and a ball in {instruction!r}; try e.g. {EXAMPLE!r} "
+            f"(colours: {', '.join(world.COLOURS)}; object: {analysis.NOUN}; motions: {', '.join(world.MOTIONS)})"
+        )
+    return colour, analysis.first_name(instruction, analysis.MOTION_WORDS)
 
 
 def default_motion(source: list[Triple]) -> str:
@@ -122,18 +133,18 @@ def plan_toy(
 
     Raises ``ValueError`` for instructions it can't read (see :func:`parse_instruction`) or bad ``keyframes``.
     """
-    colour, shape, motion = parse_instruction(instruction)
+    colour, motion = parse_instruction(instruction)
     video = analysis.as_video(frames)
     keyframes = default_keyframes(len(video)) if keyframes is None else check_keyframes(keyframes, len(video))
     background = analysis.background_colour(video)
     objects = analysis.detect_objects(video)
     source = [o.triple for o in objects]
-    new = (colour, shape, motion or default_motion(source))
+    new = (colour, analysis.NOUN, motion or default_motion(source))
     fields = {
         "source_caption": caption(background, source),
         "composited_caption": caption(background, source + [new]),
         "objects_orig": list(dict.fromkeys(o.phrase for o in objects)),
-        "objects_edit": [f"{colour} {shape}"],
+        "objects_edit": [f"{colour} {analysis.NOUN}"],
     }
     turns = _conversation(instruction, new, _notes(source, new, motion is not None), fields)
     return VFXPlan(instruction=instruction, conversation=turns, keyframes=keyframes, backend=BACKEND, **fields)

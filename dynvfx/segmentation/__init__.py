@@ -1,7 +1,7 @@
 """Text-prompted video segmentation: one interface, several backends.
 
 ``get_segmenter(spec)`` picks a backend by name:
-- ``"toy"``: colour and shape analysis for the toy world (:mod:`dynvfx.segmentation.toy`).
+- ``"toy"``: colour analysis for the toy world (:mod:`dynvfx.segmentation.toy`).
 - ``"grounded-sam2"``: text grounding on key frames, then SAM 2 video propagation (real videos, GPU).
 - ``"sam3"``: transformers' text-prompted SAM 3 video model, where available.
 - ``"masks:PATH"``: user-supplied masks, a folder of PNGs or an mp4 (:mod:`dynvfx.segmentation.user_masks`).

@@ -1,9 +1,10 @@
-"""Toy-world segmentation: find objects by colour and shape (:mod:`dynvfx.toy.analysis`), match phrases.
+"""Toy-world segmentation: find objects by colour (:mod:`dynvfx.toy.analysis`), match phrases.
 
-A phrase names a toy colour and optionally a shape, e.g. ``"red ball"``, ``"the blue square"`` or
-``"yellow"``; ``"red ball and blue square"`` asks for both. A phrase without a toy colour (``"a car"``,
-``"purple ball"``, even a bare ``"ball"``: the colour might be one the toy world lacks) matches nothing
-(empty mask, zero scores). On real footage this backend simply finds little.
+Toy objects are all balls, told apart by colour. A phrase names a toy colour, e.g. ``"red ball"``, ``"the
+blue circle"`` or ``"yellow"``; ``"red ball and blue ball"`` asks for both. A phrase without a toy colour
+(``"a car"``, ``"purple ball"``, even a bare ``"ball"``: the colour might be one the toy world lacks) or
+naming a shape the toy world does not draw (``"red square"``, ``analysis.OTHER_SHAPE_WORDS``) matches
+nothing (empty mask, zero scores). On real footage this backend simply finds little.
 """
 
 from __future__ import annotations
@@ -16,30 +17,23 @@ import torch
 from dynvfx.segmentation.base import Segmentation
 from dynvfx.toy import analysis
 
-Query = tuple[str, str | None]  # (colour, shape); shape None = any
 
+def parse_phrase(phrase: str) -> list[str]:
+    """The toy colours a phrase asks for, split on "and" / "," / "or"; parts with no toy colour, or naming a
+    shape other than a ball, are dropped.
 
-def parse_phrase(phrase: str) -> list[Query]:
-    """The ``(colour, shape)`` queries of a phrase split on "and" / "," / "or"; parts with no toy colour are dropped.
-
-    ``"the red ball"`` -> ``[("red", "ball")]``; ``"yellow"`` -> ``[("yellow", None)]``; ``"a ball"`` -> ``[]``.
+    ``"the red ball"`` -> ``["red"]``; ``"yellow"`` -> ``["yellow"]``; ``"a ball"`` and ``"a red square"`` -> ``[]``.
     """
-    queries = []
+    colours = []
     for part in re.split(r",|\band\b|\bor\b", phrase.lower()):
         colour = analysis.first_name(part, analysis.COLOUR_WORDS)
-        if colour is not None:
-            queries.append((colour, analysis.first_name(part, analysis.SHAPE_WORDS)))
-    return queries
-
-
-def matches(obj: analysis.DetectedObject, query: Query) -> bool:
-    """Whether a detected object fits a ``(colour, shape)`` query (shape None matches any shape)."""
-    colour, shape = query
-    return colour == obj.colour and shape in (None, obj.shape)
+        if colour is not None and not analysis.OTHER_SHAPE_WORDS & set(analysis.words(part)):
+            colours.append(colour)
+    return colours
 
 
 class ToySegmenter:
-    """Colour-and-shape segmenter for toy-world videos; ``kwargs`` go to :func:`analysis.detect_objects`."""
+    """Colour segmenter for toy-world videos; ``kwargs`` go to :func:`analysis.detect_objects`."""
 
     name = "toy"
 
@@ -55,7 +49,7 @@ class ToySegmenter:
         masks = np.zeros((len(phrases), f, 1, h, w), bool)
         scores = np.zeros((len(phrases), f), np.float32)
         for i, qs in enumerate(queries):
-            for obj in (o for o in objects if any(matches(o, q) for q in qs)):
+            for obj in (o for o in objects if o.colour in qs):
                 masks[i, :, 0] |= obj.masks
                 scores[i] = np.maximum(scores[i], obj.scores)
         return Segmentation(list(phrases), torch.from_numpy(masks), torch.from_numpy(scores))
