@@ -16,7 +16,7 @@ $(VENV)/.ready: requirements.txt requirements-dev.txt pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/python -m dynvfx edit data/examples/blue_square_down.mp4 "add a red ball moving right" \
+	$(BIN)/python -m dynvfx edit data/examples/blue_ball_down.mp4 "add a red ball moving right" \
 		--out outputs/demo --overwrite
 	@echo "open outputs/demo/result.mp4 (and masks.mp4, plan.json, config.yaml)"
 
@@ -36,7 +36,6 @@ bench: setup
 	$(BIN)/python benchmarks/toy_model_quality.py
 	$(BIN)/python benchmarks/toy_edit.py
 	$(BIN)/python benchmarks/toy_word_sensitivity.py
-	$(BIN)/python benchmarks/toy_shape_capacity.py
 
 clean:
 	rm -rf outputs .pytest_cache

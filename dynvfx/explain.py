@@ -104,7 +104,7 @@ def edit_inputs(model: str, segmenter: str, planner: str, cpu_offload: bool = Fa
     return pipe, video_spec(pipe), frames, plan, get_segmenter(segmenter), config
 
 
-def source_video(pipe, model: str, example: str = "blue_square_down", video: str | Path | None = None,
+def source_video(pipe, model: str, example: str = "blue_ball_down", video: str | Path | None = None,
                  instruction: str | None = None) -> tuple[torch.Tensor, str]:
     """Source frames ``[F, 3, H, W]`` at the model's size and an edit instruction: the toy ``example`` and its
     instruction for the toy model, else ``video`` (default :data:`REAL_VIDEO`) fitted to the model."""

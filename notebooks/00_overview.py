@@ -58,7 +58,7 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 #
 # The default runs anywhere: a **toy model** shipped with the course, a small diffusion transformer built from
 # diffusers' own CogVideoX classes (RoPE, 3D autoencoder, T5 text encoder, v-prediction) and trained on a CPU on
-# videos of coloured shapes moving over flat backgrounds (48×48 pixels, 17 frames). It is small and imperfect: it
+# videos of coloured balls moving over flat backgrounds (48×48 pixels, 17 frames). It is small and imperfect: it
 # gets colours, backgrounds and directions of motion mostly right, but often draws squares and triangles as round
 # blobs (the README has its measured quality).
 #

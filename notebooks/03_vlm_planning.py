@@ -134,7 +134,7 @@ for name, field in schema["properties"].items():
 # ## The toy planner (offline)
 #
 # For the toy world a rule-based planner stands in for the VLM: it finds the background, the objects and their
-# motions with colour and shape analysis, reads the instruction word by word, and writes captions in the toy
+# motions with colour analysis, reads the instruction word by word, and writes captions in the toy
 # model's own grammar. Its plan records a short "conversation" explaining itself.
 
 # %%
@@ -155,7 +155,7 @@ for name, (_, _, _, example_instruction) in EXAMPLES.items():
     print(f"{name}: {example_instruction!r}\n  P_comp: {p.composited_caption}\n"
           f"  O_orig: {p.objects_orig}  O_edit: {p.objects_edit}")
 try:
-    plan_edit(example_frames("blue_square_down"), "remove the blue square", backend="toy")
+    plan_edit(example_frames("blue_ball_down"), "remove the blue ball", backend="toy")
 except PlanningError as err:
     print("refused:", err)
 
@@ -174,16 +174,16 @@ import json
 from dynvfx.planning.dialogue import run_dialogue
 
 too_long = " ".join(["very"] * 130) + " long caption"
-scene = {"source_caption": "a red ball and a green square move on black",
-         "conversation": [{"speaker": "assistant", "text": "A yellow triangle rises from the bottom edge."},
-                          {"speaker": "artist", "text": "Keep it small and clear of the square."}],
-         "composited_caption": "a yellow triangle moves up beside a red ball and a green square on black"}
+scene = {"source_caption": "a red ball and a green ball move on black",
+         "conversation": [{"speaker": "assistant", "text": "A yellow ball rises from the bottom edge."},
+                          {"speaker": "artist", "text": "Keep it small and clear of the green ball."}],
+         "composited_caption": "a yellow ball moves up beside a red ball and a green ball on black"}
 chat = explain.ScriptedChat([
     "Sure! " + json.dumps(scene | {"composited_caption": too_long}),  # rejected: over the word limit
     "```json\n" + json.dumps(scene) + "\n```",  # accepted: the JSON is found inside the code fence
-    json.dumps({"objects_orig": ["red ball", "green square"], "objects_edit": ["yellow triangle"]}),
+    json.dumps({"objects_orig": ["red ball", "green ball"], "objects_edit": ["yellow ball"]}),
 ])
-scripted = run_dialogue(chat, images, "add a yellow triangle moving up", keyframes, len(frames))
+scripted = run_dialogue(chat, images, "add a yellow ball moving up", keyframes, len(frames))
 print(f"the stand-in was asked {len(chat.sent)} times; the plan:")
 print(scripted.model_dump_json(indent=2, include={"composited_caption", "objects_orig", "objects_edit"}))
 
@@ -249,7 +249,7 @@ else:
 import tempfile
 from pathlib import Path
 
-reviewed = scripted.model_copy(update={"objects_orig": ["red ball", "green square", "black background"]})
+reviewed = scripted.model_copy(update={"objects_orig": ["red ball", "green ball", "black background"]})
 with tempfile.TemporaryDirectory() as folder:
     path = reviewed.save(Path(folder) / "plan.json")
     print("round trip equal:", VFXPlan.load(path) == reviewed, "| O_orig now:", VFXPlan.load(path).objects_orig)

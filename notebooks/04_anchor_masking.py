@@ -77,7 +77,7 @@ print(f"{plan.instruction!r}: O_orig = {plan.objects_orig}, O_edit = {plan.objec
 # ## 1. Segment O_orig
 #
 # The segmenter is prompted with the `O_orig` phrases from the plan (the toy segmenter finds toy objects by colour
-# and shape; on real videos Grounded-SAM 2 or SAM 3 do this). The mask is then widened by
+# alone, all being balls; on real videos Grounded-SAM 2 or SAM 3 do this). The mask is then widened by
 # `config.source_mask_dilate_radius` pixels (0 for the toy model's 48-pixel frames).
 
 # %%

@@ -199,7 +199,7 @@ if MODEL == "toy":
 # %% [markdown]
 # ### A few held-out benchmark pairs
 #
-# `benchmarks/toy_edit.py` renders one-object source videos and asks to add an object whose colour-shape-motion
+# `benchmarks/toy_edit.py` renders one-object source videos and asks to add an object whose colour-motion-background
 # combination the toy model never saw in training. Per variant it reports **success** (the new object is present
 # in at least 80 % of the frames), **source IoU** (the source object's mask in the output against its rendered
 # ground truth) and PSNR / SSIM outside the edit mask. Here: its first 3 pairs and 3 variants (the full run:

@@ -14,12 +14,12 @@ from dynvfx.segmentation import get_segmenter
 from dynvfx.visualize import mask_video, save_png, strip
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_square_down.mp4"
+EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_ball_down.mp4"
 CAPTIONS = [
     "a red ball moves right on a gray background",
-    "a yellow triangle moves down on a black background",
-    "a blue square bounces on a white background",
-    "a green ball moves left and a red square moves up on a gray background",
+    "a yellow ball moves down on a black background",
+    "a blue ball bounces on a white background",
+    "a green ball moves left and a red ball moves up on a gray background",
 ]
 
 

@@ -9,7 +9,7 @@ import yaml
 from conftest import ROOT, SHARED_VIDEOS
 from dynvfx.cli import main
 
-EXAMPLE = ROOT / "data" / "examples" / "blue_square_down.mp4"
+EXAMPLE = ROOT / "data" / "examples" / "blue_ball_down.mp4"
 FAST_CFG = {"num_inference_steps": 10, "inversion_steps": 10, "strengths": [0.9, 0.6]}
 
 
@@ -95,7 +95,7 @@ def test_edit_plan_then_execute_and_same_seed_same_bytes(tmp_path, capsys):
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["plan.json", "source_masks.mp4"]
     plan = (tmp_path / "p" / "plan.json").read_text()
-    assert '"red ball"' in plan and '"blue square"' in plan
+    assert '"red ball"' in plan and '"blue ball"' in plan
     # a person edits the plan, then executes it
     (tmp_path / "p" / "plan.json").write_text(plan.replace('"red ball"', '"red ball"'))
     outs = []

@@ -169,7 +169,7 @@ def test_cli_edit_with_the_hf_planner_reaches_its_validation_error(vlm_and_proce
     model, processor = vlm_and_processor
     model.save_pretrained(tmp_path / "vlm")
     processor.save_pretrained(tmp_path / "vlm")
-    example = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_square_down.mp4"
+    example = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_ball_down.mp4"
     code = main(["edit", str(example), "add a red ball moving right", "--out", str(tmp_path / "o"),
                  "--planner", "hf", "--planner-model", str(tmp_path / "vlm"), "--mode", "plan"])
     err = capsys.readouterr().err

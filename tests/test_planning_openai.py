@@ -291,7 +291,7 @@ def test_cli_edit_with_the_openai_planner(tmp_path, monkeypatch, capsys):
                               {"speaker": "artist", "text": "Keep it apart from the square."}],
              "composited_caption": "a blue square moves down and a red ball moves right on a gray background"}
     objects = {"objects_orig": ["blue square"], "objects_edit": ["red ball"]}
-    example = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_square_down.mp4"
+    example = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_ball_down.mp4"
     cfg = tmp_path / "fast.yaml"
     cfg.write_text(yaml.safe_dump({"num_inference_steps": 6, "inversion_steps": 6, "strengths": [0.8]}))
     with ChatServer([reply(json.dumps(scene)), reply(json.dumps(objects))]) as server:
@@ -314,7 +314,7 @@ def test_cli_openai_planner_without_key_is_one_line(tmp_path, monkeypatch, capsy
     from dynvfx.cli import main
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    example = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_square_down.mp4"
+    example = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_ball_down.mp4"
     code = main(["edit", str(example), "add a red ball", "--out", str(tmp_path / "o"), "--planner", "openai"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("dynvfx: error:") == 1 and "OPENAI_API_KEY" in err and "--planner toy" in err

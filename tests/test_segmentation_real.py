@@ -498,7 +498,7 @@ def test_cli_edit_with_the_real_segmenter_path(gdino, sam2, tmp_path, capsys):
         proc.save_pretrained(d)
     cfg = tmp_path / "fast.yaml"
     cfg.write_text(yaml.safe_dump({"num_inference_steps": 6, "inversion_steps": 6, "strengths": [0.8, 0.5]}))
-    example = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_square_down.mp4"
+    example = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_ball_down.mp4"
     code = main(["edit", str(example), "add a red ball moving right", "--out", str(tmp_path / "o"),
                  "--segmenter", f"grounded-sam2:detector={det_dir},sam={sam_dir},box_threshold=0.0,keyframes=1",
                  "--config", str(cfg), "--quiet", "--cache-dir", str(tmp_path / "cache")])

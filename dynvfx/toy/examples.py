@@ -17,12 +17,12 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "data" / "examples"
 
 #: name -> (seed, source objects, background, instruction)
 EXAMPLES = {
-    "blue_square_down": (11, [("blue", "square", "down")], "gray", "add a red ball moving right"),
-    "green_triangle_left": (12, [("green", "triangle", "left")], "black", "add a yellow square that bounces"),
-    "yellow_ball_up": (13, [("yellow", "ball", "up")], "white", "add a blue triangle moving left"),
-    "red_square_bounce": (14, [("red", "square", "bounce")], "gray", "add a green ball moving down"),
-    "two_objects": (15, [("red", "ball", "right"), ("green", "square", "down")], "black",
-                    "add a yellow triangle moving up"),
+    "blue_ball_down": (11, [("blue", "ball", "down")], "gray", "add a red ball moving right"),
+    "green_ball_left": (12, [("green", "ball", "left")], "black", "add a yellow ball that bounces"),
+    "yellow_ball_up": (13, [("yellow", "ball", "up")], "white", "add a blue ball moving left"),
+    "red_ball_bounce": (14, [("red", "ball", "bounce")], "gray", "add a green ball moving down"),
+    "two_objects": (15, [("red", "ball", "right"), ("green", "ball", "down")], "black",
+                    "add a yellow ball moving up"),
 }
 
 
