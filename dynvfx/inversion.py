@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from dynvfx.pipeline import decode_latents, encode_text, rotary_embeddings
+from dynvfx.pipeline import decode_latents, encode_text, execution_device, rotary_embeddings
 from dynvfx.sampling import denoise, predict_v, sampling_timesteps
 
 
@@ -51,14 +51,36 @@ class Inversion:
         return self.latents[0]
 
 
+def _parameter_values(module):
+    """``module``'s parameters in ``parameters()`` order, tied ones once, readable on the CPU even when
+    accelerate's sequential offload has left them on the ``meta`` device (their values then sit in the hooks'
+    weights maps, and ties between the ``meta`` placeholders are gone: storage identifies them)."""
+    from contextlib import nullcontext
+
+    from accelerate.utils import align_module_device, has_offloaded_params
+
+    seen = set()
+    for sub in module.modules():
+        if not any(True for _ in sub.parameters(recurse=False)):
+            continue
+        place = align_module_device(sub, torch.device("cpu")) if has_offloaded_params(sub) else nullcontext()
+        with place:
+            for p in sub.parameters(recurse=False):
+                key = (p.data_ptr(), tuple(p.shape), p.dtype)
+                if key not in seen:
+                    seen.add(key)
+                    yield p
+
+
 def model_fingerprint(pipe) -> str:
-    """A cheap hash of the model's configs and a few values of every weight (changes when weights do)."""
+    """A cheap hash of the model's configs and a few values of every weight (changes when weights do; the same
+    under every memory mode)."""
     h = hashlib.sha256()
     for name in ("transformer", "vae", "text_encoder"):
         module = getattr(pipe, name)
         cfg = module.config.to_dict() if hasattr(module.config, "to_dict") else dict(module.config)
         h.update(repr(sorted(cfg.items())).encode())
-        for p in module.parameters():
+        for p in _parameter_values(module):
             h.update(p.detach().flatten()[:16].float().cpu().numpy().tobytes())
     h.update(repr(sorted(dict(pipe.scheduler.config).items())).encode())
     return h.hexdigest()[:16]
@@ -92,7 +114,7 @@ def ddim_invert(pipe, x_orig: torch.Tensor, prompt: str = "", num_steps: int = 5
     alphas = pipe.scheduler.alphas_cumprod.float()
     text = encode_text(pipe, [prompt])
     rope = rotary_embeddings(pipe, x_orig)
-    x, s = x_orig.float(), 0  # the clean latent sits at timestep 0
+    x, s = x_orig.to(execution_device(pipe)).float(), 0  # the clean latent sits at timestep 0
     kept = {}
     for t in tqdm(fine.tolist(), desc="inversion", disable=not progress, leave=False):
         v = predict_v(pipe, x, text, s, rope).to(x.device)
@@ -119,7 +141,7 @@ def reconstruct(pipe, inv: Inversion, progress: bool = True) -> tuple[torch.Tens
         latents ``[1, F', C, h, w]``, frames ``[F, 3, H, W]`` and the latent error RMSE(x_rec, x_orig).
     """
     sampling_timesteps(pipe, len(inv.timesteps))
-    x = denoise(pipe, inv.noise.to(pipe.transformer.device), inv.timesteps, encode_text(pipe, [inv.prompt]),
+    x = denoise(pipe, inv.noise.to(execution_device(pipe)), inv.timesteps, encode_text(pipe, [inv.prompt]),
                 progress=progress, desc="reconstruct")
     err = (x.cpu() - inv.x_orig).pow(2).mean().sqrt().item()
     return x, decode_latents(pipe, x), err

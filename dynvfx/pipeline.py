@@ -34,17 +34,29 @@ def resolve_model(name: str) -> str:
                       f"or a CogVideoX hub id such as {', '.join(KNOWN_HUB_IDS)}")
 
 
+MEMORY_MODES = ("auto", "full", "lean", "offload", "sequential")
+
+
 def load_pipeline(name: str = "toy", device: str | torch.device | None = None, dtype: torch.dtype | None = None,
-                  cpu_offload: bool = False):
+                  cpu_offload: bool = False, memory: str = "auto"):
     """Load a ``CogVideoXPipeline``: ``"toy"``, a local folder, or a hub id like ``"THUDM/CogVideoX-5b"``.
 
     Args:
         device: defaults to CUDA when available, else CPU.
         dtype: defaults to float32 on CPU; on GPU bfloat16 (5B) or float16 (2B), as their model cards advise.
-        cpu_offload: ``enable_model_cpu_offload`` (GPU only), for GPUs with less than ~24 GB.
+        memory: where the weights live (see :func:`apply_memory_mode`): ``"full"``, ``"lean"``, ``"offload"``,
+            ``"sequential"``, or ``"auto"`` (on a GPU the fastest mode whose estimated peak fits its free memory;
+            on a CPU ``"full"``).
+        cpu_offload: an alias of ``memory="offload"``.
     """
     from diffusers import CogVideoXPipeline
 
+    if memory not in MEMORY_MODES:
+        raise DynVFXError(f"unknown memory mode {memory!r}: use one of {', '.join(MEMORY_MODES)}")
+    if cpu_offload:
+        if memory not in ("auto", "offload"):
+            raise DynVFXError(f"cpu_offload=True contradicts memory={memory!r}")
+        memory = "offload"
     path = resolve_model(name)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dtype is None:
@@ -53,19 +65,88 @@ def load_pipeline(name: str = "toy", device: str | torch.device | None = None, d
         pipe = CogVideoXPipeline.from_pretrained(path, dtype=dtype)
     except OSError as e:
         raise DynVFXError(f"cannot load model {name!r}: {str(e).splitlines()[0]}") from None
-    if cpu_offload and device.type == "cuda":
-        pipe.enable_model_cpu_offload()
-        pipe.vae.enable_tiling()
-    else:
-        pipe.to(device)
+    if memory == "auto":
+        memory = choose_memory_mode(pipe, device)
+    apply_memory_mode(pipe, memory, device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
+def choose_memory_mode(pipe, device: torch.device) -> str:
+    """``"full"`` on a CPU; on a GPU the first of full, lean, offload whose estimated peak (:mod:`dynvfx.cost`,
+    plus 1 GiB of margin) fits the free memory, else ``"sequential"``."""
+    if torch.device(device).type != "cuda":
+        return "full"
+    from dynvfx.cost import model_shape_of_pipeline, peak_gib
+
+    free = torch.cuda.mem_get_info(torch.device(device))[0] / 2**30
+    shape = model_shape_of_pipeline(pipe)
+    for mode in ("full", "lean", "offload"):
+        if peak_gib(shape, mode) + 1.0 <= free:
+            return mode
+    return "sequential"
+
+
+def apply_memory_mode(pipe, mode: str, device: str | torch.device) -> None:
+    """Place the pipeline's modules for ``mode`` (inputs then go to :func:`execution_device`):
+
+    - ``"full"``: everything on ``device``.
+    - ``"lean"``: transformer and VAE on ``device``; the text encoder waits on the CPU and visits ``device``
+      only while :func:`encode_text` runs (an accelerate offload hook).
+    - ``"offload"``: diffusers' ``enable_model_cpu_offload``: one model on ``device`` at a time.
+    - ``"sequential"``: diffusers' ``enable_sequential_cpu_offload``: weights stream in layer by layer.
+
+    VAE tiling is switched on for every mode on a GPU (it bounds the decode's peak; off on a CPU, where memory is
+    plentiful and the untiled result is the reference).
+    """
+    from accelerate import cpu_offload_with_hook
+
+    device = torch.device(device)
+    if mode == "full":
+        pipe.to(device)
+    elif mode == "lean":
+        pipe.text_encoder.to("cpu")
+        pipe.transformer.to(device)
+        pipe.vae.to(device)
+        cpu_offload_with_hook(pipe.text_encoder, device)
+    elif mode == "offload":
+        pipe.enable_model_cpu_offload(device=device)
+    elif mode == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    else:
+        raise DynVFXError(f"unknown memory mode {mode!r}: use one of {', '.join(MEMORY_MODES[1:])}")
+    if device.type == "cuda":
+        pipe.vae.enable_tiling()
+    pipe._dynvfx_memory, pipe._dynvfx_device = mode, device
+
+
+def memory_mode(pipe) -> str:
+    """The mode :func:`apply_memory_mode` set (``"full"`` for a pipeline placed by hand)."""
+    return getattr(pipe, "_dynvfx_memory", "full")
+
+
 def execution_device(pipe) -> torch.device:
-    """Where a pipeline's inputs must go: its execution device (the GPU under model or sequential CPU offload,
-    where every module's ``.device`` reads ``cpu`` between calls)."""
-    return pipe._execution_device
+    """Where a pipeline's inputs must go: the device :func:`apply_memory_mode` placed it for, else diffusers'
+    ``_execution_device`` (the GPU under model or sequential CPU offload, where every module's ``.device`` reads
+    ``cpu`` or ``meta`` between calls)."""
+    return getattr(pipe, "_dynvfx_device", None) or pipe._execution_device
+
+
+def _offload_hook(module):
+    """The accelerate ``CpuOffload`` hook on ``module`` (model offload / lean), or None."""
+    from accelerate.hooks import CpuOffload, SequentialHook
+
+    hook = getattr(module, "_hf_hook", None)
+    hooks = hook.hooks if isinstance(hook, SequentialHook) else [hook]
+    return next((h for h in hooks if isinstance(h, CpuOffload)), None)
+
+
+def offload_all(pipe) -> None:
+    """Under model offload / lean, send every hooked model back to the CPU now (frees the GPU for the next one)."""
+    for name in ("text_encoder", "transformer", "vae"):
+        module = getattr(pipe, name, None)
+        if module is not None and _offload_hook(module) is not None:
+            _offload_hook(module).init_hook(module)  # CpuOffload.init_hook moves the module to the CPU
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,9 +188,13 @@ def video_spec(pipe) -> VideoSpec:
 
 @torch.no_grad()
 def encode_video(pipe, frames: torch.Tensor) -> torch.Tensor:
-    """``[F, 3, H, W]`` in [0, 1] -> latents ``[1, F', C, h, w]`` (posterior mean, scaled)."""
+    """``[F, 3, H, W]`` in [0, 1] -> latents ``[1, F', C, h, w]`` (posterior mean, scaled) on the execution device.
+
+    ``vae.encode`` is not ``forward``, but diffusers wraps it (``apply_forward_hook``) so an offload hook moves the
+    VAE itself; the hook is not given the inputs, so they must already be on the execution device.
+    """
     vae = pipe.vae
-    x = (frames * 2 - 1).to(vae.device, vae.dtype).permute(1, 0, 2, 3).unsqueeze(0)  # [1, 3, F, H, W]
+    x = (frames * 2 - 1).to(execution_device(pipe), vae.dtype).permute(1, 0, 2, 3).unsqueeze(0)  # [1, 3, F, H, W]
     z = vae.encode(x).latent_dist.mean * vae.config.scaling_factor
     return z.permute(0, 2, 1, 3, 4).float()
 
@@ -118,18 +203,28 @@ def encode_video(pipe, frames: torch.Tensor) -> torch.Tensor:
 def decode_latents(pipe, latents: torch.Tensor) -> torch.Tensor:
     """Latents ``[1, F', C, h, w]`` -> frames ``[F, 3, H, W]`` float32 in [0, 1] (on the CPU)."""
     vae = pipe.vae
-    z = latents.to(vae.device, vae.dtype).permute(0, 2, 1, 3, 4) / vae.config.scaling_factor
+    z = latents.to(execution_device(pipe), vae.dtype).permute(0, 2, 1, 3, 4) / vae.config.scaling_factor
     x = vae.decode(z).sample[0]  # [3, F, H, W]
     return ((x.float().permute(1, 0, 2, 3) + 1) / 2).clamp(0, 1).cpu()
 
 
 @torch.no_grad()
 def encode_text(pipe, prompts: list[str]) -> torch.Tensor:
-    """Prompts -> text-encoder states ``[B, max_text_tokens, D]`` (CogVideoX pads to a fixed length)."""
+    """Prompts -> text-encoder states ``[B, max_text_tokens, D]`` on the execution device (CogVideoX pads to a
+    fixed length).
+
+    Under model offload / lean the other models leave the GPU first and the text encoder leaves it right after,
+    so it never sits there during sampling.
+    """
+    hooked = _offload_hook(pipe.text_encoder) is not None
+    if hooked:
+        offload_all(pipe)
     embeds, _ = pipe.encode_prompt(
         prompts, do_classifier_free_guidance=False, num_videos_per_prompt=1,
-        max_sequence_length=pipe.transformer.config.max_text_seq_length, device=pipe.transformer.device,
+        max_sequence_length=pipe.transformer.config.max_text_seq_length, device=execution_device(pipe),
     )
+    if hooked:
+        _offload_hook(pipe.text_encoder).init_hook(pipe.text_encoder)
     return embeds.to(pipe.transformer.dtype)
 
 
