@@ -44,13 +44,16 @@ def _check_out_file(path: Path, overwrite: bool) -> None:
 
 
 def _check_toy_caption(pipe, caption: str) -> None:
-    """A closed-vocabulary model (one that ships ``prompt_vocabulary.json``) refuses captions naming no object."""
+    """A closed-vocabulary model (one that ships ``prompt_vocabulary.json``) refuses captions naming no object
+    it knows, or naming a shape it does not draw (e.g. "square" for a model whose only object is "ball")."""
+    from dynvfx.toy.analysis import OTHER_SHAPE_WORDS
+
     vocab_file = Path(pipe.config._name_or_path or "") / "prompt_vocabulary.json"
     if not vocab_file.exists():
         return
     vocab = json.loads(vocab_file.read_text())
     words = set(caption.lower().replace(",", " ").split())
-    if not words & set(vocab["objects"]):
+    if not words & set(vocab["objects"]) or words & OTHER_SHAPE_WORDS - set(vocab["objects"]):
         raise DynVFXError(f"this model knows no object in {caption!r}; it knows "
                           f"{', '.join(vocab['colours'])} {'/'.join(vocab['objects'])} "
                           f"(e.g. {vocab['example']!r})")
