@@ -17,8 +17,8 @@ def test_same_seed_same_video_and_caption():
 
 
 def test_caption_grammar():
-    scene = world.sample_scene(0, triples=[("red", "ball", "right"), ("blue", "square", "bounce")], background="gray")
-    assert scene.caption == "a red ball moves right and a blue square bounces on a gray background"
+    scene = world.sample_scene(0, triples=[("red", "ball", "right"), ("blue", "ball", "bounce")], background="gray")
+    assert scene.caption == "a red ball moves right and a blue ball bounces on a gray background"
     assert world.Scene.from_dict(__import__("json").loads(scene.to_json())) == scene
 
 
@@ -36,7 +36,7 @@ def test_masks_cover_the_object_colour_and_objects_stay_in_frame():
 
 def test_motion_directions():
     for motion, (dx, dy) in world.DIRECTIONS.items():
-        scene = world.sample_scene(1, triples=[("green", "triangle", motion)])
+        scene = world.sample_scene(1, triples=[("green", "ball", motion)])
         _, masks = world.render(scene)
         ys, xs = [np.nonzero(m) for m in (masks[0, 0], masks[0, -1])][0], np.nonzero(masks[0, -1])
         start = np.array([np.nonzero(masks[0, 0])[1].mean(), np.nonzero(masks[0, 0])[0].mean()])
@@ -46,17 +46,40 @@ def test_motion_directions():
 
 
 def test_held_out_combinations():
-    assert len(world.HELD_OUT) == 12
+    combos = set(itertools.product(world.COLOURS, world.MOTIONS, world.BACKGROUNDS))
+    assert len(world.HELD_OUT) == 12 and world.HELD_OUT < combos
     for a, b in ((0, 1), (0, 2), (1, 2)):  # every pair of attributes is still seen in training
-        seen = {(t[a], t[b]) for t in itertools.product(world.COLOURS, world.SHAPES, world.MOTIONS)
-                if t not in world.HELD_OUT}
-        all_pairs = {(t[a], t[b]) for t in itertools.product(world.COLOURS, world.SHAPES, world.MOTIONS)}
-        assert seen == all_pairs
+        seen = {(t[a], t[b]) for t in combos - world.HELD_OUT}
+        assert seen == {(t[a], t[b]) for t in combos}
     rng = np.random.default_rng(0)
     for _ in range(300):
         scene = world.sample_scene(rng, held_out="exclude")
-        assert not any(o.triple in world.HELD_OUT for o in scene.objects)
-    assert world.sample_scene(3, held_out="only").objects[0].triple in world.HELD_OUT
+        assert not scene.held_out
+        assert not any((o.colour, o.motion, scene.background) in world.HELD_OUT for o in scene.objects)
+    for seed in range(20):
+        scene = world.sample_scene(seed, held_out="only")
+        assert scene.held_out and (scene.objects[0].colour, scene.objects[0].motion, scene.background) in world.HELD_OUT
+        c, s, m = world.sample_triple(rng, "white", "only")
+        assert s == "ball" and (c, m, "white") in world.HELD_OUT
+
+
+def test_scenes_hold_balls_of_different_colours():
+    shapes, colours_differ = set(), []
+    for seed in range(200):
+        scene = world.sample_scene(seed, held_out="any")
+        shapes |= {o.shape for o in scene.objects}
+        if len(scene.objects) == 2:
+            colours_differ.append(scene.objects[0].colour != scene.objects[1].colour)
+        assert not set(scene.caption.split()) & {"square", "triangle"}
+    assert shapes == set(world.CAPTION_SHAPES) == {"ball"} and colours_differ and all(colours_differ)
+
+
+def test_renderer_keeps_its_other_shapes():
+    """Squares and triangles are still drawable (an option), just not in scenes or captions."""
+    for shape in world.SHAPES:
+        scene = world.sample_scene(2, triples=[("red", shape, "right")], background="gray")
+        video, masks = world.render(scene)
+        assert masks[0].any(axis=(1, 2)).all()
 
 
 def test_two_objects_are_kept_apart():
