@@ -10,8 +10,10 @@ unconditional and conditional halves of classifier-free guidance). In each self-
 
 Modes: ``"off"`` (stock attention), ``"full"`` (all source video tokens), ``"masked"`` (O_orig mask tokens),
 ``"anchor"`` (mask tokens kept with probability fg_keep plus background tokens with bg_keep); the token set is
-chosen by :func:`dynvfx.anchors.anchor_tokens` and stored in the context. Tensors are ``[B, heads, tokens, dim]``;
-the extension gathers the anchor keys (no ``tokens x tokens`` mask is built).
+chosen by :func:`dynvfx.anchors.anchor_grid`. It is either stored once in the context (``anchor_index``) or,
+as in the authors' code, drawn anew in every extending attention call (``context.draw = "per_call"``, from
+``context.token_mask`` with the context's seeded generator: same seed, same draws). Tensors are
+``[B, heads, tokens, dim]``; the extension gathers the anchor keys (no ``tokens x tokens`` mask is built).
 """
 
 from __future__ import annotations
@@ -34,10 +36,17 @@ class AnchorContext:
     Attributes:
         mode: one of :data:`MODES`.
         anchor_index: ``[A]`` long, indices of anchor tokens in the flattened ``F' x h' x w'`` video-token grid
-            (ignored for ``"off"``).
+            (ignored for ``"off"``; with ``draw="per_call"`` it holds the latest draw).
         source_index: batch item holding the source branch, or None when the batch has no source (plain sampling).
         recorder: optional :class:`AttentionRecorder`.
         step: index of the current denoising step (for the recorder).
+        draw: ``"once"`` (use ``anchor_index`` as given) or ``"per_call"`` (mode ``"anchor"`` only: every
+            extending attention call draws new anchors from ``token_mask`` with ``generator``).
+        token_mask: ``[F', h', w']`` bool O_orig token mask, for per-call draws.
+        fg_keep, bg_keep: keep rates of per-call draws.
+        generator: seeded CPU ``torch.Generator`` of per-call draws.
+        draws: number of per-call draws made so far.
+        recording: False silences the recorder (e.g. during a separate unconditional call).
     """
 
     mode: str = "anchor"
@@ -45,14 +54,43 @@ class AnchorContext:
     source_index: int | None = 0
     recorder: "AttentionRecorder | None" = None
     step: int = 0
+    draw: str = "once"
+    token_mask: torch.Tensor | None = None
+    fg_keep: float = 0.7
+    bg_keep: float = 0.05
+    generator: torch.Generator | None = None
+    draws: int = 0
+    recording: bool = True
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
+        if self.draw not in ("once", "per_call"):
+            raise ValueError(f"draw must be 'once' or 'per_call', not {self.draw!r}")
+        if self.per_call and self.token_mask is None:
+            raise ValueError("per-call anchor draws need the O_orig token mask (token_mask)")
+
+    @property
+    def per_call(self) -> bool:
+        return self.draw == "per_call" and self.mode == "anchor"
 
     @property
     def extends(self) -> bool:
-        return self.mode != "off" and self.source_index is not None and self.anchor_index is not None
+        has_anchors = self.anchor_index is not None or self.per_call
+        return self.mode != "off" and self.source_index is not None and has_anchors
+
+    def next_anchor_index(self) -> torch.Tensor:
+        """``[A]`` the anchors of the current attention call (a new seeded draw when ``per_call``)."""
+        if self.per_call:
+            from dynvfx.anchors import anchor_grid, anchor_index
+
+            grid = anchor_grid(self.token_mask, "anchor", self.fg_keep, self.bg_keep, self.generator)
+            self.anchor_index = anchor_index(grid)
+            self.draws += 1
+        return self.anchor_index
+
+    def wants_record(self, layer: int) -> bool:
+        return self.recording and self.recorder is not None and self.recorder.wants(self.step, layer)
 
 
 class AnchorExtendedAttnProcessor:
@@ -88,7 +126,7 @@ class AnchorExtendedAttnProcessor:
             out = self._extended(q, k, v, text_len)
         else:
             out = F.scaled_dot_product_attention(q, k, v)
-            if ctx.recorder is not None and ctx.recorder.wants(ctx.step, self.layer):
+            if ctx.wants_record(self.layer):
                 ctx.recorder.record(ctx.step, self.layer, q[-1], k[-1], text_len, n_anchor=0)
         b = x.shape[0]
         out = out.transpose(1, 2).reshape(b, -1, attn.inner_dim)
@@ -98,7 +136,7 @@ class AnchorExtendedAttnProcessor:
     def _extended(self, q, k, v, text_len):
         ctx = self.context
         s = ctx.source_index
-        idx = ctx.anchor_index.to(k.device) + text_len
+        idx = ctx.next_anchor_index().to(k.device) + text_len
         edit = [i for i in range(q.shape[0]) if i != s]
         k_anchor = k[s:s + 1, :, idx].expand(len(edit), -1, -1, -1)
         v_anchor = v[s:s + 1, :, idx].expand(len(edit), -1, -1, -1)
@@ -107,7 +145,7 @@ class AnchorExtendedAttnProcessor:
         out = torch.empty_like(q)
         out[s:s + 1] = F.scaled_dot_product_attention(q[s:s + 1], k[s:s + 1], v[s:s + 1])
         out[edit] = F.scaled_dot_product_attention(q[edit], k_edit, v_edit)
-        if ctx.recorder is not None and ctx.recorder.wants(ctx.step, self.layer):
+        if ctx.wants_record(self.layer):
             ctx.recorder.record(ctx.step, self.layer, q[edit[-1]], k_edit[-1], text_len, n_anchor=len(idx))
         return out
 

@@ -31,6 +31,17 @@ class DynVFXConfig:
     bg_keep: float = 0.05
     anchor_blocks: tuple[int, ...] | None = None  # None = every transformer block
     anchor_token_threshold: float = 0.25  # share of a token's pixels in the O_orig mask that makes it "in the mask"
+    # Fidelity to the authors' released code (README, "Fidelity to the authors' released code"); each field's
+    # other value restores this project's earlier behaviour.
+    # Injection window: the source branch and the extension run only at sampling steps
+    # timesteps[n - int(n * max) : n - int(n * min)] of the n-step schedule (the authors' get_timesteps rule;
+    # n = 50: t = 899 ... 619); plain CFG elsewhere. (1.0, 0.0) = every step.
+    injection_max_timestep: float = 0.9
+    injection_min_timestep: float = 0.6
+    anchor_branches: str = "conditional"  # "conditional": only the CFG conditional branch is extended | "both"
+    anchor_draw: str = "per_call"  # "per_call": new anchors in every attention call (seeded) | "once" per edit
+    source_text: str = "source_caption"  # the source branch's text: "source_caption" | "inversion_prompt"
+    residual_mask: str = "kmeans"  # x_res's latent mask M: "kmeans" (VAE-encode, 2-means) | "maxpool"
     # iterative residual refinement
     strengths: tuple[float, ...] = PAPER_STRENGTHS
     mask_open_radius: int = 4  # pixels, morphological opening of the O_edit mask (drops specks)
@@ -42,6 +53,15 @@ class DynVFXConfig:
     # output; the autoencoder's group norms make every pixel depend a little on the whole latent).
     composite: str = "source"
     seed: int = 0
+
+    def __post_init__(self):
+        choices = {"anchor_branches": ("conditional", "both"), "anchor_draw": ("per_call", "once"),
+                   "source_text": ("source_caption", "inversion_prompt"), "residual_mask": ("kmeans", "maxpool")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
+        if not 0.0 <= self.injection_min_timestep <= self.injection_max_timestep <= 1.0:
+            raise ValueError("need 0 <= injection_min_timestep <= injection_max_timestep <= 1")
 
     @classmethod
     def toy(cls) -> "DynVFXConfig":

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from dynvfx import anchors as anchors_mod
+from dynvfx.attention import AttentionRecorder
 from dynvfx.config import DynVFXConfig
 from dynvfx.errors import DynVFXError
 from dynvfx.inversion import Inversion, ddim_invert
@@ -101,8 +102,12 @@ class _Timer:
 
 def run_edit(pipe, frames: torch.Tensor, plan: VFXPlan, segmenter: Segmenter,
              config: DynVFXConfig = DynVFXConfig(), cache_dir: str | Path | None = None,
-             callback=None, progress: bool = True) -> EditResult:
-    """Inversion, anchors, refinement and decoding for ``frames`` (already fitted) and a reviewed ``plan``."""
+             callback=None, progress: bool = True, recorder: AttentionRecorder | None = None) -> EditResult:
+    """Inversion, anchors, refinement and decoding for ``frames`` (already fitted) and a reviewed ``plan``.
+
+    The source branch reads ``plan.source_caption`` (``config.source_text``); per-call anchors are drawn from the
+    O_orig token mask; ``recorder`` (optional) records attention during the refinement (see :func:`refine`).
+    """
     if not plan.objects_edit:
         raise DynVFXError("the plan has no new object (O_edit is empty): nothing to segment during refinement")
     if not plan.composited_caption.strip():
@@ -116,8 +121,10 @@ def run_edit(pipe, frames: torch.Tensor, plan: VFXPlan, segmenter: Segmenter,
     with timer("anchors"):
         src_mask, grid, index = source_anchors(pipe, frames, plan.objects_orig, segmenter, config)
     with timer("refinement"):
+        tokens = pixel_to_tokens(src_mask, video_spec(pipe), config.anchor_token_threshold)
         result = refine(pipe, inv, plan.composited_caption, plan.objects_edit, segmenter, index, config,
-                        callback=callback, progress=progress)
+                        callback=callback, progress=progress, source_caption=plan.source_caption,
+                        source_tokens=tokens, recorder=recorder)
     if not any(it.found for it in result.iterations):
         warnings.warn(f"O_edit {plan.objects_edit} was never found: the output is the source's reconstruction",
                       stacklevel=2)

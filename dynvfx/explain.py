@@ -17,7 +17,7 @@ import torch
 from dynvfx.attention import AnchorContext, AnchorExtendedAttnProcessor, AttentionRecorder, anchor_attention
 from dynvfx.masks import upsample_to_pixels
 from dynvfx.pipeline import decode_latents, encode_text, rotary_embeddings, video_spec
-from dynvfx.sampling import add_noise, denoise, predict_v, sampling_timesteps, start_index
+from dynvfx.sampling import add_noise, denoise, predict_v, sampling_timesteps
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Real clips for the optional cells (present beside the repository on the course machines, not on Colab).
@@ -432,26 +432,24 @@ def anchor_overlay(frames: torch.Tensor, token_mask: torch.Tensor, anchors: torc
 
 @torch.no_grad()
 def anchor_mass_probe(pipe, inversion, caption: str, anchor_index: torch.Tensor | None, config,
-                      strength: float | None = None, record_steps=None, record_layers=None):
-    """The first refinement iteration (x_res = 0, so x_comp = x_orig) with an :class:`AttentionRecorder` installed.
+                      strength: float | None = None, record_steps=None, record_layers=None,
+                      source_caption: str | None = None):
+    """The first refinement iteration (x_res = 0, so x_comp = x_orig): :func:`~dynvfx.refinement.refine` with one
+    strength (default ``config.strengths[0]``), no segmentation and an :class:`AttentionRecorder`.
 
-    Noises x_orig to ``strength`` (default ``config.strengths[0]``), denoises with ``caption`` beside the source
-    branch under ``config.attention_mode`` and returns ``(recorder, frames [F, 3, H, W])``; the recorder's
-    ``anchor_mass[(step, layer)]`` ``[N_video]`` is the share of each edit query's attention spent on the anchors.
+    ``anchor_index`` is used as a fixed draw (``anchor_draw="once"``); the source branch reads ``source_caption``
+    (None: the inversion prompt). Returns ``(recorder, frames [F, 3, H, W])``; the recorder's
+    ``anchor_mass[(step, layer)]`` ``[N_video]`` is the share of each edit query's attention spent on the anchors
+    (0 at steps outside the injection window, where no source branch runs).
     """
-    timesteps = sampling_timesteps(pipe, config.num_inference_steps)
-    i0 = start_index(len(timesteps), strength or config.strengths[0])
+    from dynvfx.refinement import refine
+
     rec = AttentionRecorder(steps=record_steps, layers=record_layers)
-    use_source = config.attention_mode != "off" and anchor_index is not None
-    ctx = AnchorContext(mode=config.attention_mode if use_source else "off", anchor_index=anchor_index, recorder=rec)
-    dev = pipe.transformer.device
-    x = add_noise(pipe, inversion.x_orig.to(dev), int(timesteps[i0]), torch.Generator().manual_seed(config.seed))
-    cond, uncond, src = (encode_text(pipe, [p]) for p in (caption, config.negative_prompt, inversion.prompt))
-    source = (lambda t: inversion.at(t).to(dev)) if use_source else None
-    with anchor_attention(pipe.transformer, ctx, list(config.anchor_blocks) if config.anchor_blocks else None):
-        x = denoise(pipe, x, timesteps[i0:], cond, uncond, config.guidance_scale, source_latents=source,
-                    source_text=src, context=ctx, progress=False)
-    return rec, decode_latents(pipe, x)
+    cfg = config.replace(strengths=(strength or config.strengths[0],), anchor_draw="once",
+                         source_text="source_caption" if source_caption is not None else "inversion_prompt")
+    res = refine(pipe, inversion, caption, [], None, anchor_index, cfg, progress=False,
+                 source_caption=source_caption, recorder=rec)
+    return rec, res.iterations[0].frames_hat
 
 
 def mean_anchor_mass(recorder: AttentionRecorder, spec) -> torch.Tensor:

@@ -1,5 +1,9 @@
 """Pixel masks: morphological clean-up and mapping to the model's latent and token grids.
 
+The residual's latent mask M comes either from max-pooling the pixel mask (:func:`to_latent_grid`) or, as in the
+authors' code, from the autoencoder: the pixel mask is encoded like a video and its latent features are split in
+two clusters by k-means (:func:`kmeans_latent_mask`, :func:`kmeans2`).
+
 Pixel masks are ``[F, 1, H, W]`` bool. CogVideoX's causal autoencoder maps frame 0 to latent frame 0 and each
 following group of ``temporal_compression`` frames to one latent frame; ``spatial_compression`` pixels to a
 latent cell, and ``patch_size`` latent cells to a token.
@@ -72,3 +76,43 @@ def upsample_to_pixels(grid: torch.Tensor, num_frames: int, temporal_compression
     idx = torch.tensor([k for k, g in enumerate(groups) for _ in g])
     up = F.interpolate(grid[:, None].float(), size=size, mode="nearest")
     return up[idx]
+
+
+def kmeans2(features: torch.Tensor, iters: int = 100) -> torch.Tensor:
+    """2-cluster k-means (Lloyd) of ``[N, C]`` features -> ``[N]`` long labels in {0, 1}.
+
+    Deterministic start: the point farthest from the mean, then the point farthest from that one. Stops when no
+    label changes. All points equal -> all labels 0.
+    """
+    x = features.double()
+    c0 = x[(x - x.mean(0)).pow(2).sum(1).argmax()]
+    c1 = x[(x - c0).pow(2).sum(1).argmax()]
+    centres = torch.stack([c0, c1])
+    labels = torch.zeros(len(x), dtype=torch.long, device=x.device)
+    if torch.equal(c0, c1):
+        return labels
+    for k in range(iters):
+        new = torch.cdist(x, centres).argmin(1)
+        if k > 0 and torch.equal(new, labels):
+            break
+        labels = new
+        for j in (0, 1):
+            if (labels == j).any():
+                centres[j] = x[labels == j].mean(0)
+    return labels
+
+
+def kmeans_latent_mask(latent_features: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
+    """The authors' latent mask: ``[F', C, h, w]`` latents of the encoded pixel mask ``[F, 1, H, W]`` ->
+    ``[F', 1, h, w]`` float in {0, 1}.
+
+    All latent cells of the video are split by :func:`kmeans2`; the larger cluster takes the value held by the
+    majority of the pixels (usually background -> 0), the other cluster the other value.
+    """
+    f, c, h, w = latent_features.shape
+    labels = kmeans2(latent_features.permute(0, 2, 3, 1).reshape(-1, c).float())
+    pixel_majority = int(pixel_mask.float().mean() > 0.5)
+    latent_majority = int(labels.float().mean() > 0.5)
+    if latent_majority != pixel_majority:
+        labels = 1 - labels
+    return labels.view(f, 1, h, w).float().cpu()

@@ -1,10 +1,12 @@
 """Iterative residual refinement: x_comp = x_orig + x_res, sharpened over decreasing SDEdit strengths.
 
 Each iteration: noise x_comp to the strength's timestep, denoise it with P_comp, classifier-free guidance and
-Anchor Extended Attention (the source branch runs beside it from its inverted latents), decode x_hat, segment
-O_edit in it, and keep only the new content: ``x_res = M * (x_hat - x_orig)`` with M the O_edit mask on the
-latent grid. Outside M, x_comp stays x_orig, so the decoded result there is the model's reconstruction of the
-source. If O_edit is not found, x_res is left as it was (and a warning names the phrase).
+Anchor Extended Attention (inside the injection window the source branch runs beside it from its inverted
+latents, with the source caption as its text), decode x_hat, segment O_edit in it, and keep only the new
+content: ``x_res = M * (x_hat - x_orig)`` with M the O_edit mask on the latent grid (the authors: k-means on the
+encoded mask, ``config.residual_mask``). Outside M, x_comp stays x_orig, so the decoded result there is the
+model's reconstruction of the source. If O_edit is not found, x_res is left as it was (and a warning names
+the phrase).
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from typing import Callable
 
 import torch
 
-from dynvfx.attention import AnchorContext, anchor_attention
+from dynvfx.attention import AnchorContext, AttentionRecorder, anchor_attention
 from dynvfx.config import DynVFXConfig
 from dynvfx.inversion import Inversion
-from dynvfx.masks import clean_mask, to_latent_grid
-from dynvfx.pipeline import decode_latents, encode_text, execution_device, video_spec
-from dynvfx.sampling import add_noise, denoise, sampling_timesteps, start_index
+from dynvfx.masks import clean_mask, kmeans_latent_mask, to_latent_grid
+from dynvfx.pipeline import decode_latents, encode_text, encode_video, execution_device, video_spec
+from dynvfx.sampling import add_noise, denoise, injection_window, sampling_timesteps, start_index
 from dynvfx.segmentation.base import Segmenter
 
 
@@ -76,36 +78,72 @@ def edit_mask(frames: torch.Tensor, objects_edit: list[str], segmenter: Segmente
     return mask, bool(mask.any()), seg.scores
 
 
+def residual_mask(pipe, mask: torch.Tensor, config: DynVFXConfig) -> torch.Tensor:
+    """M: the O_edit pixel mask ``[F, 1, H, W]`` on the latent grid, ``[F', 1, h, w]`` float in {0, 1}:
+    ``config.residual_mask`` "kmeans" (encode the mask as a video, 2-means on the latent features; the authors')
+    or "maxpool" (a cell is in M if any pixel behind it is). An empty mask gives zeros either way."""
+    spec = video_spec(pipe)
+    if config.residual_mask == "kmeans" and mask.any():
+        z = encode_video(pipe, mask.float().expand(-1, 3, -1, -1))  # [1, F', C, h, w]
+        return kmeans_latent_mask(z[0], mask)
+    return to_latent_grid(mask, spec.temporal_compression, spec.spatial_compression, reduce="max")
+
+
 def refine(
     pipe,
     inversion: Inversion,
     composited_caption: str,
     objects_edit: list[str],
-    segmenter: Segmenter,
+    segmenter: Segmenter | None,
     anchor_index: torch.Tensor | None,
     config: DynVFXConfig = DynVFXConfig(),
     callback: Callable[[int, int, int, torch.Tensor], None] | None = None,
     progress: bool = True,
+    source_caption: str | None = None,
+    source_tokens: torch.Tensor | None = None,
+    recorder: AttentionRecorder | None = None,
 ) -> RefinementResult:
     """Run the refinement iterations (``config.strengths``) from x_res = 0.
 
     Args:
         inversion: the source's :class:`~dynvfx.inversion.Inversion` on ``config.num_inference_steps``.
         composited_caption: P_comp. objects_edit: O_edit phrases for the segmenter.
-        anchor_index: ``[A]`` anchor tokens (see :mod:`dynvfx.anchors`); None or mode "off" runs no source branch.
+        segmenter: finds O_edit in each x_hat; None skips segmentation (x_res stays 0; for attention probes).
+        anchor_index: ``[A]`` anchor tokens (see :mod:`dynvfx.anchors`), used by ``anchor_draw="once"`` and by
+            modes "full"/"masked"; None or mode "off" runs no source branch.
         callback: ``callback(iteration, step, timestep, x)`` after every denoising step.
+        source_caption: the source branch's text when ``config.source_text == "source_caption"`` (the plan's
+            ``source_caption``); if None, the inversion prompt is used, with a warning.
+        source_tokens: ``[F', h', w']`` bool O_orig token mask, for ``anchor_draw="per_call"`` (mode "anchor");
+            the draws use ``torch.Generator().manual_seed(config.seed)``, so the first equals
+            :func:`dynvfx.edit.source_anchors`' draw. If None, ``anchor_index`` is used throughout, with a warning.
+        recorder: an :class:`~dynvfx.attention.AttentionRecorder` installed for the whole run; its step keys
+            count denoising steps across iterations (iteration 0's steps first).
     """
-    spec = video_spec(pipe)
     timesteps = sampling_timesteps(pipe, config.num_inference_steps)
+    window = injection_window(timesteps, config.injection_max_timestep, config.injection_min_timestep)
+    use_source = config.attention_mode != "off" and anchor_index is not None
+    if use_source and config.source_text == "source_caption" and source_caption is None:
+        warnings.warn("refine: no source_caption given; the source branch reads the inversion prompt", stacklevel=2)
+    text = source_caption if config.source_text == "source_caption" and source_caption is not None \
+        else inversion.prompt
     cond = encode_text(pipe, [composited_caption])
     uncond = encode_text(pipe, [config.negative_prompt])
-    source_text = encode_text(pipe, [inversion.prompt])
+    source_text = encode_text(pipe, [text])
     generator = torch.Generator().manual_seed(config.seed)
     x_orig = inversion.x_orig.to(execution_device(pipe))
     x_res = torch.zeros_like(x_orig)
-    use_source = config.attention_mode != "off" and anchor_index is not None
-    ctx = AnchorContext(mode=config.attention_mode if use_source else "off", anchor_index=anchor_index)
-    iterations = []
+    per_call = use_source and config.anchor_draw == "per_call" and config.attention_mode == "anchor"
+    if per_call and source_tokens is None:
+        warnings.warn("refine: anchor_draw='per_call' needs source_tokens; using anchor_index for every call",
+                      stacklevel=2)
+        per_call = False
+    ctx = AnchorContext(mode=config.attention_mode if use_source else "off", anchor_index=anchor_index,
+                        recorder=recorder, draw="per_call" if per_call else "once",
+                        token_mask=source_tokens if per_call else None, fg_keep=config.fg_keep,
+                        bg_keep=config.bg_keep,
+                        generator=torch.Generator().manual_seed(config.seed) if per_call else None)
+    iterations, first_step = [], 0
     with anchor_attention(pipe.transformer, ctx, list(config.anchor_blocks) if config.anchor_blocks else None):
         for k, strength in enumerate(config.strengths):
             i0 = start_index(len(timesteps), strength)
@@ -115,13 +153,19 @@ def refine(
             x_hat = denoise(pipe, x, timesteps[i0:], cond, uncond, config.guidance_scale,
                             source_latents=(lambda t: inversion.at(t).to(x_orig.device)) if use_source else None,
                             source_text=source_text, context=ctx, callback=step_cb, progress=progress,
-                            desc=f"refine {k + 1}/{len(config.strengths)} (strength {strength:.2f})")
+                            desc=f"refine {k + 1}/{len(config.strengths)} (strength {strength:.2f})",
+                            window=window, anchor_branches=config.anchor_branches, first_step=first_step)
+            first_step += len(timesteps) - i0
             frames_hat = decode_latents(pipe, x_hat)
-            mask, found, scores = edit_mask(frames_hat, objects_edit, segmenter, config)
-            m_lat = to_latent_grid(mask, spec.temporal_compression, spec.spatial_compression, reduce="max")
+            if segmenter is None:
+                mask, found, scores = torch.zeros(frames_hat.shape[0], 1, *frames_hat.shape[2:], dtype=torch.bool), \
+                    False, torch.zeros(len(objects_edit), frames_hat.shape[0])
+            else:
+                mask, found, scores = edit_mask(frames_hat, objects_edit, segmenter, config)
+            m_lat = residual_mask(pipe, mask, config)
             if found:
                 x_res = m_lat[None].to(x_hat.device) * (x_hat - x_orig)  # [1, F', 1, h, w] broadcasts over C
-            else:
+            elif segmenter is not None:
                 warnings.warn(f"refinement {k + 1}: O_edit {objects_edit} not found; the residual is unchanged",
                               stacklevel=2)
             iterations.append(Iteration(strength, int(timesteps[i0]), x_comp.cpu(), x_hat.cpu(), frames_hat, mask,

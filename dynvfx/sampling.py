@@ -1,13 +1,17 @@
 """The denoising loop shared by reconstruction, plain generation and the edit.
 
-One transformer call per step runs, in one batch: the source branch (optional: the inverted source latent at
-this timestep, which feeds the anchors' keys/values), then the unconditional and conditional edit branches.
-The DDIM update itself is diffusers' ``CogVideoXDDIMScheduler.step`` (v-prediction).
+A step outside the injection window (or without a source) is plain classifier-free guidance: one call on the
+batch [unconditional, conditional]. Inside the window the source branch (the inverted source latent at this
+timestep, which feeds the anchors' keys/values) runs beside the edit, laid out as in the authors' code
+(``anchor_branches="conditional"``): one call on [conditional edit, source] with the extension, and the
+unconditional edit branch alone with plain attention; or (``"both"``, this project's earlier behaviour) one call
+on [source, unconditional, conditional] that extends both CFG branches. The DDIM update itself is diffusers'
+``CogVideoXDDIMScheduler.step`` (v-prediction).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Collection
 
 import torch
 from tqdm.auto import tqdm
@@ -25,6 +29,16 @@ def sampling_timesteps(pipe, num_steps: int) -> torch.Tensor:
 def start_index(num_steps: int, strength: float) -> int:
     """First step of an SDEdit run at ``strength`` in (0, 1]: 1.0 starts from pure noise."""
     return min(num_steps - 1, max(0, round(num_steps * (1.0 - strength))))
+
+
+def injection_window(timesteps: torch.Tensor, max_fraction: float, min_fraction: float) -> set[int]:
+    """Timesteps of the full ``n``-step schedule ``timesteps [n]`` (descending) at which the source branch runs:
+    ``timesteps[n - int(n * max_fraction) : n - int(n * min_fraction)]``, the authors' rule (n = 50, 0.9, 0.6:
+    t = 899 ... 619, 15 steps). ``(1.0, 0.0)`` gives every step."""
+    n = len(timesteps)
+    start = n - min(int(n * max_fraction), n)
+    stop = n - int(n * min_fraction)
+    return set(timesteps[start:stop].tolist())
 
 
 def add_noise(pipe, x: torch.Tensor, timestep: int, generator: torch.Generator) -> torch.Tensor:
@@ -57,6 +71,9 @@ def denoise(
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
     progress: bool = True,
     desc: str = "denoise",
+    window: Collection[int] | None = None,
+    anchor_branches: str = "conditional",
+    first_step: int = 0,
 ) -> torch.Tensor:
     """Run DDIM from ``x`` (at ``timesteps[0]``) down to a clean latent.
 
@@ -67,27 +84,57 @@ def denoise(
         cond, uncond: text states ``[1, L, D]``; ``uncond`` is used when ``guidance_scale != 1``.
         source_latents: ``t -> [1, F', C, h, w]``, the source branch's latent at timestep t (e.g.
             ``Inversion.at``); with it the batch carries the source and ``context.source_index`` is set to 0.
-        source_text: the source branch's text states ``[1, L, D]``.
-        context: the shared :class:`AnchorContext` of installed anchor processors (its ``step`` is updated).
+        source_text: the source branch's text states ``[1, L, D]`` (the authors: the source caption).
+        context: the shared :class:`AnchorContext` of installed anchor processors (its ``step`` and
+            ``source_index`` are updated).
         callback: ``callback(step, timestep, x)`` after each step.
+        window: timesteps at which the source branch runs (:func:`injection_window`); None = every step.
+        anchor_branches: ``"conditional"`` (only the conditional branch sees the anchors) or ``"both"``.
+        first_step: ``context.step`` of the first step (the recorder's step keys continue across calls).
     Returns:
         the clean latent ``[1, F', C, h, w]`` (float32).
     """
+    if anchor_branches not in ("conditional", "both"):
+        raise ValueError(f"anchor_branches must be 'conditional' or 'both', not {anchor_branches!r}")
     cfg = guidance_scale != 1.0 and uncond is not None
     rope = rotary_embeddings(pipe, x)
     x = x.float()
-    texts = ([source_text] if source_latents is not None else []) + ([uncond] if cfg else []) + [cond]
-    text = torch.cat(texts)
-    if context is not None:
-        context.source_index = 0 if source_latents is not None else None
+    plain_text = torch.cat([uncond, cond]) if cfg else cond
+
+    def guide(v_uncond, v_cond):
+        return v_uncond + guidance_scale * (v_cond - v_uncond) if cfg else v_cond
+
+    def set_source(index):
+        if context is not None:
+            context.source_index = index
+
     for i, t in enumerate(tqdm(timesteps.tolist(), desc=desc, disable=not progress, leave=False)):
         if context is not None:
-            context.step = i
-        lat = [source_latents(t)] if source_latents is not None else []
-        lat += [x] * (2 if cfg else 1)
-        v = predict_v(pipe, torch.cat(lat), text, t, rope)
-        v = v[1:] if source_latents is not None else v
-        v = v[:1] + guidance_scale * (v[1:] - v[:1]) if cfg else v
+            context.step = first_step + i
+        inject = source_latents is not None and (window is None or t in window)
+        if not inject:  # plain CFG: [uncond, cond], no source latent, no source forward
+            set_source(None)
+            v = predict_v(pipe, torch.cat([x] * (2 if cfg else 1)), plain_text, t, rope)
+            v = guide(v[:1], v[1:]) if cfg else v
+        elif anchor_branches == "both":  # [source, uncond, cond], both CFG branches extended
+            set_source(0)
+            src = source_latents(t).to(x.device)
+            v = predict_v(pipe, torch.cat([src] + [x] * (2 if cfg else 1)),
+                          torch.cat([source_text, plain_text]), t, rope)[1:]
+            v = guide(v[:1], v[1:]) if cfg else v
+        else:  # the authors' layout: uncond alone (plain attention), then [cond, source] with the extension
+            v_uncond = None
+            if cfg:
+                set_source(None)
+                if context is not None:
+                    context.recording = False
+                v_uncond = predict_v(pipe, x, uncond, t, rope)
+                if context is not None:
+                    context.recording = True
+            set_source(1)
+            src = source_latents(t).to(x.device)
+            v_cond = predict_v(pipe, torch.cat([x, src]), torch.cat([cond, source_text]), t, rope)[:1]
+            v = guide(v_uncond, v_cond)
         x = pipe.scheduler.step(v.to(x.device), t, x, return_dict=False)[0].float()
         if callback is not None:
             callback(i, t, x)
