@@ -285,3 +285,16 @@ def test_judge_checks_its_arguments():
     with pytest.raises(ValueError, match="unknown object"):
         analysis.judge(frames, "gray", [("red", "sideways")])
     assert analysis.judge(frames, "gray", []).ok  # an empty background, as asked
+
+
+def test_negative_control_noise_scores_zero_on_held_out_captions():
+    """What the quality benchmark's ``--control noise`` does, on one caption of each kind per held-out combination."""
+    rng = np.random.default_rng(1)
+    judged = []
+    for i, (colour, motion, background) in enumerate(sorted(world.HELD_OUT)):
+        other = next(c for c in rng.permutation(list(world.COLOURS)) if c != colour)
+        for objects in ([(colour, motion)], [(colour, motion), (str(other), "left")]):
+            noise = torch.rand(17, 3, 48, 48, generator=torch.Generator().manual_seed(i))
+            judged.append(analysis.judge(noise, background, objects))
+    assert len(judged) == 24
+    assert not any(j.ok or j.background_ok or any(j.present) or any(j.moves) for j in judged)

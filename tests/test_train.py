@@ -14,7 +14,9 @@ def test_train_few_steps_export_and_resume(tmp_path):
     assert train.main(common + ["--steps", "2"]) == 0
     record = json.loads((out / "training.json").read_text())
     assert record["steps"] == 2 and set(record["seconds"]) == {"vae", "latents", "dit"}
-    assert (out / "prompt_vocabulary.json").exists()
+    vocabulary = json.loads((out / "prompt_vocabulary.json").read_text())
+    assert vocabulary["objects"] == ["ball"]  # captions name one object noun; the tokenizer keeps the old shapes
+    assert {"ball", "square", "triangle"} <= set(vocabulary["words"])
     first = torch.load(work / "dit.pt", weights_only=False)["model"]
     assert train.main(common + ["--steps", "4"]) == 0  # resumes at step 2, not from scratch
     state = json.loads((work / "state.json").read_text())
