@@ -45,7 +45,8 @@ def counterfactual(scene: world.Scene, rng: np.random.Generator, word: str) -> w
         new = dataclasses.replace(obj, colour=value)
     else:
         (x_lo, x_hi), (y_lo, y_hi) = world._start_range(value, obj.radius, scene.size)
-        new = dataclasses.replace(obj, motion=value, x0=float(rng.uniform(x_lo, x_hi)), y0=float(rng.uniform(y_lo, y_hi)))
+        x0, y0 = float(rng.uniform(x_lo, x_hi)), float(rng.uniform(y_lo, y_hi))
+        new = dataclasses.replace(obj, motion=value, x0=x0, y0=y0)
     return dataclasses.replace(scene, objects=(new,))
 
 
@@ -89,7 +90,8 @@ def main() -> None:
     print("| timestep t | colour swap | motion swap | motion / colour |")
     print("|---|---|---|---|")
     for k, t in enumerate(TIMESTEPS):
-        print(f"| {t} | {mean['colour'][k]:.2f} | {mean['motion'][k]:.2f} | {mean['motion'][k] / mean['colour'][k]:.2f} |")
+        colour, motion = mean["colour"][k], mean["motion"][k]
+        print(f"| {t} | {colour:.2f} | {motion:.2f} | {motion / colour:.2f} |")
 
 
 if __name__ == "__main__":
