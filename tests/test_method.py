@@ -137,3 +137,21 @@ def test_real_720x480_video_with_the_toy_model(toy_pipe):
     outside = ~rec.edit_mask.expand_as(rec.frames)
     assert outside.any() and torch.equal(rec.frames[outside], rec.reconstruction[outside])
     assert not torch.equal(rec.frames[outside], frames[outside])
+
+
+def test_run_edit_records_attention_with_a_recorder():
+    """An AttentionRecorder given to run_edit records during the real refinement: anchor mass only at the steps
+    inside the injection window (where the source branch runs)."""
+    from dynvfx.attention import AttentionRecorder
+    from dynvfx.sampling import injection_window, sampling_timesteps, start_index
+
+    pipe = tiny_pipeline(frames=9, height=32, width=48)
+    frames = torch.rand(9, 3, 32, 48, generator=torch.Generator().manual_seed(5))
+    rec = AttentionRecorder(layers=[0])
+    cfg = FAST.replace(bg_keep=0.5)
+    run_edit(pipe, frames, PLAN, BoxSegmenter(), cfg, progress=False, recorder=rec)
+    ts = sampling_timesteps(pipe, cfg.num_inference_steps)
+    window = injection_window(ts, cfg.injection_max_timestep, cfg.injection_min_timestep)
+    run_ts = [t for s in cfg.strengths for t in ts[start_index(len(ts), s):].tolist()]
+    assert sorted(step for step, _ in rec.anchor_mass) == list(range(len(run_ts)))
+    assert [rec.anchor_mass[(s, 0)].sum().item() > 0 for s in range(len(run_ts))] == [t in window for t in run_ts]
