@@ -21,7 +21,7 @@ import yaml
 
 from dynvfx.errors import DynVFXError
 
-MAIN_EXAMPLE = Path(__file__).resolve().parent.parent / "data" / "examples"
+MEMORY_CHOICES = ("auto", "full", "lean", "offload", "sequential")
 
 
 def _make_folder(folder: Path) -> None:
@@ -43,13 +43,15 @@ def _check_out_file(path: Path, overwrite: bool) -> None:
         raise DynVFXError(f"output folder is not writable: {parent}")
 
 
-def _check_toy_caption(pipe, caption: str) -> None:
+def _check_toy_caption(model: str, caption: str) -> None:
     """A closed-vocabulary model (one that ships ``prompt_vocabulary.json``) refuses captions naming no object
     it knows, or naming a shape it does not draw (e.g. "square" for a model whose only object is "ball")."""
     from dynvfx.toy.analysis import OTHER_SHAPE_WORDS
 
-    vocab_file = Path(pipe.config._name_or_path or "") / "prompt_vocabulary.json"
-    if not vocab_file.exists():
+    from dynvfx.pipeline import resolve_model
+
+    vocab_file = Path(resolve_model(model)) / "prompt_vocabulary.json"  # read before any model loads
+    if not vocab_file.is_file():
         return
     vocab = json.loads(vocab_file.read_text())
     words = set(caption.lower().replace(",", " ").split())
@@ -65,8 +67,9 @@ def cmd_generate(args) -> int:
 
     out = Path(args.out)
     _check_out_file(out, args.overwrite)
-    pipe = load_pipeline(args.model)
-    _check_toy_caption(pipe, args.caption)
+    _check_toy_caption(args.model, args.caption)  # also resolves the model name, before anything loads
+    _quiet_libraries(args)
+    pipe = load_pipeline(args.model, memory=args.memory)
     t = time.perf_counter()
     frames = generate(pipe, args.caption, seed=args.seed, steps=args.steps, guidance=args.guidance)
     write_video(out, frames, fps=args.fps)
@@ -141,12 +144,55 @@ def _plan(args, frames):
         raise DynVFXError(str(e)) from None
 
 
+def _quiet_libraries(args) -> None:
+    """No loading/progress bars from diffusers, transformers or the hub unless ``--verbose``."""
+    if getattr(args, "verbose", False):
+        return
+    import diffusers
+    import huggingface_hub
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    huggingface_hub.utils.disable_progress_bars()
+
+
+def _say(args, text: str) -> None:
+    """One line per stage on stderr (none with ``--quiet``)."""
+    if not args.quiet:
+        print(f"dynvfx: {text}", file=sys.stderr, flush=True)
+
+
+def _preflight_edit(args):
+    """Every check that needs no model, before one loads: returns (config, frames, plan or None, segmenter)."""
+    from dynvfx.pipeline import resolve_model
+    from dynvfx.segmentation import get_segmenter
+    from dynvfx.video import load_video
+
+    resolve_model(args.model)
+    config = _load_config(args)
+    frames = load_video(args.video)[0]
+    plan = _plan(args, None) if args.mode == "execute" else None
+    if plan is not None and not plan.objects_edit:
+        raise DynVFXError("the plan has no new object (O_edit is empty): nothing to segment during refinement")
+    if args.mode != "execute" and args.planner == "openai":
+        from dynvfx.planning.openai_backend import ENV_API_KEY
+
+        if not os.environ.get(ENV_API_KEY):
+            raise DynVFXError(f"--planner openai needs {ENV_API_KEY} (any non-empty string for a local server), "
+                              "or plan offline with --planner toy")
+    try:
+        segmenter = get_segmenter(args.segmenter)
+    except (ValueError, ImportError, TypeError) as e:
+        raise DynVFXError(f"bad segmenter {args.segmenter!r}: {str(e).splitlines()[0]}") from None
+    return config, frames, plan, segmenter
+
+
 def cmd_edit(args) -> int:
     from dynvfx.edit import prepare_source, run_edit, source_anchors
     from dynvfx.pipeline import load_pipeline
-    from dynvfx.segmentation import get_segmenter
     from dynvfx.video import write_video
-    from dynvfx.visualize import mask_video
+    from dynvfx.figures import mask_video
 
     if args.mode != "execute" and not (args.instruction or "").strip():
         raise DynVFXError("the instruction is empty: say what to add, e.g. \"add a red ball moving right\"")
@@ -155,17 +201,17 @@ def cmd_edit(args) -> int:
         ["result.mp4", "plan.json", "masks.mp4", "config.yaml"]
     staging = _Staging(out, names, args.overwrite)
     try:
-        config = _load_config(args)
-        pipe = load_pipeline(args.model)
-        frames, note = prepare_source(pipe, args.video)
+        config, frames, plan, segmenter = _preflight_edit(args)
+        _quiet_libraries(args)
+        _say(args, f"loading {args.model} (memory {args.memory})")
+        pipe = load_pipeline(args.model, memory=args.memory)
+        frames, note = prepare_source(pipe, frames)
         if note:
             print(f"note: {note}", file=sys.stderr)
-        try:
-            segmenter = get_segmenter(args.segmenter)
-        except (ValueError, ImportError) as e:
-            raise DynVFXError(str(e)) from None
         t0 = time.perf_counter()
-        plan = _plan(args, frames)
+        if plan is None:
+            _say(args, f"planning with the {args.planner} planner")
+            plan = _plan(args, frames)
         t_plan = time.perf_counter() - t0
         plan.save(staging.path("plan.json"))
         if args.mode == "plan":
@@ -174,8 +220,12 @@ def cmd_edit(args) -> int:
             staging.commit()
             print(f"wrote {out}/plan.json and source_masks.mp4 ({t_plan:.1f} s); review, then run with --mode execute")
             return 0
+        _say(args, f"encoding and inverting the source ({config.inversion_steps} steps)")
+        n = len(config.strengths)
+        step_line = (lambda k, i, t, x: _say(args, f"refinement {k + 1}/{n}") if i == 0 else None)
         result = run_edit(pipe, frames, plan, segmenter, config, cache_dir=_cache(args, "inversions"),
-                          progress=not args.quiet)
+                          callback=None if args.quiet else step_line, progress=args.verbose)
+        _say(args, "writing the outputs")
         t0 = time.perf_counter()
         write_video(staging.path("result.mp4"), result.frames)
         write_video(staging.path("masks.mp4"), mask_video(frames, result.source_mask, result.edit_mask))
@@ -197,6 +247,15 @@ def cmd_edit(args) -> int:
             staging.discard()
 
 
+def cmd_estimate(args) -> int:
+    from dynvfx.cost import estimate
+    from dynvfx.video import load_video
+
+    load_video(args.video)  # readable? (the estimate is for the model's native size, which the clip is fitted to)
+    print(estimate(args.model, preset=args.preset, gpu=args.gpu, memory=args.memory).table())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dynvfx", description="DynVFX: add dynamic content to a video.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -210,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--guidance", type=float, default=6.0)
     g.add_argument("--fps", type=float, default=8.0)
     g.add_argument("--overwrite", action="store_true")
+    g.add_argument("--memory", choices=MEMORY_CHOICES, default="auto", help="where the weights live (GPU)")
+    g.add_argument("--verbose", action="store_true", help="show the libraries' progress bars")
     g.set_defaults(func=cmd_generate)
 
     e = sub.add_parser("edit", help="add new content to a video from an instruction")
@@ -229,8 +290,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--cache-dir", default=None,
                    help="cache root: DIR/inversions and DIR/plans (default ~/.cache/dynvfx, plans also $DYNVFX_CACHE_DIR)")
     e.add_argument("--overwrite", action="store_true")
-    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.add_argument("--memory", choices=MEMORY_CHOICES, default="auto",
+                   help="where the weights live on a GPU: full, lean, offload, sequential, or auto by free memory")
+    e.add_argument("--quiet", action="store_true", help="no stage lines")
+    e.add_argument("--verbose", action="store_true", help="the libraries' progress bars instead of stage lines")
     e.set_defaults(func=cmd_edit)
+
+    s = sub.add_parser("estimate", help="estimated seconds and GPU memory of an edit, without loading a model")
+    s.add_argument("video")
+    s.add_argument("--model", default="THUDM/CogVideoX-5b")
+    s.add_argument("--preset", default="paper", choices=("paper", "classroom", "toy"))
+    s.add_argument("--gpu", default="h100", choices=("t4", "l4", "a10", "a100", "a100-80", "h100"))
+    s.add_argument("--memory", choices=MEMORY_CHOICES, default="auto")
+    s.set_defaults(func=cmd_estimate)
     return p
 
 

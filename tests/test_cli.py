@@ -158,3 +158,43 @@ def test_edit_with_user_masks(tmp_path, capsys):
     record = yaml.safe_load((tmp_path / "o" / "config.yaml").read_text())
     assert record["segmenter"] == f"masks:{masks}"
     assert "O_edit found in 2/2 iterations" in captured.out
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["edit", "{tmp}/missing.mp4", "add a red ball", "--out", "{tmp}/o"], "video not found"),
+    (["edit", "{tmp}/garbage.mp4", "add a red ball", "--out", "{tmp}/o"], "cannot read video"),
+    (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--model", "no-such-model"], "unknown model"),
+    (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--mode", "execute"], "needs a plan"),
+    (["edit", "{ex}", "--out", "{tmp}/o", "--mode", "execute", "--plan", "{tmp}/bad.json"], "invalid plan"),
+    (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--planner", "openai"], "OPENAI_API_KEY"),
+    (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--segmenter", "magic"], "unknown segmenter"),
+    (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--segmenter", "grounded-sam2:nope=1"], "bad segmenter"),
+    (["edit", "{ex}", "add a red ball", "--out", "{tmp}/done"], "--overwrite"),
+    (["generate", "a red ball moves right", "--model", "no-such-model", "--out", "{tmp}/a.mp4"], "unknown model"),
+    (["generate", "a purple dog runs", "--out", "{tmp}/a.mp4"], "knows no object"),
+    (["estimate", "{tmp}/missing.mp4", "--model", "toy"], "video not found"),
+])
+def test_input_errors_come_before_any_model_loads(argv, expected, tmp_path, capsys, monkeypatch):
+    import dynvfx.pipeline
+
+    def refuse(*a, **k):
+        raise AssertionError("a model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(dynvfx.pipeline, "load_pipeline", refuse)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    (tmp_path / "garbage.mp4").write_bytes(b"this is not a video")
+    (tmp_path / "bad.json").write_text('{"instruction": "x"}')
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "result.mp4").write_bytes(b"an earlier result")
+    argv = [a.replace("{tmp}", str(tmp_path)).replace("{ex}", str(EXAMPLE)) for a in argv]
+    code, err = run(argv, capsys)
+    assert code == 2, err
+    assert expected in _one_error_line(err)
+    assert (tmp_path / "done" / "result.mp4").read_bytes() == b"an earlier result"
+
+
+def test_estimate_command_prints_a_labelled_estimate(tmp_path, capsys):
+    code = main(["estimate", str(EXAMPLE), "--model", "THUDM/CogVideoX-2b", "--preset", "classroom", "--gpu", "t4"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith("ESTIMATE") and "DDIM inversion" in out and "T4" in out and "float16" in out

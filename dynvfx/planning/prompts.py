@@ -12,16 +12,18 @@ Captions feed CogVideoX's T5 encoder, which reads at most 226 tokens, so the wor
 
 from __future__ import annotations
 
+from typing import get_args
+
 from pydantic import BaseModel, field_validator
 
-from .schema import MAX_CAPTION_WORDS, MAX_OBJECT_WORDS
+from .schema import MAX_CAPTION_WORDS, MAX_OBJECT_WORDS, Speaker
 
 #: Limits on the imagined conversation and on the object lists.
 MIN_TURNS = 2
 MAX_TURNS = 8
 MAX_TURN_WORDS = 60
 MAX_OBJECTS = 5
-SPEAKERS = ("assistant", "artist")
+SPEAKERS = get_args(Speaker)
 
 SYSTEM_PROMPT = """\
 You plan shots for a visual-effects studio. A user wants new content, often moving, added to a real \
@@ -106,13 +108,13 @@ def _check_text(text: str, max_words: int, what: str) -> str:
 class ArtistTurn(BaseModel):
     """One turn of the imagined talk with the VFX artist, as the model writes it."""
 
-    speaker: str
+    speaker: Speaker  # a Literal: the JSON schema sent to the server carries the enum
     text: str
 
-    @field_validator("speaker")
+    @field_validator("speaker", mode="before")
     @classmethod
-    def _speaker(cls, v: str) -> str:
-        v = v.strip().lower()
+    def _speaker(cls, v):
+        v = v.strip().lower() if isinstance(v, str) else v
         if v not in SPEAKERS:
             raise ValueError(f"speaker must be one of {list(SPEAKERS)}, got {v!r}")
         return v

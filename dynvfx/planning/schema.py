@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 #: Word limits that keep prompts inside the text encoder's window (CogVideoX's T5 takes 226 tokens).
 MAX_CAPTION_WORDS = 120
 MAX_OBJECT_WORDS = 6
+#: Who speaks in the imagined conversation; a ``Literal``, so JSON schemas state it as an enum.
+Speaker = Literal["assistant", "artist"]
 
 
 class Turn(BaseModel):
     """One line of the imagined conversation between the assistant and a VFX artist."""
 
-    speaker: str = Field(description="'assistant' or 'artist'")
+    speaker: Speaker = Field(description="who speaks: the VFX assistant or the artist")
     text: str
+
+    @field_validator("speaker", mode="before")
+    @classmethod
+    def _speaker(cls, v):
+        return v.strip().lower() if isinstance(v, str) else v  # "Assistant " is still the assistant
 
 
 class VFXPlan(BaseModel):
