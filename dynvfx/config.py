@@ -14,6 +14,8 @@ import yaml
 
 #: SDEdit strengths of the paper's refinement iterations: timesteps 919, 899, 779, 679, 579, 479, 379 of 1000.
 PAPER_STRENGTHS = (0.92, 0.90, 0.78, 0.68, 0.58, 0.48, 0.38)
+#: Named run presets (:meth:`DynVFXConfig.preset`); their costs: ``python -m dynvfx estimate``.
+PRESETS = ("paper", "classroom", "toy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +69,30 @@ class DynVFXConfig:
     def toy(cls) -> "DynVFXConfig":
         """The toy model's values: 48x48 frames, so 1-pixel radii; inversion on the sampling schedule itself."""
         return cls(inversion_steps=50, mask_open_radius=1, mask_dilate_radius=1, source_mask_dilate_radius=0)
+
+    @classmethod
+    def paper(cls) -> "DynVFXConfig":
+        """The paper's run (= ``DynVFXConfig()``): 250-step inversion, 50 steps, 7 iterations (236 refinement
+        steps). Estimate (``python -m dynvfx estimate``): CogVideoX-5B ≈ 14 min on an H100, ≈ 40 min on an A100;
+        2B ≈ 1 h 30 min on a T4 (offload)."""
+        return cls()
+
+    @classmethod
+    def classroom(cls) -> "DynVFXConfig":
+        """A free Colab GPU's run, meant for CogVideoX-2B: 25 steps, a 50-step inversion, 3 iterations (0.9, 0.7,
+        0.5; 52 refinement steps). Estimate: 2B ≈ 16 min on a T4 (lean), ≈ 1 min on an H100. Gives up: a coarser
+        inversion (the source is reconstructed less exactly, so more of it drifts), fewer iterations (the new
+        object's mask and residual are sharpened 3 times, not 7; no late low-strength passes that fix detail) and
+        half the sampling steps (less detail). The inversion is cached: a second instruction on the same clip
+        skips it."""
+        return cls(num_inference_steps=25, inversion_steps=50, strengths=(0.9, 0.7, 0.5))
+
+    @classmethod
+    def preset(cls, name: str) -> "DynVFXConfig":
+        """``"paper"``, ``"classroom"`` or ``"toy"`` (see :data:`PRESETS`)."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
+        return getattr(cls, name)()
 
     @classmethod
     def for_model(cls, model: str) -> "DynVFXConfig":
