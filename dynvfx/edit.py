@@ -25,7 +25,7 @@ from dynvfx.attention import AttentionRecorder
 from dynvfx.config import DynVFXConfig
 from dynvfx.errors import DynVFXError
 from dynvfx.inversion import Inversion, ddim_invert
-from dynvfx.masks import dilate, pixel_to_tokens
+from dynvfx.masks import clean_mask, dilate, pixel_to_tokens
 from dynvfx.pipeline import decode_latents, encode_video, video_spec
 from dynvfx.planning.schema import VFXPlan
 from dynvfx.refinement import RefinementResult, refine
@@ -162,3 +162,31 @@ def composite(decoded: torch.Tensor, mask: torch.Tensor, reconstruction: torch.T
         raise ValueError(f"composite must be 'latent', 'reconstruction' or 'source', not {how!r}")
     m = mask.float()
     return m * decoded + (1 - m) * base
+
+
+def edit_variant(pipe, frames: torch.Tensor, plan: VFXPlan, segmenter: Segmenter, config: DynVFXConfig,
+                 changes: dict | float, cache_dir: str | Path | None = None):
+    """One variant of the edit of ``frames`` ``[F, 3, H, W]``, for ablations: ``changes`` is a dict of config
+    fields for :func:`run_edit`, or a float, an SDEdit strength (the O_edit mask is then segmented in its output).
+
+    Returns ``(frames [F, 3, H, W], O_edit mask [F, 1, H, W], raw decode(x_comp) [F, 3, H, W])``; for SDEdit the
+    raw output is the output itself.
+    """
+    if isinstance(changes, dict):
+        res = run_edit(pipe, frames, plan, segmenter, config.replace(**changes), cache_dir=cache_dir, progress=False)
+        return res.frames, res.edit_mask, res.decoded
+    video = sdedit(pipe, frames, plan.composited_caption, float(changes), config, progress=False)
+    found = segmenter.segment(video, plan.objects_edit).union
+    return video, clean_mask(found, config.mask_open_radius, dilate_radius=config.mask_dilate_radius), video
+
+
+def run_variants(pipe, frames: torch.Tensor, plan: VFXPlan, segmenter: Segmenter, config: DynVFXConfig,
+                 variants: dict, done: dict | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`edit_variant` for each of ``variants`` (``{name: changes}``) on the same source and seed.
+    ``done``: results already computed, ``{name: (frames, mask)}``.
+    Returns ``{name: (frames [F, 3, H, W], O_edit mask [F, 1, H, W])}``."""
+    out = dict(done or {})
+    for name, changes in variants.items():
+        if name not in out:
+            out[name] = edit_variant(pipe, frames, plan, segmenter, config, changes)[:2]
+    return out

@@ -145,3 +145,21 @@ def reconstruct(pipe, inv: Inversion, progress: bool = True) -> tuple[torch.Tens
                 progress=progress, desc="reconstruct")
     err = (x.cpu() - inv.x_orig).pow(2).mean().sqrt().item()
     return x, decode_latents(pipe, x), err
+
+
+@torch.no_grad()
+def inversion_error_curve(pipe, x_orig: torch.Tensor, steps=(2, 5, 10, 20, 50), fine: int = 1,
+                          prompt: str = "") -> list[tuple[int, float]]:
+    """For each ``n`` in ``steps``: invert x_orig ``[1, F', C, h, w]`` over ``n * fine`` steps, keep the latents on
+    the ``n``-step sampling schedule, sample back with ``n`` steps and measure RMSE(x_rec, x_orig) in latent space.
+
+    Returns ``[(n, rmse), ...]``. The latents are not decoded, so this stays cheap.
+    """
+    text = encode_text(pipe, [prompt])
+    out = []
+    for n in steps:
+        inv = ddim_invert(pipe, x_orig, prompt, n, n * fine, progress=False)
+        sampling_timesteps(pipe, n)
+        x = denoise(pipe, inv.noise.to(pipe.transformer.device), inv.timesteps, text, progress=False)
+        out.append((n, (x.cpu() - inv.x_orig).pow(2).mean().sqrt().item()))
+    return out

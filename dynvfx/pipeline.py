@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from dynvfx.errors import DynVFXError
+from dynvfx.paths import TOY_MODEL_DIR
 
-TOY_MODEL_DIR = Path(__file__).resolve().parent.parent / "data" / "models" / "toy"
 KNOWN_HUB_IDS = ("THUDM/CogVideoX-5b", "THUDM/CogVideoX-2b")
 
 

@@ -139,3 +139,22 @@ def denoise(
         if callback is not None:
             callback(i, t, x)
     return x
+
+
+def initial_noise(pipe, seed: int = 0) -> torch.Tensor:
+    """Seeded Gaussian latents ``[1, F', C, h, w]`` at the model's native size (on the CPU)."""
+    from dynvfx.pipeline import video_spec
+
+    spec, tc = video_spec(pipe), pipe.transformer.config
+    shape = (1, spec.latent_frames, tc.in_channels, tc.sample_height, tc.sample_width)
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed)) * pipe.scheduler.init_noise_sigma
+
+
+@torch.no_grad()
+def predicted_x0(pipe, x_t: torch.Tensor, timestep: int, prompt: str = "") -> torch.Tensor:
+    """The model's clean estimate ``x0 = sqrt(a) x_t - sqrt(1 - a) v`` for latents ``x_t [1, F', C, h, w]``."""
+    from dynvfx.pipeline import encode_text
+
+    a = pipe.scheduler.alphas_cumprod[int(timestep)].float()
+    v = predict_v(pipe, x_t, encode_text(pipe, [prompt]), timestep, rotary_embeddings(pipe, x_t)).cpu()
+    return a.sqrt() * x_t.cpu() - (1 - a).sqrt() * v

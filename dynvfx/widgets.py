@@ -1,6 +1,6 @@
 """Interactive viewers for the notebooks: ipywidgets sliders over small matplotlib figures.
 
-The notebooks always draw a static figure first (e.g. :func:`dynvfx.explain.video_grid`), which reads well on
+The notebooks always draw a static figure first (e.g. :func:`dynvfx.figures.video_grid`), which reads well on
 GitHub and under nbval, and then show a viewer for exploring. Every viewer returns an ipywidgets box: make it
 the last expression of a cell (or ``display`` it). Without ipywidgets a viewer prints a note and returns None.
 
@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from dynvfx import explain
+from dynvfx import figures, probes
 
 
 def _ipywidgets():
@@ -78,7 +78,7 @@ def frame_viewer(videos: dict[str, torch.Tensor]):
 
 
 def timestep_viewer(views: dict[str, dict[int, torch.Tensor]]):
-    """Browse ``{view: {timestep: frames}}`` (e.g. :func:`dynvfx.explain.noisy_views`) by timestep and frame."""
+    """Browse ``{view: {timestep: frames}}`` (e.g. :func:`dynvfx.probes.noisy_views`) by timestep and frame."""
     W = _ipywidgets()
     if W is None:
         return None
@@ -101,9 +101,9 @@ def attention_viewer(frames: torch.Tensor, recorder, spec, word: str = "word"):
     heads = next(iter(recorder.text_to_video.values())).shape[0]
 
     def draw(step, layer, head, frame):
-        grid = explain.word_attention(recorder, spec, step, layer, None if head < 0 else head)
-        heat = explain.grid_to_pixels(grid, spec, frames.shape[0])[frame:frame + 1]
-        over = explain.heat_rgb(heat, float(grid.max()))[0] * 0.6 + frames[frame] * 0.4
+        grid = probes.word_attention(recorder, spec, step, layer, None if head < 0 else head)
+        heat = figures.grid_to_pixels(grid, spec, frames.shape[0])[frame:frame + 1]
+        over = figures.heat_rgb(heat, float(grid.max()))[0] * 0.6 + frames[frame] * 0.4
         tokens = grid[latent_frame(frame, spec.temporal_compression)]
         panels({"frame": frames[frame], f"attention to {word!r}": over, "token grid": tokens},
                f"step {step}, layer {layer}, head {'mean' if head < 0 else head}")
@@ -127,7 +127,7 @@ def anchor_viewer(frames: torch.Tensor, token_mask: torch.Tensor, spec, mode: st
 
     def draw(fg_keep, bg_keep, seed, frame):
         grid = anchor_grid(token_mask, mode, fg_keep, bg_keep, torch.Generator().manual_seed(seed))
-        over = explain.anchor_overlay(frames[frame:frame + 1], token_mask, grid, spec)
+        over = figures.anchor_overlay(frames[frame:frame + 1], token_mask, grid, spec)
         panels({"frame": frames[frame], "O_orig tokens (red), anchors (yellow)": over[0]},
                f"{int(grid.sum())} anchors of {grid.numel()} tokens ({int((grid & token_mask).sum())} in the mask)")
 
@@ -137,7 +137,7 @@ def anchor_viewer(frames: torch.Tensor, token_mask: torch.Tensor, spec, mode: st
 
 
 def iteration_viewer(views: list[dict[str, torch.Tensor]], strengths=None):
-    """Browse :func:`dynvfx.explain.iteration_views` by refinement iteration and frame."""
+    """Browse :func:`dynvfx.figures.iteration_views` by refinement iteration and frame."""
     W = _ipywidgets()
     if W is None:
         return None

@@ -80,25 +80,25 @@ SEGMENTER = "toy"  # with CogVideoX: "grounded-sam2", "sam3" or "masks:/path/to/
 PLANNER = "toy"  # with CogVideoX: "openai" (needs OPENAI_API_KEY) or "hf" (a local VLM)
 CPU_OFFLOAD = False  # True for GPUs with less than ~24 GB
 
-from dynvfx import explain
+from dynvfx import figures, notebook
 
-explain.setup_notebook()
-MODEL, SEGMENTER, PLANNER = explain.resolve_choices(MODEL, SEGMENTER, PLANNER)
+notebook.setup_notebook()
+MODEL, SEGMENTER, PLANNER = notebook.resolve_choices(MODEL, SEGMENTER, PLANNER)
 
 # %% [markdown]
 # ## The source video and the instruction
 #
 # For the toy model the source is one of the shipped examples; for CogVideoX it is a real clip (a drive through
-# a city, if the course's shared videos are present; pass your own with `explain.source_video(pipe, MODEL,
+# a city, if the course's shared videos are present; pass your own with `notebook.source_video(pipe, MODEL,
 # video="my.mp4", instruction="add ...")`). Either way it is fitted to the model's native size.
 
 # %%
 from dynvfx.pipeline import video_spec
 
-pipe = explain.load_model(MODEL, cpu_offload=CPU_OFFLOAD)
+pipe = notebook.load_model(MODEL, cpu_offload=CPU_OFFLOAD)
 spec = video_spec(pipe)
-frames, instruction = explain.source_video(pipe, MODEL)
-explain.show_videos({"source": frames})
+frames, instruction = notebook.source_video(pipe, MODEL)
+figures.show_videos({"source": frames})
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -153,13 +153,13 @@ print("O_edit found in refinement pass:", [it.found for it in result.refinement.
 # mask is empty and the output is the source itself (a warning says so).
 
 # %%
-from dynvfx.visualize import mask_video
+from dynvfx.figures import mask_video
 
 masks = mask_video(frames, result.source_mask, result.edit_mask)
-explain.video_grid({"source": frames, "DynVFX": result.frames, "masks": masks}, title=plan.instruction);
+figures.video_grid({"source": frames, "DynVFX": result.frames, "masks": masks}, title=plan.instruction);
 
 # %%
-explain.show_videos({"source": frames, "DynVFX": result.frames, "O_orig (red) / O_edit (green)": masks})
+figures.show_videos({"source": frames, "DynVFX": result.frames, "O_orig (red) / O_edit (green)": masks})
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -59,10 +59,10 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b"
 CPU_OFFLOAD = False  # True for GPUs with less than ~24 GB
 
-from dynvfx import explain
+from dynvfx import figures, notebook, probes
 
-explain.setup_notebook()
-MODEL, _, _ = explain.resolve_choices(MODEL)
+notebook.setup_notebook()
+MODEL, _, _ = notebook.resolve_choices(MODEL)
 NUM_STEPS = 20 if MODEL == "toy" else 50  # sampling steps (the paper: 50)
 CURVE_STEPS = (2, 5, 10, 20, 50) if MODEL == "toy" else (5, 10, 25)  # for the error curve
 
@@ -113,9 +113,9 @@ for alpha_bar in (0.99, 0.5, 0.01):
 from dynvfx.pipeline import encode_video, video_spec
 from dynvfx.sampling import sampling_timesteps
 
-pipe = explain.load_model(MODEL, cpu_offload=CPU_OFFLOAD)
+pipe = notebook.load_model(MODEL, cpu_offload=CPU_OFFLOAD)
 spec = video_spec(pipe)
-frames, _ = explain.source_video(pipe, MODEL)
+frames, _ = notebook.source_video(pipe, MODEL)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -166,10 +166,10 @@ noise = inv.noise.flatten()
 corr = torch.corrcoef(torch.stack([noise, x_orig.flatten()]))[0, 1].item()
 print(f"latent RMSE(x_rec, x_orig) = {rmse:.3f}  (RMS of x_orig itself: {x_orig.pow(2).mean().sqrt():.3f})")
 print(f"inverted noise: mean {noise.mean():.3f}, std {noise.std():.3f}, correlation with x_orig {corr:.3f}")
-explain.video_grid({"source": frames, "decode(x_orig)": frames_vae, "from inverted noise": frames_rec});
+figures.video_grid({"source": frames, "decode(x_orig)": frames_vae, "from inverted noise": frames_rec});
 
 # %%
-explain.show_videos({"source": frames, "autoencoder only": frames_vae, "reconstruction": frames_rec})
+figures.show_videos({"source": frames, "autoencoder only": frames_vae, "reconstruction": frames_rec})
 
 # %% [markdown]
 # ## Reconstruction error versus number of steps
@@ -183,8 +183,10 @@ explain.show_videos({"source": frames, "autoencoder only": frames_vae, "reconstr
 # %%
 import matplotlib.pyplot as plt
 
-same = explain.inversion_error_curve(pipe, x_orig, CURVE_STEPS)
-fine = explain.inversion_error_curve(pipe, x_orig, [n for n in CURVE_STEPS if n <= 20], fine=5)
+from dynvfx.inversion import inversion_error_curve
+
+same = inversion_error_curve(pipe, x_orig, CURVE_STEPS)
+fine = inversion_error_curve(pipe, x_orig, [n for n in CURVE_STEPS if n <= 20], fine=5)
 fig, ax = plt.subplots(figsize=(5, 3.4))
 ax.loglog(*zip(*same), "o-", label="inversion steps = sampling steps")
 ax.loglog(*zip(*fine), "s--", label="inversion on a 5x finer schedule")
@@ -204,11 +206,11 @@ print("5x finer     :", [(n, round(e, 3)) for n, e in fine])
 # $\hat x_0$ shows how early the model "knows" the video.
 
 # %%
-indices = explain.pick_frames(len(inv.timesteps), 5)  # indices into the kept timesteps
-views = explain.noisy_views(pipe, inv, indices)
+indices = figures.pick_frames(len(inv.timesteps), 5)  # indices into the kept timesteps
+views = probes.noisy_views(pipe, inv, indices)
 frame = spec.num_frames // 2
 rows = {name: torch.stack([video[frame] for video in by_t.values()]) for name, by_t in views.items()}
-explain.video_grid(rows, frames=list(range(len(indices))), labels=[f"t = {t}" for t in views["inverted x_t"]],
+figures.video_grid(rows, frames=list(range(len(indices))), labels=[f"t = {t}" for t in views["inverted x_t"]],
                    title=f"frame {frame}, from noisy (left) to clean (right)");
 
 # %%

@@ -59,10 +59,10 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b"
 CPU_OFFLOAD = False  # True for GPUs with less than ~24 GB
 
-from dynvfx import explain
+from dynvfx import figures, notebook, probes
 
-explain.setup_notebook()
-MODEL, _, _ = explain.resolve_choices(MODEL)
+notebook.setup_notebook()
+MODEL, _, _ = notebook.resolve_choices(MODEL)
 NUM_STEPS = 20 if MODEL == "toy" else 50
 CAPTION, WORD = ("a red ball moves right on a gray background", "ball") if MODEL == "toy" else \
     ("a golden retriever runs across a sunny park lawn", "retriever")
@@ -80,13 +80,13 @@ PROBE_LAYERS = None if MODEL == "toy" else [0, 29]  # blocks whose queries/keys 
 # %%
 from dynvfx.pipeline import video_spec
 
-pipe = explain.load_model(MODEL, cpu_offload=CPU_OFFLOAD)
+pipe = notebook.load_model(MODEL, cpu_offload=CPU_OFFLOAD)
 spec = video_spec(pipe)
-token_ids = explain.word_token_ids(pipe, CAPTION, WORD)
+token_ids = probes.word_token_ids(pipe, CAPTION, WORD)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("tokens:", explain.tokens_of(pipe, CAPTION))
+print("tokens:", probes.tokens_of(pipe, CAPTION))
 print(f"{WORD!r} is at text position(s) {token_ids}")
 f_lat, rows, cols = spec.token_grid
 print(f"sequence per block: {spec.max_text_tokens} text tokens + {f_lat} x {rows} x {cols} = {f_lat * rows * cols} "
@@ -101,9 +101,9 @@ print(f"sequence per block: {spec.max_text_tokens} text tokens + {f_lat} x {rows
 # `text_to_video[(step, layer)]` is `[heads, T, N_video]`.
 
 # %%
-frames, rec = explain.generate_with_recorder(pipe, CAPTION, token_ids, steps=NUM_STEPS, seed=0,
-                                             record_steps=RECORD_STEPS, record_layers=RECORD_LAYERS)
-explain.show_videos({CAPTION: frames})
+frames, rec = probes.generate_with_recorder(pipe, CAPTION, token_ids, steps=NUM_STEPS, seed=0,
+                                            record_steps=RECORD_STEPS, record_layers=RECORD_LAYERS)
+figures.show_videos({CAPTION: frames})
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -121,20 +121,20 @@ print("each map:", tuple(rec.text_to_video[steps[0], layers[0]].shape), " [heads
 # %%
 import torch
 
-from dynvfx.visualize import heat_overlay
+from dynvfx.figures import heat_overlay
 
 
 def overlay(**which):
     """Frames [F, 3, H, W] with the word's attention map (chosen step/layer/head, else averaged) in yellow."""
-    return heat_overlay(frames, explain.grid_to_pixels(explain.word_attention(rec, spec, **which), spec))
+    return heat_overlay(frames, figures.grid_to_pixels(probes.word_attention(rec, spec, **which), spec))
 
 
-explain.video_grid({f"layer {layer}": overlay(layer=layer) for layer in layers},
+figures.video_grid({f"layer {layer}": overlay(layer=layer) for layer in layers},
                    title=f"attention to {WORD!r} by layer (mean over steps and heads)");
 
 # %%
 shown = steps[:: max(1, len(steps) // 5)]
-explain.video_grid({f"step {s}": overlay(step=s) for s in shown},
+figures.video_grid({f"step {s}": overlay(step=s) for s in shown},
                    title=f"attention to {WORD!r} by denoising step (mean over layers and heads)");
 
 # %% [markdown]
@@ -150,7 +150,7 @@ if MODEL == "toy":
     inside = pixel_to_tokens(found, spec)
     if inside.any() and not inside.all():
         for layer in layers:
-            m = explain.word_attention(rec, spec, layer=layer)
+            m = probes.word_attention(rec, spec, layer=layer)
             print(f"layer {layer}: inside / outside = {m[inside].mean() / m[~inside].mean():.2f}")
     else:
         print("the object was not found in the generated video (the toy model missed it: try another seed)")
@@ -189,12 +189,12 @@ from dynvfx.inversion import ddim_invert
 from dynvfx.pipeline import encode_text, encode_video
 from dynvfx.sampling import add_noise
 
-source, _ = explain.source_video(pipe, MODEL)
+source, _ = notebook.source_video(pipe, MODEL)
 inv = ddim_invert(pipe, encode_video(pipe, source), "", NUM_STEPS, NUM_STEPS, progress=False)
 t_probe = int(inv.timesteps[NUM_STEPS // 2])
 x_edit = add_noise(pipe, encode_video(pipe, frames), t_probe, torch.Generator().manual_seed(0))
 texts = torch.cat([encode_text(pipe, [""]), encode_text(pipe, [CAPTION])])
-qk = explain.capture_qk(pipe, torch.cat([inv.at(t_probe), x_edit]), texts, t_probe, layers=PROBE_LAYERS)
+qk = probes.capture_qk(pipe, torch.cat([inv.at(t_probe), x_edit]), texts, t_probe, layers=PROBE_LAYERS)
 
 # %% [markdown]
 # ### 1. Attention against distance
@@ -209,7 +209,7 @@ import matplotlib.pyplot as plt
 L = spec.max_text_tokens
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
 for layer, (q, k) in sorted(qk.items()):
-    own, cross = explain.locality_profile(q[1], k[1], L, spec), explain.locality_profile(q[1], k[0], L, spec)
+    own, cross = probes.locality_profile(q[1], k[1], L, spec), probes.locality_profile(q[1], k[0], L, spec)
     axes[0].plot(own, "o-", label=f"layer {layer}")
     axes[1].plot(cross, "s--", label=f"layer {layer}")
     print(f"layer {layer}: same position x{own[0]:.2f} (own video), x{cross[0]:.2f} (source)")
@@ -228,7 +228,7 @@ axes[0].set_ylabel("attention per key / uniform"), axes[1].legend(fontsize=7), f
 # %%
 mid = (f_lat // 2, rows // 2, cols // 2)
 q, k = qk[max(qk)]
-where = explain.query_map(q[1], k[0], L, spec, explain.token_index(spec, *mid))
+where = probes.query_map(q[1], k[0], L, spec, probes.token_index(spec, *mid))
 fig, axes = plt.subplots(1, f_lat, figsize=(2 * f_lat, 2.2))
 for f, ax in enumerate(axes):
     ax.imshow(where[f], cmap="magma", vmin=0, vmax=float(where.max())), ax.set_xticks([]), ax.set_yticks([])
@@ -249,10 +249,10 @@ s = spec.height // 6
 painted[:, :, -2 * s:-s, s:2 * s] = 1.0  # lower left, away from the example's moving object
 lat = [add_noise(pipe, encode_video(pipe, v), t_probe, torch.Generator().manual_seed(1)) for v in (source, painted)]
 empty = encode_text(pipe, [""])
-change = explain.key_change(*(explain.capture_qk(pipe, x, empty, t_probe, PROBE_LAYERS) for x in lat), L, spec)
+change = probes.key_change(*(probes.capture_qk(pipe, x, empty, t_probe, PROBE_LAYERS) for x in lat), L, spec)
 vmax = max(float(c.max()) for c in change.values())
-rows_ = {f"layer {layer}": explain.heat_rgb(c[:, None], vmax) for layer, c in change.items()}
-explain.video_grid(rows_, frames=list(range(f_lat)), labels=[f"latent frame {f}" for f in range(f_lat)],
+rows_ = {f"layer {layer}": figures.heat_rgb(c[:, None], vmax) for layer, c in change.items()}
+figures.video_grid(rows_, frames=list(range(f_lat)), labels=[f"latent frame {f}" for f in range(f_lat)],
                    title="|change of each token's key| after painting a patch (bright = large)");
 
 # %%

@@ -62,17 +62,18 @@ MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b" (plans f
 OPENAI_MODEL = None  # None = $DYNVFX_OPENAI_MODEL or "gpt-4o"; set OPENAI_BASE_URL for a local server
 HF_MODEL = None  # None = $DYNVFX_HF_MODEL or "Qwen/Qwen2.5-VL-3B-Instruct"
 
-from dynvfx import explain
+from dynvfx import figures, notebook
+from dynvfx.planning import demo
 
-explain.setup_notebook()
-MODEL, _, _ = explain.resolve_choices(MODEL)
+notebook.setup_notebook()
+MODEL, _, _ = notebook.resolve_choices(MODEL)
 
 # %%
 from dynvfx.toy.examples import EXAMPLES, example_frames
 from dynvfx.video import load_video
 
-if MODEL != "toy" and explain.REAL_VIDEO.exists():  # or load your own clip here
-    frames, instruction = load_video(explain.REAL_VIDEO)[0], explain.REAL_INSTRUCTION
+if MODEL != "toy" and notebook.REAL_VIDEO.exists():  # or load your own clip here
+    frames, instruction = load_video(notebook.REAL_VIDEO)[0], notebook.REAL_INSTRUCTION
 else:
     frames, instruction = example_frames("two_objects"), EXAMPLES["two_objects"][3]
 print(f"{tuple(frames.shape)} frames; instruction: {instruction!r}")
@@ -110,7 +111,7 @@ print(f"word limits: captions {MAX_CAPTION_WORDS}, object phrases {MAX_OBJECT_WO
 from dynvfx.planning import frames_to_images
 
 images = frames_to_images(frames, keyframes, max_side=256)
-explain.video_grid({"key frames": frames[keyframes]}, frames=list(range(len(keyframes))),
+figures.video_grid({"key frames": frames[keyframes]}, frames=list(range(len(keyframes))),
                    labels=[f"frame {k}" for k in keyframes], size=2.0);
 
 # %% [markdown]
@@ -178,7 +179,7 @@ scene = {"source_caption": "a red ball and a green ball move on black",
          "conversation": [{"speaker": "assistant", "text": "A yellow ball rises from the bottom edge."},
                           {"speaker": "artist", "text": "Keep it small and clear of the green ball."}],
          "composited_caption": "a yellow ball moves up beside a red ball and a green ball on black"}
-chat = explain.ScriptedChat([
+chat = demo.ScriptedChat([
     "Sure! " + json.dumps(scene | {"composited_caption": too_long}),  # rejected: over the word limit
     "```json\n" + json.dumps(scene) + "\n```",  # accepted: the JSON is found inside the code fence
     json.dumps({"objects_orig": ["red ball", "green ball"], "objects_edit": ["yellow ball"]}),
@@ -191,7 +192,7 @@ print(scripted.model_dump_json(indent=2, include={"composited_caption", "objects
 # The second request, as the model received it (the refused answer and the correction request are part of it):
 
 # %%
-print(explain.transcript(chat.sent[1]))
+print(demo.transcript(chat.sent[1]))
 
 # %% [markdown]
 # ## Optional: an OpenAI-compatible VLM
@@ -203,7 +204,7 @@ print(explain.transcript(chat.sent[1]))
 import os
 
 if os.environ.get("OPENAI_API_KEY"):
-    vlm_plan = explain.try_plan(frames, instruction, "openai", OPENAI_MODEL)
+    vlm_plan = demo.try_plan(frames, instruction, "openai", OPENAI_MODEL)
 else:
     print("skipped: no OPENAI_API_KEY in the environment (set it, and OPENAI_BASE_URL for a local server)")
 
@@ -219,7 +220,7 @@ import torch
 
 RUN_HF_ON_CPU = False
 if torch.cuda.is_available() or RUN_HF_ON_CPU:
-    hf_plan = explain.try_plan(frames, instruction, "hf", HF_MODEL)
+    hf_plan = demo.try_plan(frames, instruction, "hf", HF_MODEL)
 else:
     print("skipped: no GPU (a local VLM of ~3-4 B parameters wants ~8 GB of GPU memory)")
 
@@ -230,14 +231,14 @@ else:
 # the size sent to the model. Plug `real_frames` into the two cells above to plan an edit for it.
 
 # %%
-if explain.REAL_VIDEO.exists():
-    real_frames = load_video(explain.REAL_VIDEO)[0]
+if notebook.REAL_VIDEO.exists():
+    real_frames = load_video(notebook.REAL_VIDEO)[0]
     real_keys = select_keyframes(len(real_frames))
-    explain.video_grid({"key frames": real_frames[real_keys]}, frames=list(range(len(real_keys))),
+    figures.video_grid({"key frames": real_frames[real_keys]}, frames=list(range(len(real_keys))),
                        labels=[f"frame {k}" for k in real_keys], size=2.4)
-    print(f"{explain.REAL_VIDEO.name}: {tuple(real_frames.shape)}; e.g. {explain.REAL_INSTRUCTION!r}")
+    print(f"{notebook.REAL_VIDEO.name}: {tuple(real_frames.shape)}; e.g. {notebook.REAL_INSTRUCTION!r}")
 else:
-    print(f"skipped: {explain.REAL_VIDEO} is not here (it ships beside the repository, not with it)")
+    print(f"skipped: {notebook.REAL_VIDEO} is not here (it ships beside the repository, not with it)")
 
 # %% [markdown]
 # ## Review and edit a plan by hand

@@ -61,15 +61,15 @@ SEGMENTER = "toy"  # with CogVideoX: "grounded-sam2", "sam3" or "masks:/path/to/
 PLANNER = "toy"  # with CogVideoX: "openai" (needs OPENAI_API_KEY) or "hf" (a local VLM)
 CPU_OFFLOAD = False  # True for GPUs with less than ~24 GB
 
-from dynvfx import explain
+from dynvfx import figures, notebook
 
-explain.setup_notebook()
-MODEL, SEGMENTER, PLANNER = explain.resolve_choices(MODEL, SEGMENTER, PLANNER)
+notebook.setup_notebook()
+MODEL, SEGMENTER, PLANNER = notebook.resolve_choices(MODEL, SEGMENTER, PLANNER)
 
 # %%
 # the model, the source video, its plan, the segmenter and the settings
 # (toy: 20 steps instead of 50, to keep the four edits below near a minute on a CPU)
-pipe, spec, frames, plan, segmenter, config = explain.edit_inputs(MODEL, SEGMENTER, PLANNER, CPU_OFFLOAD)
+pipe, spec, frames, plan, segmenter, config = notebook.edit_inputs(MODEL, SEGMENTER, PLANNER, CPU_OFFLOAD)
 PROBE_LAYERS = None if MODEL == "toy" else [0, 10, 20, 29]  # blocks the attention recorder watches (None = all)
 print(f"{plan.instruction!r}: O_orig = {plan.objects_orig}, O_edit = {plan.objects_edit}")
 
@@ -82,11 +82,11 @@ print(f"{plan.instruction!r}: O_orig = {plan.objects_orig}, O_edit = {plan.objec
 
 # %%
 from dynvfx.masks import dilate
-from dynvfx.visualize import mask_video
+from dynvfx.figures import mask_video
 
 seg = segmenter.segment(frames, plan.objects_orig)
 src_mask = dilate(seg.union, config.source_mask_dilate_radius)
-explain.video_grid({"source": frames, "O_orig mask": mask_video(frames, orig_mask=src_mask)});
+figures.video_grid({"source": frames, "O_orig mask": mask_video(frames, orig_mask=src_mask)});
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -107,9 +107,9 @@ from dynvfx.masks import pixel_to_tokens, to_latent_grid
 
 coverage = to_latent_grid(src_mask, spec.temporal_compression, spec.spatial_compression, reduce="mean")[:, 0]
 token_mask = pixel_to_tokens(src_mask, spec, config.anchor_token_threshold)
-explain.video_grid({"pixel mask": mask_video(frames, orig_mask=src_mask),
-                    "latent-cell coverage": explain.heat_rgb(explain.grid_to_pixels(coverage, spec), 1.0),
-                    "token mask": mask_video(frames, orig_mask=explain.grid_to_pixels(token_mask, spec).bool())},
+figures.video_grid({"pixel mask": mask_video(frames, orig_mask=src_mask),
+                    "latent-cell coverage": figures.heat_rgb(figures.grid_to_pixels(coverage, spec), 1.0),
+                    "token mask": mask_video(frames, orig_mask=figures.grid_to_pixels(token_mask, spec).bool())},
                    frames=[0, 1, 4, 5, 8, 16]);
 
 # %%
@@ -139,7 +139,7 @@ def anchors(mode, fg_keep=0.7, bg_keep=0.05):
 
 settings = {"masked": anchors("masked"), "anchor (0.7, 0.05)": anchors("anchor"),
             "anchor (0.7, 0.3)": anchors("anchor", bg_keep=0.3), "full": anchors("full")}
-explain.video_grid({name: explain.anchor_overlay(frames, token_mask, grid, spec) for name, grid in settings.items()},
+figures.video_grid({name: figures.anchor_overlay(frames, token_mask, grid, spec) for name, grid in settings.items()},
                    title="anchors (yellow) over the O_orig tokens (red)");
 
 # %%
@@ -184,11 +184,11 @@ for mode, r in runs.items():
           f"{len(r.refinement.iterations)} passes; final O_edit mask {r.edit_mask.float().mean().item():.1%} of pixels")
 
 # %%
-explain.video_grid({"source": frames} | {mode: r.frames for mode, r in runs.items()},
+figures.video_grid({"source": frames} | {mode: r.frames for mode, r in runs.items()},
                    title=f"{plan.instruction!r}, seed {config.seed}");
 
 # %%
-explain.show_videos({"source": frames} | {mode: r.frames for mode, r in runs.items()})
+figures.show_videos({"source": frames} | {mode: r.frames for mode, r in runs.items()})
 
 # %% [markdown]
 # ## 5. Where do the edit's queries put their attention?
@@ -200,16 +200,17 @@ explain.show_videos({"source": frames} | {mode: r.frames for mode, r in runs.ite
 # %%
 from dynvfx.inversion import ddim_invert
 from dynvfx.pipeline import encode_video
+from dynvfx.probes import anchor_mass_probe, mean_anchor_mass
 
 inv = ddim_invert(pipe, encode_video(pipe, frames), config.inversion_prompt, config.num_inference_steps,
                   config.inversion_steps, progress=False)
 probes = {}
 for mode in ("anchor", "full", "masked"):
     index = runs[mode].anchor_grid.flatten().nonzero().flatten()
-    probes[mode] = explain.anchor_mass_probe(pipe, inv, plan.composited_caption, index,
-                                             config.replace(attention_mode=mode), record_layers=PROBE_LAYERS)
-mass = {mode: explain.mean_anchor_mass(rec, spec) for mode, (rec, _) in probes.items()}
-explain.video_grid({mode: 0.7 * explain.heat_rgb(explain.grid_to_pixels(m, spec), 1.0) + 0.3 * frames
+    probes[mode] = anchor_mass_probe(pipe, inv, plan.composited_caption, index,
+                                     config.replace(attention_mode=mode), record_layers=PROBE_LAYERS)
+mass = {mode: mean_anchor_mass(rec, spec) for mode, (rec, _) in probes.items()}
+figures.video_grid({mode: 0.7 * figures.heat_rgb(figures.grid_to_pixels(m, spec), 1.0) + 0.3 * frames
                     for mode, m in mass.items()},
                    title="share of each edit query's attention on the anchors (0 dark - 1 bright), over the source");
 

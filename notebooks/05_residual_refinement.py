@@ -61,15 +61,15 @@ SEGMENTER = "toy"  # with CogVideoX: "grounded-sam2", "sam3" or "masks:/path/to/
 PLANNER = "toy"  # with CogVideoX: "openai" (needs OPENAI_API_KEY) or "hf" (a local VLM)
 CPU_OFFLOAD = False  # True for GPUs with less than ~24 GB
 
-from dynvfx import explain
+from dynvfx import figures, notebook
 
-explain.setup_notebook()
-MODEL, SEGMENTER, PLANNER = explain.resolve_choices(MODEL, SEGMENTER, PLANNER)
+notebook.setup_notebook()
+MODEL, SEGMENTER, PLANNER = notebook.resolve_choices(MODEL, SEGMENTER, PLANNER)
 
 # %%
 # the model, the source video, its plan, the segmenter and the settings
 # (toy: 20 steps instead of 50, to keep this chapter near two minutes on a CPU)
-pipe, spec, frames, plan, segmenter, config = explain.edit_inputs(MODEL, SEGMENTER, PLANNER, CPU_OFFLOAD)
+pipe, spec, frames, plan, segmenter, config = notebook.edit_inputs(MODEL, SEGMENTER, PLANNER, CPU_OFFLOAD)
 
 # %% [markdown]
 # ## The algorithm
@@ -122,12 +122,12 @@ for k, it in enumerate(result.refinement.iterations, 1):
 # %%
 import torch
 
-views = explain.iteration_views(pipe, result.refinement)
+views = figures.iteration_views(pipe, result.refinement)
 frame = spec.num_frames // 2
 kinds = list(views[0])
 rows = {f"pass {k} ({s})": torch.stack([view[kind][frame] for kind in kinds])
         for k, (view, s) in enumerate(zip(views, config.strengths), 1)}
-explain.video_grid(rows, frames=list(range(len(kinds))), labels=kinds, title=f"frame {frame}", size=1.4);
+figures.video_grid(rows, frames=list(range(len(kinds))), labels=kinds, title=f"frame {frame}", size=1.4);
 
 # %%
 from dynvfx import widgets
@@ -151,7 +151,7 @@ finals = {how: composite(result.decoded, result.edit_mask, result.reconstruction
 for how, video in finals.items():
     psnr = psnr_outside(video, frames, result.edit_mask)
     print(f"{how:14}: PSNR outside the O_edit mask vs the source {psnr:5.1f} dB")
-explain.video_grid({"source": frames} | finals);
+figures.video_grid({"source": frames} | finals);
 
 # %% [markdown]
 # ## Ablations, side by side
@@ -164,20 +164,22 @@ explain.video_grid({"source": frames} | finals);
 #   (a weak strength keeps the source but adds little; a strong one adds content but redraws the scene).
 
 # %%
+from dynvfx.edit import run_variants
+
 VARIANTS = {"DynVFX": {}, "no AnchorExtAttn": {"attention_mode": "off"},
             "no iterative refinement": {"strengths": (0.92,)}, "SDEdit 0.6": 0.6, "SDEdit 0.9": 0.9}
 if MODEL == "toy":
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        outputs = explain.run_variants(pipe, frames, plan, segmenter, config, VARIANTS,
-                                       done={"DynVFX": (result.frames, result.edit_mask)})
-    explain.video_grid({"source": frames} | {name: video for name, (video, _) in outputs.items()})
+        outputs = run_variants(pipe, frames, plan, segmenter, config, VARIANTS,
+                               done={"DynVFX": (result.frames, result.edit_mask)})
+    figures.video_grid({"source": frames} | {name: video for name, (video, _) in outputs.items()})
 else:
     print("skipped with a CogVideoX model: each variant is a full edit (see the run time at the top)")
 
 # %%
 if MODEL == "toy":
-    explain.show_videos({name: video for name, (video, _) in outputs.items()})
+    figures.show_videos({name: video for name, (video, _) in outputs.items()})
 
 # %% [markdown]
 # ## Metrics
@@ -207,15 +209,16 @@ if MODEL == "toy":
 
 # %%
 # NBVAL_CHECK_OUTPUT
+from dynvfx.toy import benchmark as bench
+
 N_PAIRS = 3
-bench = explain.load_benchmark()
 for scene, new, pair_instruction in bench.make_pairs(N_PAIRS):
     print(f"{pair_instruction!r} on {scene.caption!r}")
 
 # %%
 if MODEL == "toy":
     subset = {name: VARIANTS[name] for name in ("DynVFX", "no AnchorExtAttn", "SDEdit 0.6")}
-    table = explain.benchmark_subset(pipe, N_PAIRS, subset, config)
+    table = bench.benchmark_subset(pipe, N_PAIRS, subset, config)
     print(f"{'variant':18} | success | source IoU | PSNR out (dB) | SSIM out")
     for name, m in table.items():
         print(f"{name:18} | {m['success']:7.0%} | {m['iou']:10.2f} | {m['psnr']:13.1f} | {m['ssim']:8.3f}")

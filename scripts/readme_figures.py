@@ -4,17 +4,16 @@
 - ``docs/toy_generate.png``: the base model alone on a few captions (one row per caption).
 """
 
-from pathlib import Path
-
 from dynvfx.config import DynVFXConfig
 from dynvfx.edit import prepare_source, run_edit
+from dynvfx.figures import mask_video, save_png, strip
+from dynvfx.paths import DOCS_DIR, EXAMPLES_DIR
 from dynvfx.pipeline import generate, load_pipeline
 from dynvfx.planning import plan_edit
 from dynvfx.segmentation import get_segmenter
-from dynvfx.visualize import mask_video, save_png, strip
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
-EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_ball_down.mp4"
+DOCS = DOCS_DIR
+EXAMPLE = EXAMPLES_DIR / "blue_ball_down.mp4"
 CAPTIONS = [
     "a red ball moves right on a gray background",
     "a yellow ball moves down on a black background",

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 import torch
 
+from dynvfx.paths import REPO_ROOT, SHARED_VIDEOS  # noqa: F401 - SHARED_VIDEOS is imported from here by tests
+
 torch.set_num_threads(int(os.environ.get("DYNVFX_TEST_THREADS", "2")))
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_VIDEOS = ROOT.parent / "shared" / "data" / "videos"
+ROOT = REPO_ROOT  # the repository root and the shared test videos beside it, as dynvfx.paths computes them
 
 
 def tiny_pipeline(rope: bool = True, frames: int = 49, height: int = 64, width: int = 96,

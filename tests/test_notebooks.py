@@ -1,13 +1,15 @@
 """The tutorial notebooks, checked without running them (``pytest --nbval-lax notebooks/`` executes them).
 
 Every chapter is a jupytext ``py:percent`` file paired with an executed ``.ipynb``; both must hold the same cells.
-Cells stay short (algorithms live in ``dynvfx.explain``), the first cell says what the chapter teaches and how
-long it takes on a CPU and on a GPU, and each chapter has a Colab badge, a setup cell and a model switch.
+Cells stay short (a function longer than a few lines goes to the library module of its stage, see
+``HELPER_HOMES``), the first cell says what the chapter teaches and how long it takes on a CPU and on a GPU, and
+each chapter has a Colab badge, a setup cell and a model switch. What the notebooks take from ``dynvfx`` exists.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from pathlib import Path
 
@@ -15,10 +17,22 @@ import jupytext
 import nbformat
 import pytest
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+from dynvfx.paths import REPO_ROOT
+
+NOTEBOOKS = REPO_ROOT / "notebooks"
 CHAPTERS = ("00_overview", "01_ddim_inversion", "02_attention_maps", "03_vlm_planning", "04_anchor_masking",
             "05_residual_refinement")
 MAX_FUNCTION_LINES = 15
+#: Where a helper that outgrows a cell goes: the library is organised by the method's stages.
+HELPER_HOMES = {
+    "notebook setup (logging, model choice, loading, the source video)": "dynvfx/notebook.py",
+    "anything that draws (static figures, overlays, videos)": "dynvfx/figures.py",
+    "interactive sliders": "dynvfx/widgets.py",
+    "measurements inside the model (attention, keys, inversion views)": "dynvfx/probes.py",
+    "a step of the method": "its stage's module (sampling, inversion, attention, anchors, masks, refinement, "
+                            "edit, planning/, segmentation/)",
+    "benchmark logic": "dynvfx/toy/benchmark.py",
+}
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 BADGE_LINK = "https://colab.research.google.com/github/dynvfx-course/dynvfx/blob/main/notebooks/{}.ipynb"
 DURATION = re.compile(r"\d+(\.\d+)?\s*(s|sec|seconds?|min|minutes?|h|hours?)\b")
@@ -88,8 +102,56 @@ def test_no_long_functions_in_cells(name):
         for node in ast.walk(_parse(source)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 lines = node.body[-1].end_lineno - node.body[0].lineno + 1
+                homes = "; ".join(f"{what} -> {where}" for what, where in HELPER_HOMES.items())
                 assert lines <= MAX_FUNCTION_LINES, \
-                    f"{name}: {node.name}() has a {lines}-line body; move it to dynvfx/explain.py"
+                    f"{name}: {node.name}() has a {lines}-line body; move it to the library module of its stage " \
+                    f"({homes})"
+
+
+def _dynvfx_uses(tree: ast.Module) -> list[tuple[str, str]]:
+    """``(module, attribute)`` for every ``from dynvfx.x import y`` and every ``m.y`` on a name bound by
+    ``from dynvfx[.x] import m`` or ``import dynvfx.x as m`` anywhere in ``tree`` (a notebook's cells)."""
+    bound, uses = {}, []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "dynvfx":
+            for alias in node.names:
+                uses.append((node.module, alias.name))
+                bound[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("dynvfx.") and alias.asname:
+                    bound[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in bound:
+            uses.append((bound[node.value.id], node.attr))
+    return uses
+
+
+def _resolve(dotted: str):
+    """The module, or the attribute of a module (of a class ...), that ``dotted`` names."""
+    try:
+        return importlib.import_module(dotted)
+    except ImportError:
+        parent, _, attr = dotted.rpartition(".")
+        if not parent:
+            raise
+        return getattr(_resolve(parent), attr)
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_what_the_notebooks_take_from_dynvfx_exists(name):
+    """Every ``from dynvfx... import y`` and every ``module.y`` on an imported dynvfx module names something
+    that exists (``y`` a submodule or an attribute), so a helper that moved cannot leave a stale call behind."""
+    cells = [_parse(src) for src in _code(name)]
+    uses = _dynvfx_uses(ast.Module(body=[stmt for cell in cells for stmt in cell.body], type_ignores=[]))
+    assert uses, f"{name} takes nothing from dynvfx"
+    missing = []
+    for module, attr in uses:
+        try:
+            _resolve(f"{module}.{attr}")
+        except (ImportError, AttributeError):
+            missing.append(f"{module}.{attr}")
+    assert not missing, f"{name} uses what dynvfx does not have: {sorted(set(missing))}"
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
@@ -154,31 +216,31 @@ def small_pipe():
 
 
 def test_word_token_ids_and_token_grid(small_pipe):
-    from dynvfx import explain
+    from dynvfx import probes
     from dynvfx.pipeline import video_spec
 
     caption = "a red ball moves right and a red square moves down"
-    tokens = explain.tokens_of(small_pipe, caption)
-    ids = explain.word_token_ids(small_pipe, caption, "red")
+    tokens = probes.tokens_of(small_pipe, caption)
+    ids = probes.word_token_ids(small_pipe, caption, "red")
     assert len(ids) == 2 and all(tokens[i] == "\u2581red" for i in ids)
-    assert explain.word_token_ids(small_pipe, caption, "yellow") == []
+    assert probes.word_token_ids(small_pipe, caption, "yellow") == []
     spec = video_spec(small_pipe)
-    coords = explain.token_coords(spec)
+    coords = probes.token_coords(spec)
     assert coords.shape == (spec.token_grid[0] * spec.token_grid[1] * spec.token_grid[2], 3)
-    assert coords[explain.token_index(spec, 2, 1, 0)].tolist() == [2, 1, 0]
+    assert coords[probes.token_index(spec, 2, 1, 0)].tolist() == [2, 1, 0]
 
 
 def test_locality_profile_sees_a_purely_local_attention(small_pipe):
     import torch
 
-    from dynvfx import explain
+    from dynvfx import probes
     from dynvfx.pipeline import video_spec
 
     spec = video_spec(small_pipe)
-    n, text_len = explain.token_coords(spec).shape[0], 3
+    n, text_len = probes.token_coords(spec).shape[0], 3
     k = torch.zeros(2, text_len + n, n)
     k[:, text_len:] = torch.eye(n) * 30  # each video key matches only the query at its own position
-    profile = explain.locality_profile(k, k, text_len, spec)
+    profile = probes.locality_profile(k, k, text_len, spec)
     assert profile[0] > 0.9 * n and (profile[1:] < 0.1).all()
 
 
@@ -186,34 +248,35 @@ def test_recorded_generation_and_captured_keys(small_pipe):
     import torch
     from diffusers.models.attention_processor import CogVideoXAttnProcessor2_0
 
-    from dynvfx import explain
+    from dynvfx import probes
     from dynvfx.pipeline import encode_text, video_spec
+    from dynvfx.sampling import initial_noise
 
     spec = video_spec(small_pipe)
     n = spec.token_grid[0] * spec.token_grid[1] * spec.token_grid[2]
-    frames, rec = explain.generate_with_recorder(small_pipe, "a red ball", [1, 2], steps=2, record_layers=[1])
+    frames, rec = probes.generate_with_recorder(small_pipe, "a red ball", [1, 2], steps=2, record_layers=[1])
     assert frames.shape == (spec.num_frames, 3, spec.height, spec.width)
     assert set(rec.text_to_video) == {(0, 1), (1, 1)} and rec.text_to_video[0, 1].shape[1:] == (2, n)
-    assert explain.word_attention(rec, spec).shape == spec.token_grid
-    x = explain.initial_noise(small_pipe).expand(2, -1, -1, -1, -1)
-    qk = explain.capture_qk(small_pipe, x, encode_text(small_pipe, [""]), 500, layers=[0])
+    assert probes.word_attention(rec, spec).shape == spec.token_grid
+    x = initial_noise(small_pipe).expand(2, -1, -1, -1, -1)
+    qk = probes.capture_qk(small_pipe, x, encode_text(small_pipe, [""]), 500, layers=[0])
     assert list(qk) == [0] and qk[0][1].shape[0] == 2 and qk[0][1].shape[2] == spec.max_text_tokens + n
     assert all(type(p) is CogVideoXAttnProcessor2_0 for p in small_pipe.transformer.attn_processors.values())
-    change = explain.key_change(qk, qk, spec.max_text_tokens, spec)
+    change = probes.key_change(qk, qk, spec.max_text_tokens, spec)
     assert torch.equal(change[0], torch.zeros(spec.token_grid))
 
 
 def test_scripted_chat_and_transcript():
     from PIL import Image
 
-    from dynvfx import explain
+    from dynvfx.planning.demo import ScriptedChat, transcript
 
-    chat = explain.ScriptedChat(["first", "second"])
+    chat = ScriptedChat(["first", "second"])
     msgs = [{"role": "user", "content": [{"type": "image", "image": Image.new("RGB", (4, 4))},
                                          {"type": "text", "text": "hello"}]}]
     assert chat(msgs, None) == "first" and chat(msgs + msgs, None) == "second"
     assert [len(s) for s in chat.sent] == [1, 2]
-    assert explain.transcript(msgs) == "[user]\n[image]\nhello"
+    assert transcript(msgs) == "[user]\n[image]\nhello"
 
 
 def test_overlays_and_viewers_build_and_draw(monkeypatch):
@@ -223,7 +286,7 @@ def test_overlays_and_viewers_build_and_draw(monkeypatch):
     import matplotlib.pyplot as plt
     import torch
 
-    from dynvfx import explain, widgets
+    from dynvfx import figures, widgets
     from dynvfx.attention import AttentionRecorder
     from dynvfx.pipeline import VideoSpec
 
@@ -231,9 +294,9 @@ def test_overlays_and_viewers_build_and_draw(monkeypatch):
                      patch_size=2, max_text_tokens=4)
     frames, tokens = torch.rand(9, 3, 16, 16), torch.zeros(3, 2, 2, dtype=torch.bool)
     tokens[:, 0, 0] = True
-    assert explain.anchor_overlay(frames, tokens, tokens, spec).shape == frames.shape
-    assert explain.heat_rgb(torch.rand(9, 1, 16, 16)).shape == frames.shape
-    assert explain.video_grid({"a": frames, "b": frames}).axes
+    assert figures.anchor_overlay(frames, tokens, tokens, spec).shape == frames.shape
+    assert figures.heat_rgb(torch.rand(9, 1, 16, 16)).shape == frames.shape
+    assert figures.video_grid({"a": frames, "b": frames}).axes
     rec = AttentionRecorder([1])
     rec.text_to_video = {(s, layer): torch.rand(2, 1, 12) for s in range(2) for layer in range(2)}
     view = {"a": frames, "b": frames}

@@ -1,10 +1,8 @@
 """The ways to install: requirements files, environment.yml and the Makefile agree."""
 
-from pathlib import Path
-
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from dynvfx.paths import REPO_ROOT as ROOT
 
 
 def _requirements(name: str) -> list[str]:

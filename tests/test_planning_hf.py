@@ -162,14 +162,13 @@ def test_fenced_and_wordy_json_is_accepted(vlm_and_processor, frames, monkeypatc
 def test_cli_edit_with_the_hf_planner_reaches_its_validation_error(vlm_and_processor, tmp_path, capsys):
     """`dynvfx edit --planner hf --planner-model DIR` with a tiny random VLM saved to a folder: it answers junk,
     is retried, then the CLI stops with one line quoting the reply, and writes no plan."""
-    from pathlib import Path
-
     from dynvfx.cli import main
+    from dynvfx.paths import EXAMPLES_DIR
 
     model, processor = vlm_and_processor
     model.save_pretrained(tmp_path / "vlm")
     processor.save_pretrained(tmp_path / "vlm")
-    example = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_ball_down.mp4"
+    example = EXAMPLES_DIR / "blue_ball_down.mp4"
     code = main(["edit", str(example), "add a red ball moving right", "--out", str(tmp_path / "o"),
                  "--planner", "hf", "--planner-model", str(tmp_path / "vlm"), "--mode", "plan"])
     err = capsys.readouterr().err

@@ -280,18 +280,17 @@ def test_plan_edit_caches_openai_plans(frames, tmp_path):
 
 def test_cli_edit_with_the_openai_planner(tmp_path, monkeypatch, capsys):
     """`dynvfx edit --planner openai` end to end: the local server plans, the toy model executes."""
-    from pathlib import Path
-
     import yaml
 
     from dynvfx.cli import main
+    from dynvfx.paths import EXAMPLES_DIR
 
     scene = {"source_caption": "a blue square moves down on a gray background",
              "conversation": [{"speaker": "assistant", "text": "A red ball should roll in from the left."},
                               {"speaker": "artist", "text": "Keep it apart from the square."}],
              "composited_caption": "a blue square moves down and a red ball moves right on a gray background"}
     objects = {"objects_orig": ["blue square"], "objects_edit": ["red ball"]}
-    example = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_ball_down.mp4"
+    example = EXAMPLES_DIR / "blue_ball_down.mp4"
     cfg = tmp_path / "fast.yaml"
     cfg.write_text(yaml.safe_dump({"num_inference_steps": 6, "inversion_steps": 6, "strengths": [0.8]}))
     with ChatServer([reply(json.dumps(scene)), reply(json.dumps(objects))]) as server:
@@ -309,12 +308,11 @@ def test_cli_edit_with_the_openai_planner(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_openai_planner_without_key_is_one_line(tmp_path, monkeypatch, capsys):
-    from pathlib import Path
-
     from dynvfx.cli import main
+    from dynvfx.paths import EXAMPLES_DIR
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    example = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_ball_down.mp4"
+    example = EXAMPLES_DIR / "blue_ball_down.mp4"
     code = main(["edit", str(example), "add a red ball", "--out", str(tmp_path / "o"), "--planner", "openai"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("dynvfx: error:") == 1 and "OPENAI_API_KEY" in err and "--planner toy" in err

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from dynvfx.errors import DynVFXError
+from dynvfx.paths import EXAMPLES_DIR, SHARED_VIDEOS
 from dynvfx.segmentation import Segmenter, get_segmenter
 from dynvfx.segmentation.grounded_sam2 import (
     Detection,
@@ -30,7 +31,7 @@ from dynvfx.segmentation.grounded_sam2 import (
 )
 from dynvfx.video import to_uint8
 
-BOX_FRAMES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos" / "box_frames"
+BOX_FRAMES = SHARED_VIDEOS / "box_frames"
 NUM_FRAMES, HEIGHT, WIDTH = 8, 60, 90  # 720x480 downscaled 8x
 PHRASES = ["red ball", "box"]
 
@@ -498,7 +499,7 @@ def test_cli_edit_with_the_real_segmenter_path(gdino, sam2, tmp_path, capsys):
         proc.save_pretrained(d)
     cfg = tmp_path / "fast.yaml"
     cfg.write_text(yaml.safe_dump({"num_inference_steps": 6, "inversion_steps": 6, "strengths": [0.8, 0.5]}))
-    example = Path(__file__).resolve().parents[1] / "data" / "examples" / "blue_ball_down.mp4"
+    example = EXAMPLES_DIR / "blue_ball_down.mp4"
     code = main(["edit", str(example), "add a red ball moving right", "--out", str(tmp_path / "o"),
                  "--segmenter", f"grounded-sam2:detector={det_dir},sam={sam_dir},box_threshold=0.0,keyframes=1",
                  "--config", str(cfg), "--quiet", "--cache-dir", str(tmp_path / "cache")])

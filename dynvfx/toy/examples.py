@@ -11,9 +11,8 @@ from pathlib import Path
 
 import torch
 
+from dynvfx.paths import EXAMPLES_DIR
 from dynvfx.toy import world
-
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "data" / "examples"
 
 #: name -> (seed, source objects, background, instruction)
 EXAMPLES = {

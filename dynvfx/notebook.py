@@ -1,0 +1,108 @@
+"""Notebook setup in one place: quiet logging, the model/segmenter/planner choice, loading the model and the
+source video every chapter starts from.
+
+Frames are ``[F, 3, H, W]`` float in [0, 1].
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+
+from dynvfx.paths import SHARED_VIDEOS
+
+#: GPU memory (GB) of plain inference per the model cards; DynVFX also runs a source branch, so budget more.
+GPU_MODELS = {"THUDM/CogVideoX-2b": 12.5, "THUDM/CogVideoX-5b": 20.7}
+#: The real clip of the optional cells (in :data:`dynvfx.paths.SHARED_VIDEOS`, beside the repository).
+REAL_VIDEO = SHARED_VIDEOS / "taxi.mp4"
+REAL_INSTRUCTION = "add a huge dinosaur walking down the street between the cars"
+
+
+def setup_notebook(dpi: int = 80) -> None:
+    """Notebook defaults: hide the loading progress bars and deprecation chatter of diffusers/transformers, print
+    warnings on one line without the source line (dynvfx's own warnings stay visible), and draw figures at
+    ``dpi`` dots per inch (keeps the saved notebooks small)."""
+    import matplotlib
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for log in (diffusers_logging, transformers_logging):
+        log.disable_progress_bar()
+        log.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
+    matplotlib.rcParams["figure.dpi"] = dpi
+
+
+def resolve_choices(model: str = "toy", segmenter: str | None = None, planner: str | None = None):
+    """The ``(model, segmenter, planner)`` to run with (None = not used by this chapter, returned as None).
+
+    A CogVideoX model needs a GPU: without one everything falls back to the toy model, segmenter and planner, with
+    a note. The toy model only understands toy-world captions, so it always goes with the toy segmenter/planner.
+    """
+    toy = ("toy", segmenter and "toy", planner and "toy")
+    if model != "toy" and not torch.cuda.is_available():
+        print(f"no GPU here, so {model!r} cannot run: using the toy model (and the toy segmenter and planner)")
+        return toy
+    if model == "toy":
+        if (segmenter, planner) != toy[1:]:
+            print("the toy model goes with the toy segmenter and planner: using those")
+        return toy
+    if "toy" in (segmenter, planner):
+        print("note: the toy segmenter and planner only understand the toy world; set SEGMENTER and PLANNER too")
+    if model in GPU_MODELS:
+        gb = torch.cuda.get_device_properties(0).total_memory / 2**30
+        print(f"{model}: ~{GPU_MODELS[model]} GB for plain inference (more for DynVFX's source branch); "
+              f"this GPU has {gb:.0f} GB" + (" - set CPU_OFFLOAD = True" if gb < 1.3 * GPU_MODELS[model] else ""))
+    return model, segmenter, planner
+
+
+def load_model(name: str = "toy", cpu_offload: bool = False):
+    """The pipeline ``name`` ("toy", a saved folder or a hub id): :func:`dynvfx.pipeline.load_pipeline`."""
+    from dynvfx.pipeline import load_pipeline
+
+    return load_pipeline(name, cpu_offload=cpu_offload)
+
+
+def edit_inputs(model: str, segmenter: str, planner: str, cpu_offload: bool = False, toy_steps: int = 20):
+    """Everything a chapter's edit starts from: ``(pipe, spec, frames [F, 3, H, W], plan, segmenter, config)``.
+
+    Loads the model, takes the default source video and instruction (:func:`source_video`), plans the edit with
+    ``planner`` and builds ``segmenter``. ``config`` is :meth:`DynVFXConfig.for_model`; for the toy model with
+    ``toy_steps`` sampling and inversion steps instead of 50, to keep a chapter short on a CPU.
+    """
+    from dynvfx.config import DynVFXConfig
+    from dynvfx.pipeline import video_spec
+    from dynvfx.planning import plan_edit
+    from dynvfx.segmentation import get_segmenter
+
+    pipe = load_model(model, cpu_offload=cpu_offload)
+    frames, instruction = source_video(pipe, model)
+    config = DynVFXConfig.for_model(model)
+    if model == "toy":
+        config = config.replace(num_inference_steps=toy_steps, inversion_steps=toy_steps)
+    plan = plan_edit(frames, instruction, backend=planner)
+    return pipe, video_spec(pipe), frames, plan, get_segmenter(segmenter), config
+
+
+def source_video(pipe, model: str, example: str = "blue_ball_down", video: str | Path | None = None,
+                 instruction: str | None = None) -> tuple[torch.Tensor, str]:
+    """Source frames ``[F, 3, H, W]`` at the model's size and an edit instruction: the toy ``example`` and its
+    instruction for the toy model, else ``video`` (default :data:`REAL_VIDEO`) fitted to the model."""
+    if model == "toy":
+        from dynvfx.toy.examples import EXAMPLES, example_frames
+
+        return example_frames(example), instruction or EXAMPLES[example][3]
+    from dynvfx.edit import prepare_source
+    from dynvfx.errors import DynVFXError
+
+    if video is None and not REAL_VIDEO.exists():
+        raise DynVFXError(f"no default real clip here ({REAL_VIDEO} ships beside the repository, not with it): "
+                          "pass video='my_clip.mp4' (upload it first on Colab)")
+    frames, note = prepare_source(pipe, video or REAL_VIDEO)
+    if note:
+        print(note)
+    return frames, instruction or REAL_INSTRUCTION

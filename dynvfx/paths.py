@@ -1,0 +1,19 @@
+"""Where things live: the one place that computes the repository root and the folders under it.
+
+The course runs from a checkout (``pip install -e .``), so the data ship beside the package, not inside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: The checkout that holds ``dynvfx/``, ``data/``, ``notebooks/`` and ``benchmarks/``.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = REPO_ROOT / "data"
+#: The toy source videos (``NAME.mp4`` + ``NAME.json``, see :mod:`dynvfx.toy.examples`).
+EXAMPLES_DIR = DATA_DIR / "examples"
+#: The shipped toy model (what ``load_pipeline("toy")`` loads).
+TOY_MODEL_DIR = DATA_DIR / "models" / "toy"
+DOCS_DIR = REPO_ROOT / "docs"
+#: Real clips for the optional cells and tests (beside the repository on the course machines, not on Colab).
+SHARED_VIDEOS = REPO_ROOT.parent / "shared" / "data" / "videos"

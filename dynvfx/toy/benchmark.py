@@ -1,0 +1,339 @@
+"""The toy benchmarks' logic; ``benchmarks/*.py`` are thin command-line wrappers around it.
+
+- **Edit** (``benchmarks/toy_edit.py``): DynVFX on held-out pairs, the authors' defaults, each fidelity choice
+  reverted and the paper's ablations. A pair's new object is a held-out (colour, motion, background) combination
+  of ``world.HELD_OUT``; the source is a one-ball scene on that background (a trained combination, another
+  colour); the instruction asks for the new ball. Scores per edit: :func:`evaluate`.
+- **Model quality** (``benchmarks/toy_model_quality.py``): does the toy text-to-video model draw what held-out
+  captions ask for, judged strictly (:func:`dynvfx.toy.analysis.judge`)?
+- **Word sensitivity** (``benchmarks/toy_word_sensitivity.py``): how much does the toy transformer listen to each
+  caption word? Swap one word (colour or motion), render the matching counterfactual scene, noise the original
+  latent x_0 to several t and compare ``|| x0_pred(caption') - x0_pred(caption) || / || x_0(scene') - x_0(scene) ||``
+  (1: the model draws the difference; 0: it ignores the word).
+
+Shares come with a 95 % Wilson interval (:func:`wilson`), means with a 95 % bootstrap interval (:func:`bootstrap`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+import warnings
+from typing import Callable
+
+import numpy as np
+import torch
+
+from dynvfx.config import DynVFXConfig
+from dynvfx.edit import edit_variant, run_variants
+from dynvfx.metrics import iou, psnr_outside, ssim_outside
+from dynvfx.pipeline import decode_latents, encode_video, generate
+from dynvfx.planning import plan_edit
+from dynvfx.sampling import add_noise, predicted_x0
+from dynvfx.segmentation import get_segmenter
+from dynvfx.toy import analysis, world
+from dynvfx.toy.examples import scene_frames
+
+
+# ------------------------------------------------------------------------------------------------ statistics
+def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion ``hits / n``."""
+    if n == 0:
+        return 0.0, 1.0
+    p = hits / n
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def bootstrap(values: list[float], reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of the finite ``values`` and its 95 % bootstrap interval."""
+    v = np.asarray([x for x in values if np.isfinite(x)], float)
+    if len(v) == 0:
+        return float("inf"), float("inf"), float("inf")
+    means = np.random.default_rng(seed).choice(v, (reps, len(v))).mean(1)
+    return float(v.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def share(rows: list[dict], key: str) -> str:
+    """Share of ``rows`` whose ``key`` is true, with its 95 % interval, as text ("40% [17%, 69%]")."""
+    return cell(rows, key)[1]
+
+
+def cell(results: list[dict], key: str) -> tuple[float, str]:
+    """Share of ``results`` whose check ``key`` holds, and that share with its 95 % interval as text."""
+    hits = sum(bool(r[key]) for r in results)
+    lo, hi = wilson(hits, len(results))
+    share = hits / max(len(results), 1)
+    return share, f"{share:.0%} [{lo:.0%}, {hi:.0%}]"
+
+
+# ------------------------------------------------------------------------------------------------ the edit
+#: The five choices of the authors' released code (config fields), each with this project's earlier value.
+REVERTS = {
+    "revert_window": dict(injection_max_timestep=1.0, injection_min_timestep=0.0),
+    "revert_branches": dict(anchor_branches="both"),
+    "revert_draw": dict(anchor_draw="once"),
+    "revert_source_text": dict(source_text="inversion_prompt"),
+    "revert_mask": dict(residual_mask="maxpool"),
+}
+#: ``name: (description, config changes or an SDEdit strength)`` (see :func:`dynvfx.edit.edit_variant`).
+VARIANTS = {
+    "authors": ("the authors' defaults", {}),
+    "revert_window": ("  source branch at every step", REVERTS["revert_window"]),
+    "revert_branches": ("  both CFG branches extended", REVERTS["revert_branches"]),
+    "revert_draw": ("  anchors drawn once per edit", REVERTS["revert_draw"]),
+    "revert_source_text": ("  source branch reads the inversion prompt", REVERTS["revert_source_text"]),
+    "revert_mask": ("  max-pooled residual mask", REVERTS["revert_mask"]),
+    "previous": ("previous behaviour (all five reverted)", {k: v for d in REVERTS.values() for k, v in d.items()}),
+    "no_anchor_attn": ("no AnchorExtAttn (attention off)", dict(attention_mode="off")),
+    "one_iteration": ("no iterative refinement (one iteration)", dict(strengths=(0.92,))),
+    "full_attention": ("full attention", dict(attention_mode="full")),
+    "masked_attention": ("masked attention", dict(attention_mode="masked")),
+    "sdedit_0.6": ("SDEdit 0.6", 0.6),
+    "sdedit_0.9": ("SDEdit 0.9", 0.9),
+}
+
+
+def make_pairs(n: int, seed: int = 7):
+    """``n`` (source scene, new ``(colour, "ball", motion)``, instruction) pairs; the new ball's (colour, motion)
+    on the source's background is a held-out combination, the source ball's is not, and their colours differ."""
+    rng = np.random.default_rng(seed)
+    held = sorted(world.HELD_OUT)
+    pairs = []
+    while len(pairs) < n:
+        colour, motion, background = held[rng.integers(len(held))]
+        scene = world.sample_scene(rng, n_objects=1, held_out="exclude", background=background)
+        if scene.objects[0].colour == colour:
+            continue
+        verb = "that bounces" if motion == "bounce" else f"moving {motion}"
+        pairs.append((scene, (colour, "ball", motion), f"add a {colour} ball {verb}"))
+    return pairs
+
+
+def evaluate(out, source, scene, new, edit_mask, segmenter, raw=None) -> dict:
+    """Scores of output frames ``out`` ``[F, 3, H, W]`` (and of the raw latent output ``raw``, if given).
+
+    ``success``: the strict judge of ``out`` against the source ball(s) plus the new ball ``new``.
+    """
+    expected = [(o.colour, o.motion) for o in scene.objects] + [(new[0], new[2])]
+    verdict = analysis.judge(out, scene.background, expected)
+    gt = torch.from_numpy(world.render(scene)[1][0])[:, None]  # [F, 1, H, W]
+    src = segmenter.segment(out, [scene.objects[0].phrase]).union
+    return {"success": verdict.ok, "new_moves": verdict.moves[-1], "source_moves": all(verdict.moves[:-1]),
+            "background": verdict.background_ok, "no_extra": verdict.extra == 0, "iou": iou(src, gt),
+            "psnr": psnr_outside(out, source, edit_mask), "ssim": ssim_outside(out, source, edit_mask)} | (
+                {} if raw is None else {"psnr_raw": psnr_outside(raw, source, edit_mask)})
+
+
+@dataclasses.dataclass
+class EditRun:
+    """What :func:`edit_benchmark` measured: per variant, the scores of each pair (:func:`evaluate`) and the
+    seconds of each edit; the autoencoder's reconstruction PSNR of each source (the ceiling outside the mask)."""
+
+    config: DynVFXConfig
+    results: dict[str, list[dict]]
+    seconds: dict[str, list[float]]
+    ceiling: list[float]
+    total_seconds: float
+
+
+def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,
+                   log: Callable[[str], None] = print) -> EditRun:
+    """Run the ``names`` of :data:`VARIANTS` on the first ``n_pairs`` pairs of :func:`make_pairs` with the toy
+    segmenter and planner; one inversion per source is shared by all variants. ``log`` gets a line per pair."""
+    seg = get_segmenter("toy")
+    run = EditRun(config, {n: [] for n in names}, {n: [] for n in names}, [], 0.0)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as cache:
+        for k, (scene, new, instruction) in enumerate(make_pairs(n_pairs)):
+            source = scene_frames(scene)
+            run.ceiling.append(psnr_outside(decode_latents(pipe, encode_video(pipe, source)), source))
+            plan = plan_edit(source, instruction, backend="toy")
+            for name in names:
+                t = time.perf_counter()
+                out, mask, raw = edit_variant(pipe, source, plan, seg, config, VARIANTS[name][1], cache_dir=cache)
+                run.seconds[name].append(time.perf_counter() - t)
+                run.results[name].append(evaluate(out, source, scene, new, mask, seg, raw=raw))
+            log(f"pair {k + 1}/{n_pairs} ({time.perf_counter() - start:.0f} s): {instruction!r} on "
+                f"{scene.caption!r}")
+    run.total_seconds = time.perf_counter() - start
+    return run
+
+
+def edit_report(run: EditRun) -> str:
+    """The benchmark's markdown table (one row per variant) with its heading and footer."""
+    base, n_pairs = run.config, len(run.ceiling)
+    lines = [f"DynVFX on the toy model: {n_pairs} held-out pairs, {base.num_inference_steps} steps, guidance "
+             f"{base.guidance_scale}, strengths {list(base.strengths)}; success = strict judge (background, source "
+             f"ball and new ball moving as asked, nothing else); [95 % intervals]\n",
+             "| variant | success | new ball right | source ball right | nothing extra | source IoU | "
+             "PSNR outside (dB) | SSIM outside | PSNR outside, raw decode(x_comp) | s / edit |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, rows in run.results.items():
+        m, lo, hi = bootstrap([r["iou"] for r in rows])
+        psnr, ssim, raw = (bootstrap([r[key] for r in rows])[0] for key in ("psnr", "ssim", "psnr_raw"))
+        lines.append(f"| {VARIANTS[name][0]} | {share(rows, 'success')} | {share(rows, 'new_moves')} | "
+                     f"{share(rows, 'source_moves')} | {share(rows, 'no_extra')} | {m:.2f} [{lo:.2f}, {hi:.2f}] | "
+                     f"{psnr:.1f} | {ssim:.3f} | {raw:.1f} | {np.mean(run.seconds[name]):.0f} |")
+    lines += [f"\nautoencoder reconstruction PSNR of the sources (the ceiling outside the mask): "
+              f"{np.mean(run.ceiling):.1f} dB",
+              f"total {run.total_seconds:.0f} s on {torch.get_num_threads()} CPU threads"]
+    return "\n".join(lines)
+
+
+def benchmark_subset(pipe, n_pairs: int, variants: dict, config: DynVFXConfig) -> dict[str, dict[str, float]]:
+    """The edit benchmark on its first ``n_pairs`` pairs for a notebook: per variant (``{name: changes}`` as in
+    :func:`dynvfx.edit.run_variants`), the mean of each score of :func:`evaluate` (``success``: the strict judge;
+    ``iou``: source object kept; ``psnr`` / ``ssim`` outside the O_edit mask versus the source)."""
+    segmenter, rows = get_segmenter("toy"), {name: [] for name in variants}
+    for scene, new, instruction in make_pairs(n_pairs):
+        source = scene_frames(scene)
+        plan = plan_edit(source, instruction, backend="toy")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            outs = run_variants(pipe, source, plan, segmenter, config, variants)
+            for name, (video, mask) in outs.items():
+                rows[name].append(evaluate(video, source, scene, new, mask, segmenter))
+    return {name: {key: float(np.mean([r[key] for r in rs])) for key in rs[0]} for name, rs in rows.items()}
+
+
+# ------------------------------------------------------------------------------------------ model quality
+PER_COMBINATION = 4  # captions per held-out combination: 12 x 4 = 48 single-object and 48 two-object captions
+
+#: (label, kinds of caption, check, bar of issue 15)
+QUALITY_ROWS = [
+    ("single object: colour and motion right", ("single",), "objects", 0.95),
+    ("two objects: both right", ("pair",), "objects", 0.85),
+    ("background right", ("single", "pair"), "background", 0.98),
+    ("single object: present (one compact blob of its colour)", ("single",), "present", None),
+    ("two objects: both present", ("pair",), "present", None),
+    ("everything right (judge ok), all captions", ("single", "pair"), "all", None),
+]
+
+
+def held_out_cases(per_combination: int = PER_COMBINATION) -> tuple[list[world.Scene], list[world.Scene]]:
+    """Single-object and two-object held-out scenes, ``per_combination`` of each per held-out (colour, motion,
+    background); a second object is a training combination of another colour on the same background."""
+    rng = np.random.default_rng(2024)
+    singles, pairs = [], []
+    for colour, motion, background in sorted(world.HELD_OUT):
+        first = (colour, analysis.NOUN, motion)
+        for _ in range(per_combination):
+            singles.append(world.sample_scene(rng, triples=[first], background=background))
+            second = world.sample_triple(rng, background, "exclude")
+            while second[0] == colour:
+                second = world.sample_triple(rng, background, "exclude")
+            pairs.append(world.sample_scene(rng, triples=[first, second], background=background))
+    return singles, pairs
+
+
+def checks(judgement: analysis.Judgement) -> dict[str, bool]:
+    """The benchmark's checks of one judged video."""
+    return {
+        "objects": all(judgement.moves) and judgement.extra == 0,  # every object right, nothing else
+        "present": all(judgement.present),
+        "background": judgement.background_ok,
+        "all": judgement.ok,
+    }
+
+
+def untrained(pipe):
+    """``pipe`` with its transformer replaced by a freshly initialised one of the same configuration (seed 0)."""
+    torch.manual_seed(0)
+    pipe.transformer = type(pipe.transformer).from_config(pipe.transformer.config).to(pipe.device)
+    return pipe
+
+
+def model_quality(pipe, singles: list[world.Scene], pairs: list[world.Scene], steps: int = 50,
+                  guidance: float = 6.0) -> tuple[dict, dict, list[float]]:
+    """Generate a video per caption (seed = its index) and judge it, and the renderer's own video of the scene.
+    ``pipe=None``: uniform colour noise instead of generated videos (the negative control).
+
+    Returns ``(generated, rendered, seconds)``: ``{"single" | "pair": [checks, ...]}`` twice, and the seconds per
+    generated video."""
+    gen, ref, seconds = {"single": [], "pair": []}, {"single": [], "pair": []}, []
+    for kind, scenes in (("single", singles), ("pair", pairs)):
+        for i, scene in enumerate(scenes):
+            t = time.perf_counter()
+            if pipe is None:
+                frames = torch.rand(scene.frames, 3, scene.size, scene.size, generator=torch.Generator().manual_seed(i))
+            else:
+                frames = generate(pipe, scene.caption, seed=i, steps=steps, guidance=guidance)
+            seconds.append(time.perf_counter() - t)
+            gen[kind].append(checks(analysis.judge_scene(frames, scene)))
+            ref[kind].append(checks(analysis.judge_scene(scene_frames(scene), scene)))
+    return gen, ref, seconds
+
+
+def quality_table(generated: dict, rendered: dict) -> str:
+    """The markdown table of :data:`QUALITY_ROWS`: generated and rendered shares with intervals, and the bar."""
+    lines = ["| check | generated [95 % interval] | renderer (ceiling) | bar |", "|---|---|---|---|"]
+    for label, kinds, key, bar in QUALITY_ROWS:
+        g, g_text = cell([r for k in kinds for r in generated[k]], key)
+        _, r_text = cell([r for k in kinds for r in rendered[k]], key)
+        verdict = "" if bar is None else (f"≥ {bar:.0%} " + ("✓" if g >= bar else "✗"))
+        lines.append(f"| {label} | {g_text} | {r_text} | {verdict} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ word sensitivity
+SENSITIVITY_TIMESTEPS = (900, 700, 500, 300, 100)
+WORDS = ("colour", "motion")
+
+
+def counterfactual(scene: world.Scene, rng: np.random.Generator, word: str) -> world.Scene:
+    """The scene with its first object's ``word`` ("colour" or "motion") changed to another value; a new motion
+    gets a new start, drawn from the world's start range for that motion; the object's radius is kept."""
+    obj = scene.objects[0]
+    values = [v for v in (world.COLOURS if word == "colour" else world.MOTIONS) if v != getattr(obj, word)]
+    value = values[int(rng.integers(len(values)))]
+    if word == "colour":
+        new = dataclasses.replace(obj, colour=value)
+    else:
+        (x_lo, x_hi), (y_lo, y_hi) = world._start_range(value, obj.radius, scene.size)
+        x0, y0 = float(rng.uniform(x_lo, x_hi)), float(rng.uniform(y_lo, y_hi))
+        new = dataclasses.replace(obj, motion=value, x0=x0, y0=y0)
+    return dataclasses.replace(scene, objects=(new,))
+
+
+def latent(pipe, scene: world.Scene) -> torch.Tensor:
+    """Rendered scene -> x_0 ``[1, F', C, h, w]``."""
+    return encode_video(pipe, scene_frames(scene))
+
+
+def ratios(pipe, scene: world.Scene, x0: torch.Tensor, other: world.Scene, seed: int) -> list[float]:
+    """Per timestep in :data:`SENSITIVITY_TIMESTEPS`: prediction difference / true latent difference (see the
+    module docstring).
+
+    ``x0`` is ``latent(pipe, scene)``; the noise is drawn from ``seed`` (the same at every timestep)."""
+    true_difference = (latent(pipe, other) - x0).norm()
+    out = []
+    for t in SENSITIVITY_TIMESTEPS:
+        x_t = add_noise(pipe, x0, t, torch.Generator().manual_seed(seed))
+        pred, pred_other = (predicted_x0(pipe, x_t, t, s.caption) for s in (scene, other))
+        out.append(((pred_other - pred).norm() / true_difference).item())
+    return out
+
+
+def word_sensitivity(pipe, n_scenes: int = 12) -> dict[str, np.ndarray]:
+    """Per word of :data:`WORDS`, the mean :func:`ratios` (one per timestep of :data:`SENSITIVITY_TIMESTEPS`)
+    over ``n_scenes`` single-object training-distribution scenes."""
+    rng = np.random.default_rng(0)
+    table = {w: [] for w in WORDS}
+    for i in range(n_scenes):
+        scene = world.sample_scene(rng, n_objects=1, held_out="exclude")
+        x0 = latent(pipe, scene)
+        for word in table:
+            table[word].append(ratios(pipe, scene, x0, counterfactual(scene, rng, word), seed=i))
+    return {w: np.mean(r, axis=0) for w, r in table.items()}
+
+
+def sensitivity_table(mean: dict[str, np.ndarray]) -> str:
+    """The markdown table of :func:`word_sensitivity`: one row per timestep."""
+    lines = ["| timestep t | colour swap | motion swap | motion / colour |", "|---|---|---|---|"]
+    for k, t in enumerate(SENSITIVITY_TIMESTEPS):
+        colour, motion = mean["colour"][k], mean["motion"][k]
+        lines.append(f"| {t} | {colour:.2f} | {motion:.2f} | {motion / colour:.2f} |")
+    return "\n".join(lines)
