@@ -73,14 +73,14 @@ class DynVFXConfig:
     @classmethod
     def paper(cls) -> "DynVFXConfig":
         """The paper's run (= ``DynVFXConfig()``): 250-step inversion, 50 steps, 7 iterations (236 refinement
-        steps). Estimate (``python -m dynvfx estimate``): CogVideoX-5B ≈ 14 min on an H100, ≈ 40 min on an A100;
-        2B ≈ 1 h 30 min on a T4 (offload)."""
+        steps). Estimate (``python -m dynvfx estimate``): CogVideoX-5B ≈ 13 min on an H100, ≈ 42 min on an A100;
+        2B ≈ 81 min on a T4 (lean)."""
         return cls()
 
     @classmethod
     def classroom(cls) -> "DynVFXConfig":
         """A free Colab GPU's run, meant for CogVideoX-2B: 25 steps, a 50-step inversion, 3 iterations (0.9, 0.7,
-        0.5; 52 refinement steps). Estimate: 2B ≈ 16 min on a T4 (lean), ≈ 1 min on an H100. Gives up: a coarser
+        0.5; 53 refinement steps). Estimate: 2B ≈ 21 min on a T4 (lean), ≈ 1 min on an H100. Gives up: a coarser
         inversion (the source is reconstructed less exactly, so more of it drifts), fewer iterations (the new
         object's mask and residual are sharpened 3 times, not 7; no late low-strength passes that fix detail) and
         half the sampling steps (less detail). The inversion is cached: a second instruction on the same clip

@@ -97,7 +97,12 @@ def _shape(name: str, tcfg: dict, text_cfg: dict, vae_cfg: dict, bytes_per_param
     from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
     from transformers import T5Config, T5EncoderModel
 
-    tr = CogVideoXTransformer3DModel.from_config(tcfg).config  # fills in the defaults
+    import inspect
+    from types import SimpleNamespace
+
+    defaults = {k: v.default for k, v in inspect.signature(CogVideoXTransformer3DModel.__init__).parameters.items()
+                if v.default is not inspect.Parameter.empty}
+    tr = SimpleNamespace(**(defaults | {k: v for k, v in tcfg.items() if not k.startswith("_")}))  # no model built
     spatial = 2 ** (len(vae_cfg.get("block_out_channels", (128, 256, 256, 512))) - 1)
     temporal = tr.temporal_compression_ratio
     frames = tr.sample_frames
