@@ -208,3 +208,12 @@ def test_hf_model_that_cannot_load_is_a_clear_error(frames, monkeypatch, tmp_pat
     msg = str(info.value)
     assert "someone/some-vlm" in msg and "--planner toy" in msg and "\n" not in msg
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reply_schemas_carry_the_speaker_enum():
+    """A server that follows the JSON schema exactly can only name a speaker the plan accepts."""
+    from openai.lib._pydantic import to_strict_json_schema
+
+    for model in (SceneReply, VFXPlan):
+        schema = json.dumps(to_strict_json_schema(model))
+        assert '"enum": ["assistant", "artist"]' in schema, f"{model.__name__}: speaker is not an enum"
