@@ -10,9 +10,8 @@ import pytest
 
 from dynvfx.paths import REPO_ROOT
 
-#: Files that may still compute a path from ``__file__``: the one helper, and the training script (owned by the
-#: training run; it should take ``dynvfx.paths.TOY_MODEL_DIR`` when it is next edited).
-ROOT_COMPUTERS = {"dynvfx/paths.py", "dynvfx/toy/train.py"}
+#: The one file that computes a path from ``__file__``.
+ROOT_COMPUTERS = {"dynvfx/paths.py"}
 BENCHMARKS = ("toy_edit", "toy_model_quality", "toy_word_sensitivity")
 
 

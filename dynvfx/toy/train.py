@@ -27,13 +27,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dynvfx.paths import TOY_MODEL_DIR
 from dynvfx.pipeline import rotary_embeddings
 from dynvfx.toy import model as toy_model
 from dynvfx.toy import world
 from dynvfx.toy.text import write_prompt_vocabulary
 
 DEFAULT_WORKDIR = Path(os.environ.get("DYNVFX_TRAIN_DIR", Path.home() / ".cache" / "dynvfx" / "toy-train"))
-DEFAULT_OUT = Path(__file__).resolve().parents[2] / "data" / "models" / "toy"
+DEFAULT_OUT = TOY_MODEL_DIR
 VIDEO_SEED_BASE = 1_000_000  # training video i is sample_scene(VIDEO_SEED_BASE + i)
 
 
