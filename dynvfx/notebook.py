@@ -67,12 +67,13 @@ def load_model(name: str = "toy", cpu_offload: bool = False):
     return load_pipeline(name, cpu_offload=cpu_offload)
 
 
-def edit_inputs(model: str, segmenter: str, planner: str, cpu_offload: bool = False, toy_steps: int = 20):
+def edit_inputs(model: str, segmenter: str, planner: str, cpu_offload: bool = False, toy_steps: int = 20,
+                video: str | Path | None = None, instruction: str | None = None):
     """Everything a chapter's edit starts from: ``(pipe, spec, frames [F, 3, H, W], plan, segmenter, config)``.
 
-    Loads the model, takes the default source video and instruction (:func:`source_video`), plans the edit with
-    ``planner`` and builds ``segmenter``. ``config`` is :meth:`DynVFXConfig.for_model`; for the toy model with
-    ``toy_steps`` sampling and inversion steps instead of 50, to keep a chapter short on a CPU.
+    Loads the model, takes the source video and instruction (:func:`source_video`: ``video`` or the default one),
+    plans the edit with ``planner`` and builds ``segmenter``. ``config`` is :meth:`DynVFXConfig.for_model`; for
+    the toy model with ``toy_steps`` sampling and inversion steps instead of 50, to keep a chapter short on a CPU.
     """
     from dynvfx.config import DynVFXConfig
     from dynvfx.pipeline import video_spec
@@ -80,7 +81,7 @@ def edit_inputs(model: str, segmenter: str, planner: str, cpu_offload: bool = Fa
     from dynvfx.segmentation import get_segmenter
 
     pipe = load_model(model, cpu_offload=cpu_offload)
-    frames, instruction = source_video(pipe, model)
+    frames, instruction = source_video(pipe, model, video=video, instruction=instruction)
     config = DynVFXConfig.for_model(model)
     if model == "toy":
         config = config.replace(num_inference_steps=toy_steps, inversion_steps=toy_steps)
@@ -90,19 +91,56 @@ def edit_inputs(model: str, segmenter: str, planner: str, cpu_offload: bool = Fa
 
 def source_video(pipe, model: str, example: str = "blue_ball_down", video: str | Path | None = None,
                  instruction: str | None = None) -> tuple[torch.Tensor, str]:
-    """Source frames ``[F, 3, H, W]`` at the model's size and an edit instruction: the toy ``example`` and its
-    instruction for the toy model, else ``video`` (default :data:`REAL_VIDEO`) fitted to the model."""
+    """Source frames ``[F, 3, H, W]`` and an edit instruction.
+
+    ``video`` None: the toy ``example`` for the toy model, else :data:`REAL_VIDEO` (if that clip is not here, the
+    toy example, with a note). A ``video`` path is loaded as is (with the toy model it should be a toy-world clip,
+    e.g. ``data/examples/*.mp4``). With a ``pipe`` the frames are fitted to its size. The instruction: the
+    argument, else the one in a ``.json`` beside the video (the toy examples have one), else the default clip's.
+    """
+    from dynvfx.toy.examples import EXAMPLES, example_frames
+    from dynvfx.video import load_video
+
+    if video is None and model != "toy":
+        if REAL_VIDEO.exists():
+            video = REAL_VIDEO
+        else:
+            print(f"note: {REAL_VIDEO} is not here (it ships beside the repository): using the toy example")
+    if video is None:
+        frames, default = example_frames(example), EXAMPLES[example][3]
+    else:
+        frames = load_video(video)[0]
+        default = _instruction_beside(Path(video)) or (REAL_INSTRUCTION if model != "toy" else EXAMPLES[example][3])
+    if pipe is not None and (video is not None or model != "toy"):  # fit to the model (the toy examples are)
+        from dynvfx.edit import prepare_source
+
+        frames, note = prepare_source(pipe, frames)
+        if note:
+            print(note)
+    return frames, instruction or default
+
+
+def _instruction_beside(video: Path) -> str | None:
+    """The ``instruction`` of the ``.json`` next to a video (as the toy examples ship), if there is one."""
+    import json
+
+    meta = video.with_suffix(".json")
+    return json.loads(meta.read_text()).get("instruction") if meta.exists() else None
+
+
+def gpu_key() -> str:
+    """This machine's GPU as a key of :data:`dynvfx.cost.GPUS` ("t4", "a100", ...; "h100" if unknown or none)."""
+    name = torch.cuda.get_device_name(0).lower() if torch.cuda.is_available() else ""
+    if "a100" in name:
+        return "a100-80" if torch.cuda.get_device_properties(0).total_memory > 50 * 2**30 else "a100"
+    return next((key for key in ("t4", "l4", "a10", "h100") if key in name), "h100")
+
+
+def print_cost(model: str, config=None) -> None:
+    """With a real model, print :func:`dynvfx.cost.estimate` of one edit with ``config`` on this GPU (so the
+    heavy cells' cost is known before they run); nothing for the toy model, which runs in seconds."""
     if model == "toy":
-        from dynvfx.toy.examples import EXAMPLES, example_frames
+        return
+    from dynvfx.cost import estimate
 
-        return example_frames(example), instruction or EXAMPLES[example][3]
-    from dynvfx.edit import prepare_source
-    from dynvfx.errors import DynVFXError
-
-    if video is None and not REAL_VIDEO.exists():
-        raise DynVFXError(f"no default real clip here ({REAL_VIDEO} ships beside the repository, not with it): "
-                          "pass video='my_clip.mp4' (upload it first on Colab)")
-    frames, note = prepare_source(pipe, video or REAL_VIDEO)
-    if note:
-        print(note)
-    return frames, instruction or REAL_INSTRUCTION
+    print(estimate(model, gpu=gpu_key(), config=config).table())

@@ -9,11 +9,14 @@ Shapes: frames ``[F, 3, H, W]``; latents ``[1, F', C, h, w]``; token-grid maps `
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from dynvfx.attention import AnchorContext, AnchorExtendedAttnProcessor, AttentionRecorder, anchor_attention
-from dynvfx.pipeline import decode_latents, encode_text, rotary_embeddings
-from dynvfx.sampling import add_noise, denoise, initial_noise, predict_v, predicted_x0, sampling_timesteps
+from dynvfx.pipeline import decode_latents, encode_text, execution_device, rotary_embeddings
+from dynvfx.sampling import (add_noise, denoise, initial_noise, injection_window, predict_v, predicted_x0,
+                             sampling_timesteps, start_index)
 
 
 # ------------------------------------------------------------------------- chapter 1: DDIM inversion
@@ -33,6 +36,32 @@ def noisy_views(pipe, inversion, indices: list[int], seed: int = 0) -> dict[str,
         views["x0 estimate from it"][t] = decode_latents(pipe, predicted_x0(pipe, x_t, t, inversion.prompt))
         views["forward-noised x_t"][t] = decode_latents(pipe, add_noise(pipe, inversion.x_orig, t, g))
     return views
+
+
+@torch.no_grad()
+def reconstruction_error(pipe, inversion, start: int, noise: str = "inverted", seed: int = 0) -> float:
+    """Latent RMSE(x_rec, x_orig) after sampling back with the inversion's prompt (no guidance) from the sampling
+    timestep ``start`` (one of ``inversion.timesteps``) down the rest of the schedule.
+
+    ``noise="inverted"`` starts from the kept latent ``inversion.at(start)``; ``"random"`` from x_orig noised to
+    ``start`` with fresh Gaussian noise (``seed``), where SDEdit and every DynVFX refinement pass start.
+    """
+    i = int((inversion.timesteps == int(start)).nonzero()[0, 0]) if int(start) in inversion.timesteps else None
+    if i is None:
+        raise KeyError(f"timestep {start} is not on this inversion's schedule {inversion.timesteps.tolist()}")
+    if noise not in ("inverted", "random"):
+        raise ValueError(f"noise must be 'inverted' or 'random', not {noise!r}")
+    x = inversion.latents[i] if noise == "inverted" else \
+        add_noise(pipe, inversion.x_orig, int(start), torch.Generator().manual_seed(seed))
+    sampling_timesteps(pipe, len(inversion.timesteps))  # the scheduler's step size follows this schedule
+    x_rec = denoise(pipe, x.to(execution_device(pipe)), inversion.timesteps[i:], encode_text(pipe, [inversion.prompt]),
+                    progress=False)
+    return (x_rec.cpu() - inversion.x_orig).pow(2).mean().sqrt().item()
+
+
+def reconstruction_errors(pipe, inversion, noise: str = "inverted", seed: int = 0) -> list[tuple[int, float]]:
+    """:func:`reconstruction_error` from every kept timestep: ``[(t, rmse), ...]``, noisiest first."""
+    return [(int(t), reconstruction_error(pipe, inversion, int(t), noise, seed)) for t in inversion.timesteps]
 
 
 # ------------------------------------------------------------------------- chapter 2: attention maps
@@ -71,12 +100,57 @@ def generate_with_recorder(pipe, caption: str, token_ids: list[int], steps: int 
 
 
 def word_attention(recorder: AttentionRecorder, spec, step: int | None = None, layer: int | None = None,
-                   head: int | None = None) -> torch.Tensor:
+                   head: int | None = None, tokens: list[int] | None = None) -> torch.Tensor:
     """``[F', h', w']``: attention each video token pays to the recorded word (summed over its tokens), averaged
-    over the steps / layers / heads left as None."""
+    over the steps / layers / heads left as None. ``tokens``: only these text positions (of the recorded
+    ``recorder.token_ids``, e.g. one word's :func:`word_token_ids` when several words were recorded)."""
     keys = [k for k in recorder.text_to_video if step in (None, k[0]) and layer in (None, k[1])]
-    maps = torch.stack([recorder.text_to_video[k] for k in keys]).sum(2).mean(0)  # [heads, N_video]
+    pos = slice(None) if tokens is None else [recorder.token_ids.index(i) for i in tokens]
+    maps = torch.stack([recorder.text_to_video[k][:, pos] for k in keys]).sum(2).mean(0)  # [heads, N_video]
     return (maps.mean(0) if head is None else maps[head]).view(*spec.token_grid)
+
+
+def only_tokens(recorder: AttentionRecorder, tokens: list[int]) -> AttentionRecorder:
+    """A copy of ``recorder`` that keeps only the text positions ``tokens`` (e.g. one word of several recorded)."""
+    pos = [recorder.token_ids.index(i) for i in tokens]
+    out = AttentionRecorder(tokens, recorder.steps, recorder.layers)
+    out.text_to_video = {key: maps[:, pos] for key, maps in recorder.text_to_video.items()}
+    return out
+
+
+@torch.no_grad()
+def record_on_inversion(pipe, inversion, caption: str, token_ids: list[int], record_steps=None,
+                        record_layers=None) -> AttentionRecorder:
+    """Text-to-video attention while the model looks at the source as DynVFX's source branch does: one call per
+    kept timestep on the inverted latent ``inversion.latents[i]`` with ``caption`` (no guidance, nothing sampled).
+
+    The video is the source at every step, so its ground-truth masks apply. The recorder's step ``i`` is
+    ``inversion.timesteps[i]``; ``text_to_video[(i, layer)]`` is ``[heads, T, N_video]``.
+    """
+    rec = AttentionRecorder(token_ids, steps=record_steps, layers=record_layers)
+    ctx = AnchorContext(mode="off", source_index=None, recorder=rec)
+    text, rope = encode_text(pipe, [caption]), rotary_embeddings(pipe, inversion.x_orig)
+    with anchor_attention(pipe.transformer, ctx):
+        for i, t in enumerate(inversion.timesteps.tolist()):
+            if rec.steps is None or i in rec.steps:
+                ctx.step = i
+                predict_v(pipe, inversion.latents[i].to(execution_device(pipe)), text, t, rope)
+    return rec
+
+
+def token_coverage(mask: torch.Tensor, spec) -> torch.Tensor:
+    """A pixel mask ``[F, 1, H, W]`` -> ``[F', h', w']`` float: the share of each video token's pixels (over its
+    frames and its patch) that lie inside the mask."""
+    from dynvfx.masks import to_latent_grid
+
+    latent = to_latent_grid(mask, spec.temporal_compression, spec.spatial_compression, reduce="mean")
+    return torch.nn.functional.avg_pool2d(latent, spec.patch_size)[:, 0]
+
+
+def share_inside(attention: torch.Tensor, coverage: torch.Tensor) -> float:
+    """The share of a map's total (``[F', h', w']``, e.g. a word's attention) that falls inside a mask, each token
+    counted by its covered fraction (:func:`token_coverage`). A uniform map gives ``coverage.mean()``: chance."""
+    return float((attention * coverage).sum() / attention.sum())
 
 
 class _CaptureQK(AnchorExtendedAttnProcessor):
@@ -190,8 +264,87 @@ def anchor_mass_probe(pipe, inversion, caption: str, anchor_index: torch.Tensor 
     return rec, res.iterations[0].frames_hat
 
 
-def mean_anchor_mass(recorder: AttentionRecorder, spec) -> torch.Tensor:
-    """``[F', h', w']``: the recorder's anchor mass averaged over every recorded step and layer."""
-    return torch.stack(list(recorder.anchor_mass.values())).mean(0).view(*spec.token_grid)
+def mean_anchor_mass(recorder: AttentionRecorder, spec, steps=None, layers=None) -> torch.Tensor:
+    """``[F', h', w']``: the recorder's anchor mass averaged over the recorded steps and layers (``steps`` /
+    ``layers``: only those, e.g. :func:`injection_steps`; None = all recorded)."""
+    keys = [k for k in recorder.anchor_mass if (steps is None or k[0] in steps) and (layers is None or k[1] in layers)]
+    return torch.stack([recorder.anchor_mass[k] for k in keys]).mean(0).view(*spec.token_grid)
+
+
+def injection_steps(pipe, config, passes=None) -> list[int]:
+    """The recorder's step keys at which the source branch runs (inside the injection window); the keys count
+    denoising steps across the refinement passes, as :func:`~dynvfx.refinement.refine` does. ``passes``: only
+    those passes (0-based; None = all). Outside the window the recorded anchor mass is 0 by design."""
+    timesteps = sampling_timesteps(pipe, config.num_inference_steps)
+    window = injection_window(timesteps, config.injection_max_timestep, config.injection_min_timestep)
+    steps, first = [], 0
+    for k, strength in enumerate(config.strengths):
+        tail = timesteps[start_index(len(timesteps), strength):].tolist()
+        steps += [first + i for i, t in enumerate(tail) if t in window and (passes is None or k in passes)]
+        first += len(tail)
+    return steps
+
+
+@dataclasses.dataclass
+class AttentionCall:
+    """What one self-attention layer received and returned in an extending call (see :func:`capture_anchor_call`).
+
+    Attributes:
+        attn: the layer's ``Attention`` module (``to_q``, ``to_k``, ``to_v``, ``norm_q``, ``norm_k``, ``to_out``).
+        hidden: ``[2, L + N, D]`` its input, text tokens first, for the batch [edit (conditional), source].
+        text_len: ``L``. rope: the rotary embeddings (cos, sin) of the ``N`` video tokens.
+        anchor_index: ``[A]`` the anchors (indices into the ``N`` video tokens).
+        output: ``[2, L + N, D]`` what the layer returned (after ``to_out``), text tokens first.
+        timestep: the denoising timestep of the call.
+    """
+
+    attn: torch.nn.Module
+    hidden: torch.Tensor
+    text_len: int
+    rope: tuple
+    anchor_index: torch.Tensor
+    output: torch.Tensor
+    timestep: int
+
+
+class _CaptureCall(AnchorExtendedAttnProcessor):
+    """The library's processor, unchanged, that also keeps its inputs and output at one layer."""
+
+    def __init__(self, context: AnchorContext, layer: int, store: dict | None):
+        super().__init__(context, layer)
+        self.store = store
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states, attention_mask=None, image_rotary_emb=None):
+        video, text = super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb)
+        if self.store is not None:
+            self.store.update(attn=attn, hidden=torch.cat([encoder_hidden_states, hidden_states], 1).detach(),
+                              text_len=encoder_hidden_states.shape[1], rope=image_rotary_emb,
+                              output=torch.cat([text, video], 1).detach())
+        return video, text
+
+
+@torch.no_grad()
+def capture_anchor_call(pipe, inversion, composited_caption: str, source_caption: str, anchor_index: torch.Tensor,
+                        config, layer: int, strength: float | None = None) -> AttentionCall:
+    """One real extending call, as the first step of the first refinement pass makes it: x_orig noised to the
+    pass's timestep (``strength``, default ``config.strengths[0]``; the pass's own seeded noise) beside the
+    inverted source at that timestep, texts [P_comp, source caption], the batch [edit, source] (the authors'
+    layout), :class:`~dynvfx.attention.AnchorExtendedAttnProcessor` with ``config.attention_mode`` and the fixed
+    ``anchor_index`` in every block. Returns what block ``layer``'s self-attention received and returned."""
+    timesteps = sampling_timesteps(pipe, config.num_inference_steps)
+    t = int(timesteps[start_index(len(timesteps), strength or config.strengths[0])])
+    x_t = add_noise(pipe, inversion.x_orig, t, torch.Generator().manual_seed(config.seed))
+    latents = torch.cat([x_t, inversion.at(t)])
+    text = torch.cat([encode_text(pipe, [composited_caption]), encode_text(pipe, [source_caption])])
+    ctx, store = AnchorContext(mode=config.attention_mode, anchor_index=anchor_index, source_index=1), {}
+    before = dict(pipe.transformer.attn_processors)
+    pipe.transformer.set_attn_processor({name: _CaptureCall(ctx, int(name.split(".")[1]),
+                                                            store if int(name.split(".")[1]) == layer else None)
+                                         for name in before})
+    try:
+        predict_v(pipe, latents, text, t, rotary_embeddings(pipe, latents))
+    finally:
+        pipe.transformer.set_attn_processor(before)
+    return AttentionCall(anchor_index=anchor_index, timestep=t, **store)
 
 
