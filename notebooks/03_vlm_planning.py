@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: jupyter,tags,-all
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
@@ -21,14 +21,17 @@
 #
 # **What you will learn.** A user writes "add a puppy running across the lawn". The diffusion model needs more:
 # a caption of the *whole* edited video, and the names of the objects to segment. DynVFX asks a vision-language
-# model (VLM), acting as a "VFX assistant", to produce them from a few key frames. You will see
+# model (VLM), acting as a "VFX assistant", to produce them from a few key frames (the first stage of the paper's
+# method overview, Fig. 2). You will see
 #
 # - the two questions it is asked and the word limits that keep its answers inside the text encoder's window,
 # - the plan schema that the rest of the method consumes (and that you can review and edit by hand),
 # - the offline, rule-based toy planner, and the chat protocol run against a scripted stand-in VLM, including how
 #   a malformed reply is answered,
 # - optional cells for an OpenAI-compatible endpoint and for a local Hugging Face VLM, skipped automatically
-#   (with the reason printed) when there is no API key or no GPU.
+#   (with the reason printed) when there is no API key or no GPU,
+# - and three exercises (predict the toy planner's plan, a VLM that needs correcting, a check that the plan's
+#   objects can be found).
 #
 # **Run time.** About 10 s on a CPU (no diffusion model is loaded). The optional cells: a few seconds to a
 # minute per plan over an API; with the default local VLM (Qwen2.5-VL-3B, ~7.5 GB in float16) about a minute per
@@ -50,14 +53,17 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
     sys.path.insert(0, "dynvfx-course")
 
 # %% [markdown]
-# ## Choose the video and the planners
+# ## Choose the video, the model and the planners
 #
-# Planning loads no diffusion model, but `MODEL` still decides which video we plan for: a toy example for the toy
-# model (whose closed vocabulary the toy planner writes in), a real clip for CogVideoX (which needs a GPU: ≈ 12.5 GB
-# for 2B, ≈ 20.7 GB for 5B at inference, more for DynVFX's source branch). The optional cells use `OPENAI_MODEL`
-# (any vision model behind an OpenAI-compatible endpoint) and `HF_MODEL` (a local transformers VLM).
+# Planning loads no diffusion model, but `MODEL` still decides which video we plan for when `VIDEO = None`: a toy
+# example for the toy model (whose closed vocabulary the toy planner writes in), the course's taxi clip for
+# CogVideoX (which needs a GPU: ≈ 12.5 GB for 2B, ≈ 20.7 GB for 5B at inference, more for DynVFX's source branch).
+# `VIDEO` may be any path, e.g. `"../data/examples/green_ball_left.mp4"` (a toy clip the toy planner can read) or
+# `"../../shared/data/videos/taxi.mp4"` (for a real VLM). The optional cells use `OPENAI_MODEL` (any vision model
+# behind an OpenAI-compatible endpoint) and `HF_MODEL` (a local transformers VLM).
 
 # %%
+VIDEO = None  # None: the toy example (toy model) or the taxi clip (CogVideoX); or a path to your own clip
 MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b" (plans for a real clip)
 OPENAI_MODEL = None  # None = $DYNVFX_OPENAI_MODEL or "gpt-4o"; set OPENAI_BASE_URL for a local server
 HF_MODEL = None  # None = $DYNVFX_HF_MODEL or "Qwen/Qwen2.5-VL-3B-Instruct"
@@ -72,11 +78,10 @@ MODEL, _, _ = notebook.resolve_choices(MODEL)
 from dynvfx.toy.examples import EXAMPLES, example_frames
 from dynvfx.video import load_video
 
-if MODEL != "toy" and notebook.REAL_VIDEO.exists():  # or load your own clip here
-    frames, instruction = load_video(notebook.REAL_VIDEO)[0], notebook.REAL_INSTRUCTION
-else:
-    frames, instruction = example_frames("two_objects"), EXAMPLES["two_objects"][3]
+# the clip as it is (planning needs no model, so nothing is resized) and its instruction
+frames, instruction = notebook.source_video(None, MODEL, example="two_objects", video=VIDEO)
 print(f"{tuple(frames.shape)} frames; instruction: {instruction!r}")
+notebook.print_cost(MODEL)  # with CogVideoX: what the edit of this plan will cost (chapters 4 and 5)
 
 # %% [markdown]
 # ## What the assistant is asked
@@ -115,6 +120,11 @@ figures.video_grid({"key frames": frames[keyframes]}, frames=list(range(len(keyf
                    labels=[f"frame {k}" for k in keyframes], size=2.0);
 
 # %% [markdown]
+# **What you should see:** the three key frames (0, 8 and 16 of 17) of the `two_objects` clip: on black, a red
+# ball moving right along the top and a green ball moving down the right side. These three pictures are all the
+# planner sees of the video, so motion has to be read from where each ball is in them.
+
+# %% [markdown]
 # ## The plan schema
 #
 # Whatever the planner, the method receives a `VFXPlan`. It is plain JSON: save it, read it, correct it, and run
@@ -143,8 +153,11 @@ for name, field in schema["properties"].items():
 from dynvfx.planning import PlanningError, plan_edit
 
 if MODEL == "toy":
-    plan = plan_edit(frames, instruction, backend="toy")
-    print(plan.model_dump_json(indent=2))
+    try:
+        plan = plan_edit(frames, instruction, backend="toy")
+        print(plan.model_dump_json(indent=2))
+    except PlanningError as err:  # e.g. a VIDEO that is not a toy-world clip
+        print("the toy planner cannot plan for this clip:", err)
 
 # %% [markdown]
 # The same planner on every shipped example, and an instruction it cannot follow (it can only *add* objects):
@@ -241,6 +254,11 @@ else:
     print(f"skipped: {notebook.REAL_VIDEO} is not here (it ships beside the repository, not with it)")
 
 # %% [markdown]
+# **What you should see:** three frames (0, 24, 48) of the taxi clip, filmed from the back seat: the driver's
+# hands and the dashboard dark in the foreground, the street with cars and a bus through the windscreen. A VLM
+# has to place "a huge dinosaur walking down the street between the cars" in this scene from such frames.
+
+# %% [markdown]
 # ## Review and edit a plan by hand
 #
 # Plans are meant to be read before the expensive part runs. Change what you disagree with and save it.
@@ -256,9 +274,67 @@ with tempfile.TemporaryDirectory() as folder:
     print("round trip equal:", VFXPlan.load(path) == reviewed, "| O_orig now:", VFXPlan.load(path).objects_orig)
 
 # %% [markdown]
+# ## Exercises
+#
+# Each exercise has a solution in the hidden cell below it (click to show it in Jupyter or Colab); the solution
+# checks itself with an `assert`.
+#
+# **1 · Predict the plan (predict, then run).** The example `yellow_ball_up` shows a yellow ball rising on white.
+# Write down the toy planner's `P_comp`, `O_orig` and `O_edit` for "add a green ball moving left", then run it.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+guess = plan_edit(example_frames("yellow_ball_up"), "add a green ball moving left", backend="toy")
+print(guess.composited_caption, "|", guess.objects_orig, "|", guess.objects_edit)
+assert guess.composited_caption == "a yellow ball moves up and a green ball moves left on a white background"
+assert (guess.objects_orig, guess.objects_edit) == (["yellow ball"], ["green ball"])
+
+# %% [markdown]
+# **2 · A VLM that needs correcting (implement a variant).** Script a stand-in whose *object* answer is first
+# unusable — a new-object phrase longer than the limit of `MAX_OBJECT_WORDS` words — and then fine. Predict how
+# many requests the protocol sends in all, and what the correction request says; run `run_dialogue` with it.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+wordy = {"objects_orig": ["red ball", "green ball"], "objects_edit": ["the small bright yellow ball rising from below"]}
+chat2 = demo.ScriptedChat([json.dumps(scene), json.dumps(wordy),
+                           json.dumps({"objects_orig": ["red ball", "green ball"], "objects_edit": ["yellow ball"]})])
+fixed = run_dialogue(chat2, images, "add a yellow ball moving up", keyframes, len(frames))
+correction = next(line for line in demo.transcript(chat2.sent[-1], width=1000).splitlines()
+                  if line.startswith("That reply"))
+print(f"{len(chat2.sent)} requests; the correction: {correction}")
+assert len(chat2.sent) == 3 and fixed.objects_edit == ["yellow ball"]
+assert f"the limit is {MAX_OBJECT_WORDS}" in correction
+
+# %% [markdown]
+# **3 · Can the plan's objects be found? (a check).** The method segments `O_orig` in the source (chapter 4) and
+# `O_edit` in every refinement pass (chapter 5): a phrase the segmenter cannot find silently removes the anchors or
+# the residual. Write a check that gives the share of a plan's `O_orig` phrases the toy segmenter finds in at
+# least one key frame; it should be 1 for the toy plan of the `two_objects` clip, and 0 for a plan that asks for a
+# "purple ball".
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+from dynvfx.segmentation import get_segmenter
+
+toy_seg, clip = get_segmenter("toy"), example_frames("two_objects")
+
+
+def found_share(phrases):
+    """Share of the phrases found in at least one key frame of the two_objects clip."""
+    return toy_seg.segment(clip[keyframes], phrases).found().any(1).float().mean().item()
+
+
+good = plan_edit(clip, EXAMPLES["two_objects"][3], backend="toy")
+print(f"toy plan: {found_share(good.objects_orig):.0%} of O_orig found; 'purple ball': {found_share(['purple ball']):.0%}")
+assert found_share(good.objects_orig) == 1.0 and found_share(["purple ball"]) == 0.0
+
+# %% [markdown]
 # ## What to take away
 #
 # - The VLM turns a short instruction into a full caption of the edited scene plus the object names the method
 #   needs; the conversation step makes it think about placement, size, motion and interaction first.
-# - Everything downstream is driven by a small, reviewable JSON plan.
+# - Everything downstream is driven by a small, reviewable JSON plan; a phrase the segmenter cannot find is worth
+#   catching here, before the expensive part runs.
+# - The toy planner is a stand-in: it reads colours and motions and writes the toy model's grammar. With a real VLM
+#   the captions carry what the paper's results need (placement, scale, interaction); see the
+#   [project page's results](https://dynvfx.github.io/) and where the text-to-video model still fails to follow
+#   them (the paper's Fig. 7, [limitations](https://dynvfx.github.io/sm/index.html#Limitations)).
 # - Next, chapter 4 uses `O_orig` to choose the anchors.
