@@ -136,6 +136,31 @@ def video_grid(rows: dict[str, torch.Tensor], frames: list[int] | None = None, t
     return fig
 
 
+def word_maps(maps: dict[str, torch.Tensor], spec, mask: torch.Tensor | None = None, frames: list[int] | None = None,
+              notes: dict[str, str] | None = None, size: float = 1.5):
+    """A static figure: one row per ``{word: token-grid map [F', h', w']}`` (e.g. its attention), one column per
+    frame index in ``frames`` (default: 5 spread over the clip), each row on its own colour scale with a colour bar,
+    the object's pixel ``mask`` ``[F, 1, H, W]`` outlined in cyan, and ``notes[word]`` under the word's name."""
+    import matplotlib.pyplot as plt
+
+    frames = frames if frames is not None else pick_frames(spec.num_frames)
+    fig, axes = plt.subplots(len(maps), len(frames), figsize=(size * len(frames) + 2.4, size * len(maps)),
+                             squeeze=False)
+    for r, (word, grid) in enumerate(maps.items()):
+        pixels = grid_to_pixels(grid, spec)[:, 0].cpu().numpy()
+        for c, f in enumerate(frames):
+            ax = axes[r, c]
+            image = ax.imshow(pixels[f], cmap="magma", vmin=0, vmax=float(grid.max()), interpolation="nearest")
+            if mask is not None:
+                ax.contour(mask[f, 0].float().cpu().numpy(), levels=[0.5], colors="cyan", linewidths=1.2)
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(f"frame {f}" if r == 0 else "", fontsize=8)
+        axes[r, 0].set_ylabel(f"{word!r}\n{(notes or {}).get(word, '')}", fontsize=8, rotation=0, ha="right",
+                              va="center")
+        fig.colorbar(image, ax=list(axes[r]), fraction=0.02, pad=0.01).ax.tick_params(labelsize=7)
+    return fig
+
+
 def iteration_views(pipe, result) -> list[dict[str, torch.Tensor]]:
     """Per refinement iteration of a :class:`~dynvfx.refinement.RefinementResult`, four videos ``[F, 3, H, W]``:
     ``"x_comp (input)"`` decoded, ``"x_hat"`` decoded, ``"O_edit mask"`` and ``"|x_res|"`` (channel norm of the

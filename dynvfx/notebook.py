@@ -128,6 +128,29 @@ def _instruction_beside(video: Path) -> str | None:
     return json.loads(meta.read_text()).get("instruction") if meta.exists() else None
 
 
+def toy_truth(video: str | Path | None = None, example: str = "blue_ball_down"):
+    """Ground truth of a toy-world source, from the renderer: ``(caption, words, mask)`` for the toy ``example``
+    (``video`` None) or the scene in the ``.json`` beside ``video`` (as the toy examples ship); None for a video
+    without one (a real clip). ``words``: the first object's colour, "ball" and its motion word, then the
+    background's colour; ``mask`` ``[F, 1, H, W]`` bool: where that first object is visible."""
+    import json
+
+    from dynvfx.toy import world
+    from dynvfx.toy.examples import example_scene
+
+    if video is None:
+        scene = example_scene(example)
+    elif Path(video).with_suffix(".json").exists():
+        meta = json.loads(Path(video).with_suffix(".json").read_text())
+        scene = world.Scene.from_dict({k: v for k, v in meta.items() if k != "instruction"})
+    else:
+        return None
+    first = scene.objects[0]
+    motion = "bounces" if first.motion == "bounce" else first.motion  # the caption's word for it
+    masks = torch.from_numpy(world.render(scene)[1])
+    return scene.caption, [first.colour, "ball", motion, scene.background], masks[0, :, None]
+
+
 def gpu_key() -> str:
     """This machine's GPU as a key of :data:`dynvfx.cost.GPUS` ("t4", "a100", ...; "h100" if unknown or none)."""
     name = torch.cuda.get_device_name(0).lower() if torch.cuda.is_available() else ""

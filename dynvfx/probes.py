@@ -39,30 +39,35 @@ def noisy_views(pipe, inversion, indices: list[int], seed: int = 0) -> dict[str,
 
 
 @torch.no_grad()
-def reconstruction_error(pipe, inversion, start: int, noise: str = "inverted", seed: int = 0) -> float:
-    """Latent RMSE(x_rec, x_orig) after sampling back with the inversion's prompt (no guidance) from the sampling
+def reconstruct_from(pipe, inversion, start: int, noise: str = "inverted", seed: int = 0) -> torch.Tensor:
+    """Latents ``[1, F', C, h, w]`` sampled back with the inversion's prompt (no guidance) from the sampling
     timestep ``start`` (one of ``inversion.timesteps``) down the rest of the schedule.
 
     ``noise="inverted"`` starts from the kept latent ``inversion.at(start)``; ``"random"`` from x_orig noised to
     ``start`` with fresh Gaussian noise (``seed``), where SDEdit and every DynVFX refinement pass start.
     """
-    i = int((inversion.timesteps == int(start)).nonzero()[0, 0]) if int(start) in inversion.timesteps else None
-    if i is None:
+    if int(start) not in inversion.timesteps:
         raise KeyError(f"timestep {start} is not on this inversion's schedule {inversion.timesteps.tolist()}")
     if noise not in ("inverted", "random"):
         raise ValueError(f"noise must be 'inverted' or 'random', not {noise!r}")
+    i = int((inversion.timesteps == int(start)).nonzero()[0, 0])
     x = inversion.latents[i] if noise == "inverted" else \
         add_noise(pipe, inversion.x_orig, int(start), torch.Generator().manual_seed(seed))
     sampling_timesteps(pipe, len(inversion.timesteps))  # the scheduler's step size follows this schedule
-    x_rec = denoise(pipe, x.to(execution_device(pipe)), inversion.timesteps[i:], encode_text(pipe, [inversion.prompt]),
-                    progress=False)
-    return (x_rec.cpu() - inversion.x_orig).pow(2).mean().sqrt().item()
+    return denoise(pipe, x.to(execution_device(pipe)), inversion.timesteps[i:], encode_text(pipe, [inversion.prompt]),
+                   progress=False).cpu()
 
 
-def reconstruction_errors(pipe, inversion, noise: str = "inverted", seed: int = 0) -> list[tuple[int, float]]:
-    """:func:`reconstruction_error` from every kept timestep: ``[(t, rmse), ...]``, noisiest first."""
-    return [(int(t), reconstruction_error(pipe, inversion, int(t), noise, seed)) for t in inversion.timesteps]
+def reconstruction_error(pipe, inversion, start: int, noise: str = "inverted", seed: int = 0) -> float:
+    """Latent RMSE(x_rec, x_orig) of :func:`reconstruct_from` (same arguments)."""
+    return (reconstruct_from(pipe, inversion, start, noise, seed) - inversion.x_orig).pow(2).mean().sqrt().item()
 
+
+def reconstruction_errors(pipe, inversion, noise: str = "inverted", seed: int = 0,
+                          starts=None) -> list[tuple[int, float]]:
+    """:func:`reconstruction_error` from each of ``starts`` (default: every kept timestep): ``[(t, rmse), ...]``."""
+    starts = inversion.timesteps.tolist() if starts is None else starts
+    return [(int(t), reconstruction_error(pipe, inversion, int(t), noise, seed)) for t in starts]
 
 # ------------------------------------------------------------------------- chapter 2: attention maps
 def word_token_ids(pipe, prompt: str, word: str) -> list[int]:
