@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: jupyter,tags,-all
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
@@ -20,17 +20,20 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dynvfx-course/dynvfx/blob/main/notebooks/04_anchor_masking.ipynb)
 #
 # **What you will learn.** During the edit the source video runs through the model beside it (its inverted
-# latents, chapter 1), and in every attention layer the edit's queries may also attend to some of the source's
-# keys and values. Which ones is the heart of DynVFX. You will
+# latents, chapter 1), and in the attention layers the edit's queries may also attend to some of the source's
+# keys and values. Which ones is the heart of DynVFX (the paper's Sec. 4.1 and Fig. 3). You will
 #
 # - segment the prominent source objects `O_orig` and map their masks onto the transformer's token grid,
 # - sample the **anchors** — most tokens of `O_orig`, a few of the background — and play with the keep rates,
-# - run the same edit, same seed, with anchor / full / masked / no extended attention and compare,
-# - measure where the edit's queries spend their attention: on the anchors, or on the edit itself.
+# - write Anchor Extended Attention out in one cell and check it against the library's attention processor on
+#   the toy model's real activations,
+# - run the same edit, same seed, with anchor / full / masked / no extended attention and measure what differs,
+# - measure where the edit's queries spend their attention: on the anchors, or on the edit itself,
+# - and try three exercises (per-call anchor draws, a keep-rate sweep, the anchor-mass metric).
 #
 # **Run time.** About 1 min on a 2-core CPU with the toy model (four edits with 20 sampling steps); about 15 s
-# on a GPU with the toy model. With CogVideoX-5B the four full edits would take about two hours on an A100, so the
-# comparison cell runs a single refinement pass per mode there (about 20 min; estimates).
+# on a GPU with the toy model. With CogVideoX-5B the four full edits would take about an hour on an H100, so the
+# comparison cell runs a single refinement pass per mode there; the cost estimate is printed before it.
 
 # %% [markdown]
 # ## Setup
@@ -48,20 +51,22 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
     sys.path.insert(0, "dynvfx-course")
 
 # %% [markdown]
-# ## Choose the model
+# ## Choose the video and the model
 #
-# `MODEL = "toy"` runs anywhere. On a GPU you may set `"THUDM/CogVideoX-2b"` (≈ 12.5 GB at inference) or
-# `"THUDM/CogVideoX-5b"` (≈ 20.7 GB), plus a real segmenter and planner. Extended attention adds the source
-# branch to every batch (3 items instead of 2) and longer key sequences, so budget a few GB more, or set
-# `CPU_OFFLOAD = True` (less GPU memory, slower).
+# `VIDEO = None` takes the toy example (or, with a CogVideoX model, the course's taxi clip); any path works, e.g.
+# `"../data/examples/green_ball_left.mp4"` with the toy model or `"../../shared/data/videos/taxi.mp4"` with
+# CogVideoX. `MODEL = "toy"` runs anywhere. On a GPU you may set `"THUDM/CogVideoX-2b"` (≈ 12.5 GB at inference)
+# or `"THUDM/CogVideoX-5b"` (≈ 20.7 GB), plus a real segmenter and planner. Extended attention adds the source
+# branch beside the edit and longer key sequences, so budget a few GB more, or set `CPU_OFFLOAD = True`.
 
 # %%
+VIDEO = None  # None: the toy example (toy model) or the taxi clip (CogVideoX); or a path to your own clip
 MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b"
 SEGMENTER = "toy"  # with CogVideoX: "grounded-sam2", "sam3" or "masks:/path/to/masks"
 PLANNER = "toy"  # with CogVideoX: "openai" (needs OPENAI_API_KEY) or "hf" (a local VLM)
 CPU_OFFLOAD = False  # True for GPUs with less than ~24 GB
 
-from dynvfx import figures, notebook
+from dynvfx import figures, notebook, probes
 
 notebook.setup_notebook()
 MODEL, SEGMENTER, PLANNER = notebook.resolve_choices(MODEL, SEGMENTER, PLANNER)
@@ -69,9 +74,10 @@ MODEL, SEGMENTER, PLANNER = notebook.resolve_choices(MODEL, SEGMENTER, PLANNER)
 # %%
 # the model, the source video, its plan, the segmenter and the settings
 # (toy: 20 steps instead of 50, to keep the four edits below near a minute on a CPU)
-pipe, spec, frames, plan, segmenter, config = notebook.edit_inputs(MODEL, SEGMENTER, PLANNER, CPU_OFFLOAD)
+pipe, spec, frames, plan, segmenter, config = notebook.edit_inputs(MODEL, SEGMENTER, PLANNER, CPU_OFFLOAD, video=VIDEO)
 PROBE_LAYERS = None if MODEL == "toy" else [0, 10, 20, 29]  # blocks the attention recorder watches (None = all)
 print(f"{plan.instruction!r}: O_orig = {plan.objects_orig}, O_edit = {plan.objects_edit}")
+notebook.print_cost(MODEL, config.replace(strengths=config.strengths[:1]))  # one pass per mode (section 4)
 
 # %% [markdown]
 # ## 1. Segment O_orig
@@ -87,6 +93,10 @@ from dynvfx.figures import mask_video
 seg = segmenter.segment(frames, plan.objects_orig)
 src_mask = dilate(seg.union, config.source_mask_dilate_radius)
 figures.video_grid({"source": frames, "O_orig mask": mask_video(frames, orig_mask=src_mask)});
+
+# %% [markdown]
+# **What you should see:** top, the blue ball moving down the gray frame; bottom, the same frames darkened with
+# the ball tinted red: the toy segmenter's `O_orig` mask covers the ball in every frame (found in 17 of 17).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -112,6 +122,12 @@ figures.video_grid({"pixel mask": mask_video(frames, orig_mask=src_mask),
                     "token mask": mask_video(frames, orig_mask=figures.grid_to_pixels(token_mask, spec).bool())},
                    frames=[0, 1, 4, 5, 8, 16]);
 
+# %% [markdown]
+# **What you should see:** the pixel mask (top); the share of each latent cell it covers (middle, bright = fully
+# covered; frames 1 and 4 share one latent frame, as do 5 and 8); the tokens counted as "in the mask" (bottom, red
+# squares of 2×2 cells). Where the ball sits across a token boundary (frames 1, 4 and 16) only 2 tokens pass the
+# 25 % threshold and part of the ball sticks out of the token mask; elsewhere a 2×2 block of tokens covers it.
+
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"latent-grid coverage {tuple(coverage.shape)}, token mask {tuple(token_mask.shape)} ([F', h', w'])")
@@ -124,6 +140,8 @@ print("tokens in the O_orig mask per latent frame:", token_mask.flatten(1).sum(1
 # Each token of the mask is kept with probability `fg_keep` (paper: 0.7), each other token with `bg_keep` (paper:
 # 0.05). One random draw per *spatial* position serves every latent frame, so an anchor stays put over time while
 # the mask moves under it. The modes are the special cases: `masked` = (1, 0), `full` = (1, 1), `off` = no anchors.
+# As in the authors' code, the library draws a **new** anchor set in every attention call
+# (`config.anchor_draw = "per_call"`, seeded, so a run is reproducible); the figure shows the first draw.
 # Red: the O_orig tokens; yellow squares: the anchors.
 
 # %%
@@ -132,15 +150,20 @@ import torch
 from dynvfx.anchors import anchor_grid
 
 
-def anchors(mode, fg_keep=0.7, bg_keep=0.05):
-    """The anchor grid [F', h', w'] bool for a mode and keep rates, with the config's seed."""
-    return anchor_grid(token_mask, mode, fg_keep, bg_keep, torch.Generator().manual_seed(config.seed))
+def anchors(mode, fg_keep=0.7, bg_keep=0.05, seed=config.seed):
+    """The anchor grid [F', h', w'] bool for a mode and keep rates (one draw, seeded)."""
+    return anchor_grid(token_mask, mode, fg_keep, bg_keep, torch.Generator().manual_seed(seed))
 
 
 settings = {"masked": anchors("masked"), "anchor (0.7, 0.05)": anchors("anchor"),
             "anchor (0.7, 0.3)": anchors("anchor", bg_keep=0.3), "full": anchors("full")}
 figures.video_grid({name: figures.anchor_overlay(frames, token_mask, grid, spec) for name, grid in settings.items()},
                    title="anchors (yellow) over the O_orig tokens (red)");
+
+# %% [markdown]
+# **What you should see:** *masked* marks exactly the red `O_orig` tokens; *anchor (0.7, 0.05)* most of them
+# (14 of 16) plus three background positions, the same three in every frame (one draw per spatial position);
+# *anchor (0.7, 0.3)* about a third of the background as well; *full* every token.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -157,93 +180,276 @@ from dynvfx import widgets
 widgets.anchor_viewer(frames, token_mask, spec)
 
 # %% [markdown]
-# ## 4. Same edit, four kinds of extended attention
+# ## 4. Anchor Extended Attention, written out
 #
-# Everything else is fixed: plan, seed, strengths, segmenter. Expect, with a well-trained model:
+# In one attention layer, for the batch [edit, source]: every token (text and video) of each item makes a query,
+# a key and a value; CogVideoX normalises queries and keys per head and rotates the video tokens' queries and keys
+# by their 3-D position (RoPE). The source attends to itself as usual. The edit's queries attend to
+# **[their own keys; the source's keys at the anchor tokens]**, and take the same mix of values. Because the
+# anchors' keys were rotated at the anchors' own positions, an edit query "sees" each anchor where it is in the
+# video (chapter 2: keys and values stay local).
 #
-# - **off** — no source branch: the edit is free, but the new object does not know the scene (it may cross the
-#   existing object, ignore the motion, or drift from the source's look);
-# - **full** — every source token: each edit query finds the source's own content at its position (chapter 2),
-#   so the output sticks to the source and the new object struggles to appear;
-# - **masked** — only `O_orig`: the scene's main object is tied to the source, the rest is free;
-# - **anchor** — `O_orig` mostly, plus a sparse background: tied where it matters, room everywhere else.
+# `probes.capture_anchor_call` runs one real transformer call — the first denoising step of the first refinement
+# pass: x_orig noised to t, beside the inverted source at t — with the library's processor
+# (`dynvfx.attention.AnchorExtendedAttnProcessor`) and keeps what one block's attention received and returned.
+# The next cell recomputes that block's output from its input, by hand.
+
+# %%
+from diffusers.models.embeddings import apply_rotary_emb
+
+from dynvfx.anchors import anchor_index
+from dynvfx.inversion import ddim_invert
+from dynvfx.pipeline import encode_video
+
+torch.set_grad_enabled(False)  # inference only, here and below
+inv = ddim_invert(pipe, encode_video(pipe, frames), config.inversion_prompt, config.num_inference_steps,
+                  config.inversion_steps, progress=False)
+a = anchor_index(settings["anchor (0.7, 0.05)"])  # [A] anchor positions among the N video tokens
+LAYER = len(pipe.transformer.transformer_blocks) // 2
+call = probes.capture_anchor_call(pipe, inv, plan.composited_caption, plan.source_caption, a, config, LAYER)
+print(f"block {LAYER} at t = {call.timestep}: input {tuple(call.hidden.shape)} = [edit, source] x "
+      f"[{call.text_len} text + {call.hidden.shape[1] - call.text_len} video tokens] x width; {len(a)} anchors")
+
+# %%
+attn, h, L, a = call.attn, call.hidden, call.text_len, call.anchor_index.to(call.hidden.device)
+EDIT, SOURCE = 0, 1
+Q = slice(None) if MODEL == "toy" else slice(L, L + 1024)  # CogVideoX: 1024 video queries (all would not fit)
+
+
+def heads(x):  # [2, L + N, D] -> [2, heads, L + N, d]
+    return x.unflatten(-1, (attn.heads, -1)).transpose(1, 2)
+
+
+q, k, v = heads(attn.to_q(h)), heads(attn.to_k(h)), heads(attn.to_v(h))
+q, k = attn.norm_q(q), attn.norm_k(k)  # per-head LayerNorm of queries and keys
+if call.rope is not None:  # RoPE on the video tokens only (CogVideoX-2B has none)
+    q, k = (torch.cat([x[:, :, :L], apply_rotary_emb(x[:, :, L:], call.rope)], 2) for x in (q, k))
+K = torch.cat([k[EDIT], k[SOURCE][:, L + a]], dim=1)  # [heads, L + N + A, d]: own keys, then the source's anchors
+V = torch.cat([v[EDIT], v[SOURCE][:, L + a]], dim=1)
+P = torch.softmax(q[EDIT][:, Q] @ K.transpose(1, 2) / q.shape[-1] ** 0.5, dim=-1)  # [heads, queries, L + N + A]
+mine = attn.to_out[0]((P @ V).transpose(0, 1).flatten(1))  # heads side by side, then the output projection
+tol = 1e-5 if h.dtype == torch.float32 else 3e-2  # bfloat16 / float16 models round more
+print("equals the library's processor:", torch.allclose(mine, call.output[EDIT, Q], atol=tol),
+      f"(largest difference {(mine - call.output[EDIT, Q]).abs().max().item():.1e})")
+share = (P[:, L:] if MODEL == "toy" else P)[..., -len(a):].sum(-1).mean(0)  # video queries: attention on anchors
+print(f"the anchors are {len(a) / K.shape[1]:.1%} of the keys and take {share.mean().item():.1%} of the video "
+      f"queries' attention (head average; max over queries {share.max().item():.1%})")
+
+# %% [markdown]
+# The same formula with `a` = every video token is *full* extended attention, with `a` = the O_orig tokens it is
+# *masked*; with no anchors it is the model's own attention. Nothing is trained: DynVFX only chooses which keys
+# the edit may look at.
+#
+# ## 5. Same edit, four kinds of extended attention
+#
+# Everything else is fixed: plan, seed, strengths, segmenter. What the paper shows on real videos (Fig. 3,
+# [project page, "Extended Attention Analysis"](https://dynvfx.github.io/sm/index.html#Analysis)): **full**
+# extension reconstructs the input scene and leaves the new object no room; **masked** lets new content appear
+# but is too constrained where it overlaps `O_orig`; **anchor** (sparse points, mostly on `O_orig`) gives the
+# best balance; **off** (no source branch) is the "w/o AnchorExtAttn" ablation, where the new content ends up in
+# the wrong place (Fig. 4). Each run gets an `AttentionRecorder` (`run_edit(..., recorder=...)`) that keeps, for
+# the conditional edit branch, the share of every video query's attention that lands on the anchors.
 
 # %%
 import warnings
 
+from dynvfx.attention import AttentionRecorder
 from dynvfx.edit import run_edit
 
 MODES = ("anchor", "full", "masked", "off")
 mode_config = config if MODEL == "toy" else config.replace(strengths=config.strengths[:1])  # 1 pass on big models
+WINDOW = probes.injection_steps(pipe, mode_config)  # the denoising steps where the source branch runs
+recorders = {mode: AttentionRecorder(steps=WINDOW, layers=PROBE_LAYERS) for mode in MODES}
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # "O_edit not found" warnings: summarised below
-    runs = {mode: run_edit(pipe, frames, plan, segmenter, mode_config.replace(attention_mode=mode), progress=False)
-            for mode in MODES}
+    runs = {mode: run_edit(pipe, frames, plan, segmenter, mode_config.replace(attention_mode=mode), progress=False,
+                           recorder=recorders[mode]) for mode in MODES}
+every_step = probes.injection_steps(pipe, mode_config.replace(injection_max_timestep=1.0, injection_min_timestep=0))
+print(f"the source branch runs on {len(WINDOW)} of the {len(every_step)} denoising steps of the refinement "
+      f"(the injection window: {config.injection_max_timestep} to {config.injection_min_timestep} of the schedule)")
+
+# %%
+from dynvfx.metrics import iou
+
 for mode, r in runs.items():
-    print(f"{mode:7}: O_edit found in {sum(it.found for it in r.refinement.iterations)} of "
-          f"{len(r.refinement.iterations)} passes; final O_edit mask {r.edit_mask.float().mean().item():.1%} of pixels")
+    on_anchors = probes.mean_anchor_mass(recorders[mode], spec, WINDOW).mean() if mode != "off" else 0.0
+    kept = iou(segmenter.segment(r.decoded, plan.objects_orig).union, src_mask)  # source object, raw output
+    found = sum(it.found for it in r.refinement.iterations)
+    changed = (r.frames - runs["off"].frames).abs().mean() * 255
+    print(f"{mode:6}: {int(r.anchor_grid.sum()):3} anchors (first draw), {on_anchors:5.1%} of the attention on them"
+          f" | O_edit found in {found}/{len(r.refinement.iterations)} passes, mask {r.edit_mask.float().mean():5.1%}"
+          f" | O_orig IoU {kept:.2f} | differs from 'off' by {changed:4.1f}/255 per pixel")
 
 # %%
 figures.video_grid({"source": frames} | {mode: r.frames for mode, r in runs.items()},
                    title=f"{plan.instruction!r}, seed {config.seed}");
 
+# %% [markdown]
+# **What you should see:** the four edits look the same: a red ball appears right beside the blue one and moves
+# *down* with it (not right, as the instruction asks), and the blue ball is the source's. The table above agrees:
+# anchor, masked and off differ by about 0.1/255 per pixel, full by about 1/255; all four keep the source ball
+# about equally (O_orig IoU ≈ 0.8 in the raw output). The one difference in the table is that with *full*
+# extension `O_edit` was not found in every pass.
+
 # %%
 figures.show_videos({"source": frames} | {mode: r.frames for mode, r in runs.items()})
 
 # %% [markdown]
-# ## 5. Where do the edit's queries put their attention?
+# ### Where the modes differ: inside the passes
 #
-# We rerun the first refinement pass of each mode with an `AttentionRecorder` installed. For every video query of
-# the edit (conditional branch), `anchor_mass` is the share of its attention that goes to the source anchors
-# rather than to the edit's own tokens and the text. Bright = the edit leans on the source there.
+# The anchors act inside the refinement, on the model's output `x̂` of each pass, before the residual mask keeps
+# only the new object's region. The first pass, per mode, and how far each pass's `x̂` is from the *off* run's:
 
 # %%
-from dynvfx.inversion import ddim_invert
-from dynvfx.pipeline import encode_video
-from dynvfx.probes import anchor_mass_probe, mean_anchor_mass
+for mode, r in runs.items():
+    its, off = r.refinement.iterations, runs["off"].refinement.iterations
+    gaps = " ".join(f"{(it.frames_hat - o.frames_hat).abs().mean() * 255:4.1f}" for it, o in zip(its, off))
+    kept = iou(segmenter.segment(its[0].frames_hat, plan.objects_orig).union, src_mask)
+    print(f"{mode:6}: x̂ differs from 'off' by {gaps} /255 per pass | O_edit found "
+          f"{''.join('x' if it.found else '.' for it in its)} | O_orig IoU in pass 1's x̂ {kept:.2f}")
+figures.video_grid({"source": frames} | {mode: r.refinement.iterations[0].frames_hat for mode, r in runs.items()},
+                   title="pass 1: the model's output x̂, before the residual mask");
 
-inv = ddim_invert(pipe, encode_video(pipe, frames), config.inversion_prompt, config.num_inference_steps,
-                  config.inversion_steps, progress=False)
-probes = {}
-for mode in ("anchor", "full", "masked"):
-    index = runs[mode].anchor_grid.flatten().nonzero().flatten()
-    probes[mode] = anchor_mass_probe(pipe, inv, plan.composited_caption, index,
-                                     config.replace(attention_mode=mode), record_layers=PROBE_LAYERS)
-mass = {mode: mean_anchor_mass(rec, spec) for mode, (rec, _) in probes.items()}
-figures.video_grid({mode: 0.7 * figures.heat_rgb(figures.grid_to_pixels(m, spec), 1.0) + 0.3 * frames
+# %% [markdown]
+# **What you should see:** here the modes do differ. With *anchor* and *masked* extension pass 1 draws a blue
+# ball near the top (to the left of the source's, which starts at the top centre) and the red ball to its right;
+# with *full* extension only a smaller blue ball near the top left and no red ball at all (the edit is pulled back
+# to the source scene, as the paper's Fig. 3 shows for full extension, and `O_edit` is not found in passes 1-3);
+# with *off* the blue ball is drawn at the bottom left. None of them puts the blue ball exactly where the source has
+# it (O_orig IoU in x̂ 0.01-0.04): the toy model's keys and values are not that local.
+#
+# **Why the final edits still look alike.** (1) The residual mask: each pass keeps `x̂` only inside the new
+# object's mask `M`; the blue ball and the background come from `x_orig` in every mode, so whatever the anchors did
+# to them in `x̂` is thrown away. (2) The injection window: the source branch runs in 18 of the 96 denoising steps
+# (passes 1-4 only); passes 5-7 sample plainly from a composite that already holds the red ball, and by pass 5 the
+# modes' `x̂` differ by 0.3/255 or less (full: 2.3). (3) The anchors get a small share of the attention (anchor
+# 6.7 %, masked 5.7 %; full 36.7 %). (4) The toy model's limits (issue 15): in two-object captions it does not
+# tie each motion to its colour, so the red ball moves down like the blue one in every mode. On real videos with
+# CogVideoX-5B the final results differ (the paper's Fig. 3 and the
+# [project page's analysis](https://dynvfx.github.io/sm/index.html#Analysis)).
+#
+# ## 6. Where do the edit's queries put their attention?
+#
+# The recorders of the four runs, averaged over the steps inside the injection window: for every video token of
+# the edit, the share of its query's attention that went to the source anchors (rather than to the edit's own
+# tokens and the text). Bright = the edit leans on the source there.
+
+# %%
+mass = {mode: probes.mean_anchor_mass(recorders[mode], spec, WINDOW) for mode in MODES if mode != "off"}
+top = max(float(m.max()) for m in mass.values())  # one colour scale for the three rows
+figures.video_grid({mode: 0.7 * figures.heat_rgb(figures.grid_to_pixels(m, spec), top) + 0.3 * frames
                     for mode, m in mass.items()},
-                   title="share of each edit query's attention on the anchors (0 dark - 1 bright), over the source");
+                   title=f"share of each edit query's attention on the anchors (dark 0 - bright {top:.0%}), over the source");
+
+# %% [markdown]
+# **What you should see:** *anchor* and *masked* are dark (a few per cent) except for a brighter vertical band
+# along the blue ball's path, where the `O_orig` anchors are (up to about a fifth of the attention there); *full*
+# is bright everywhere (about 30-40 %), a little less along the bottom row.
 
 # %%
 import matplotlib.pyplot as plt
 
 fig, ax = plt.subplots(figsize=(5, 3.2))
-for mode, (rec, _) in probes.items():
-    layers = sorted({layer for _, layer in rec.anchor_mass})
-    per_layer = [torch.stack([v for (s, l_), v in rec.anchor_mass.items() if l_ == layer]).mean() for layer in layers]
+for mode in mass:
+    layers = sorted({layer for _, layer in recorders[mode].anchor_mass})
+    per_layer = [probes.mean_anchor_mass(recorders[mode], spec, WINDOW, [layer]).mean() for layer in layers]
     ax.plot(layers, per_layer, "o-", label=f"{mode} ({int(runs[mode].anchor_grid.sum())} anchors)")
-    print(f"{mode:6}: mean share on anchors {mass[mode].mean():.2f}")
 ax.set_xlabel("transformer block"), ax.set_ylabel("attention share on anchors"), ax.set_ylim(0, 1)
-ax.legend(fontsize=8), ax.set_title("first refinement pass, mean over steps and queries"), fig.tight_layout();
+ax.legend(fontsize=8), ax.set_title("inside the injection window, mean over steps and queries"), fig.tight_layout();
 
 # %% [markdown]
-# Inside versus outside the new object: where the first pass drew the new object (found by segmenting its
-# output), do the queries rely less on the source than elsewhere?
+# **What you should see:** *full* extension takes 23-44 % of the attention depending on the block (least in
+# block 1); *anchor* and *masked* 2-9 % in every block, almost the same curve: the dozen extra background anchors
+# of *anchor* add little attention on the toy model.
+#
+# Inside versus outside the new object: where the edit drew the new object (its final `O_edit` mask), do the
+# queries rely less on the source than elsewhere?
 
 # %%
-for mode, (rec, first_pass) in probes.items():
-    new = pixel_to_tokens(segmenter.segment(first_pass, plan.objects_edit).union, spec)
+for mode, m in mass.items():
+    new = pixel_to_tokens(runs[mode].edit_mask, spec)
     if new.any() and not new.all():
-        print(f"{mode:6}: on anchors {mass[mode][new].mean():.2f} inside the new object, "
-              f"{mass[mode][~new].mean():.2f} elsewhere")
+        print(f"{mode:6}: on anchors {m[new].mean():.1%} inside the new object, {m[~new].mean():.1%} elsewhere")
     else:
-        print(f"{mode:6}: the new object was not found after the first pass")
+        print(f"{mode:6}: the new object was not found")
+
+# %% [markdown]
+# With *anchor* and *masked* extension the queries inside the new object lean a little less on the source than the
+# rest (5.8 vs 6.9 %, 4.2 vs 5.9 %): the direction the method wants (the new object free, the scene tied), but a
+# small gap; with *full* extension they lean a little more (38.5 vs 36.5 %).
+#
+# ## Exercises
+#
+# Each exercise has a solution in the hidden cell below it (click to show it in Jupyter or Colab); the solution
+# checks itself with an `assert`.
+#
+# **1 · Per-call anchor draws (implement a variant).** The library draws new anchors in every attention call.
+# Predict first: over the 36 extending calls of one pass of the toy edit (6 steps × 6 blocks), what share of the
+# *background* tokens is an anchor at least once, when each draw keeps 5 % of them? Then (a) make 36 draws yourself
+# with `anchor_grid` and one generator seeded `config.seed`, (b) check that `AnchorContext(draw="per_call", ...)`
+# produces exactly your draws, in order, and (c) measure the share.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+from dynvfx.attention import AnchorContext
+
+g = torch.Generator().manual_seed(config.seed)
+draws = [anchor_grid(token_mask, "anchor", 0.7, 0.05, g) for _ in range(36)]
+ctx = AnchorContext(mode="anchor", draw="per_call", token_mask=token_mask, fg_keep=0.7, bg_keep=0.05,
+                    generator=torch.Generator().manual_seed(config.seed))
+assert all(torch.equal(ctx.next_anchor_index(), anchor_index(d)) for d in draws)  # same seed, same draws
+ever = torch.stack(draws).any(0)
+seen = ever[~token_mask].float().mean().item()
+print(f"one draw: {draws[0][~token_mask].float().mean():.1%} of the background; 36 draws: {seen:.0%} at least once"
+      f" (expected 1 - 0.95^36 = {1 - 0.95 ** 36:.0%})")
+assert seen > 0.5 and not all(torch.equal(draws[0], d) for d in draws[1:])
+
+# %% [markdown]
+# So with per-call draws no single background position is tied to the source for long, but over a pass most of
+# the background is consulted now and then; a fixed draw (`anchor_draw="once"`) ties the same few positions at
+# every step.
+#
+# **2 · A keep-rate sweep (predict, then run).** With the captured call of section 4, keep `fg_keep = 0.7` and
+# raise `bg_keep` through 0, 0.05, 0.2, 0.5 and 1. Predict how the video queries' share of attention on the anchors
+# changes, then compute it with the explicit formula (same `q`, `k`, new anchor sets).
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+shares = {}
+for bg in (0.0, 0.05, 0.2, 0.5, 1.0):
+    idx = anchor_index(anchors("anchor", 0.7, bg)).to(k.device)
+    K_bg = torch.cat([k[EDIT], k[SOURCE][:, L + idx]], dim=1)
+    P_bg = torch.softmax(q[EDIT][:, Q] @ K_bg.transpose(1, 2) / q.shape[-1] ** 0.5, dim=-1)
+    shares[bg] = P_bg[:, :, -len(idx):].sum(-1).mean().item()
+print({bg: f"{s:.1%}" for bg, s in shares.items()})
+values = list(shares.values())  # one uniform draw per position: a larger bg_keep keeps a superset of anchors
+assert all(x <= y + 1e-6 for x, y in zip(values, values[1:])) and values[-1] > values[0]
+
+# %% [markdown]
+# The share grows with every extra anchor, but slower than the anchor count: at `bg_keep = 1` (nearly *full*)
+# the source's keys are almost half of all keys, yet they take well under half of the attention.
+#
+# **3 · The anchor-mass metric (a metric).** `AttentionRecorder` reports `anchor_mass`: per video query, the head
+# average of the attention on the last `n_anchor` keys. Compute it from `P` of section 4 and check it against
+# `AttentionRecorder.record` on the same queries and keys.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+if MODEL == "toy":  # on CogVideoX, P holds only a slice of the queries
+    rec = AttentionRecorder()
+    rec.record(0, LAYER, q[EDIT], K, L, n_anchor=len(a))
+    by_hand = P[:, L:, -len(a):].sum(-1).mean(0)  # video queries, anchor keys, head average
+    assert torch.allclose(by_hand.cpu(), rec.anchor_mass[(0, LAYER)], atol=1e-5)
+    print(f"recorder and hand agree; mean {by_hand.mean():.1%}")
 
 # %% [markdown]
 # ## What to take away
 #
 # - Masks become token sets through the autoencoder's temporal grouping and spatial downsampling, then patching.
-# - The anchor set decides where the edit is tied to the source: dense on the objects the new content interacts
-#   with, sparse elsewhere. Full extension ties everything and leaves no room; none ties nothing.
-# - The recorder shows the trade-off directly, as the share of attention each query spends on the source.
-#   Chapter 5 adds the last piece: refining a residual so that only the new content changes the video.
+# - Anchor Extended Attention is ordinary softmax attention with extra keys and values: the source's, at the
+#   anchor tokens, after RoPE (section 4 recomputes the library's processor exactly).
+# - The anchor set decides how much of the edit's attention goes to the source: dense on the objects the new content
+#   interacts with, sparse elsewhere. On the toy model the anchors change what each pass draws (section 5:
+#   full extension even suppresses the new object for three passes), but not the final edit: the residual mask, the
+#   short injection window and the toy model's limits hide the difference.
+# - On real videos the difference is visible: the paper's Fig. 3 and the
+#   [project page's analysis videos](https://dynvfx.github.io/sm/index.html#Analysis) (knight on a horse: full,
+#   masked and anchor extension side by side). Chapter 5 adds the last piece: refining a residual so that only the
+#   new content changes the video.
