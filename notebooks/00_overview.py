@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: jupyter,tags,-all
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
@@ -23,7 +23,7 @@
 # new, *moving* content to a real video from a short instruction such as "add a red ball moving right". It needs no
 # training: a pretrained text-to-video diffusion transformer (CogVideoX) does the work, steered in three ways. This
 # page runs the whole edit in a handful of cells and shows the result next to the source, with the masks the method
-# used. The following chapters open each stage up:
+# used, and says honestly where the toy falls short of the paper. The following chapters open each stage up:
 #
 # | chapter | stage |
 # |---|---|
@@ -33,10 +33,13 @@
 # | 4 · anchor masking | which source tokens the edit may attend to (Anchor Extended Attention) |
 # | 5 · residual refinement | the iterations that grow the new content, ablations and metrics |
 #
+# The paper's method overview is its Fig. 2; its results, as videos, are on the project page,
+# https://dynvfx.github.io/ (worth watching before and after this page: the toy world below is much simpler).
+#
 # **Run time.** About 30 s on a 2-core CPU with the toy model (we sample with 20 steps instead of the paper's
 # 50 to keep it short); a few seconds on a GPU with the toy model. With CogVideoX-5B on an A100 at the paper's
-# settings (250 inversion steps, 7 refinement passes of 50-step sampling) expect roughly half an hour (our estimate
-# from the model card's ~3 min per 50-step generation).
+# settings (250 inversion steps, 7 refinement passes of 50-step sampling) expect roughly half an hour; with a
+# real model the switch cell below prints `dynvfx.cost`'s estimate for your GPU before anything heavy runs.
 
 # %% [markdown]
 # ## Setup
@@ -54,13 +57,19 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
     sys.path.insert(0, "dynvfx-course")
 
 # %% [markdown]
-# ## Choose the model
+# ## Choose the video and the model
 #
 # The default runs anywhere: a **toy model** shipped with the course, a small diffusion transformer built from
 # diffusers' own CogVideoX classes (RoPE, 3D autoencoder, T5 text encoder, v-prediction) and trained on a CPU on
-# videos of coloured balls moving over flat backgrounds (48×48 pixels, 17 frames). It is small and imperfect: it
-# gets colours, backgrounds and directions of motion mostly right, but often draws squares and triangles as round
-# blobs (the README has its measured quality).
+# videos of coloured balls moving over flat backgrounds (48×48 pixels, 17 frames). Its vocabulary is what it
+# draws: a colour, "ball", a motion and a background. It is small and imperfect (the README has its measured
+# quality); in particular, with *two* balls in one caption it does not reliably tie each motion to its own ball,
+# which matters for an edit that adds a second ball (see the result below).
+#
+# `VIDEO = None` takes the shipped toy example (with the toy model) or the course's real clip
+# (`notebook.REAL_VIDEO`, with a real model); any path works too, e.g. `"../../shared/data/videos/taxi.mp4"`, or
+# with the toy model a toy-world clip such as `"../data/examples/yellow_ball_up.mp4"` (its instruction comes from
+# the `.json` beside it).
 #
 # With a GPU you may switch to a real model:
 #
@@ -75,6 +84,7 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # `OPENAI_API_KEY`, or `"hf"` for a local model). Without a GPU the cell below falls back to the toy setup.
 
 # %%
+VIDEO = None  # None: the toy example, or notebook.REAL_VIDEO with a real model; or a path to your own clip
 MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b"
 SEGMENTER = "toy"  # with CogVideoX: "grounded-sam2", "sam3" or "masks:/path/to/masks"
 PLANNER = "toy"  # with CogVideoX: "openai" (needs OPENAI_API_KEY) or "hf" (a local VLM)
@@ -84,20 +94,21 @@ from dynvfx import figures, notebook
 
 notebook.setup_notebook()
 MODEL, SEGMENTER, PLANNER = notebook.resolve_choices(MODEL, SEGMENTER, PLANNER)
+notebook.print_cost(MODEL)  # a real model only: the estimate of this edit at the paper's settings, on this GPU
 
 # %% [markdown]
 # ## The source video and the instruction
 #
 # For the toy model the source is one of the shipped examples; for CogVideoX it is a real clip (a drive through
-# a city, if the course's shared videos are present; pass your own with `notebook.source_video(pipe, MODEL,
-# video="my.mp4", instruction="add ...")`). Either way it is fitted to the model's native size.
+# a city, if the course's shared videos are present), or `VIDEO`. A real clip is fitted to the model's native
+# size; pass your own instruction with `notebook.source_video(pipe, MODEL, video=VIDEO, instruction="add ...")`.
 
 # %%
 from dynvfx.pipeline import video_spec
 
 pipe = notebook.load_model(MODEL, cpu_offload=CPU_OFFLOAD)
 spec = video_spec(pipe)
-frames, instruction = notebook.source_video(pipe, MODEL)
+frames, instruction = notebook.source_video(pipe, MODEL, video=VIDEO)
 figures.show_videos({"source": frames})
 
 # %%
@@ -158,8 +169,39 @@ from dynvfx.figures import mask_video
 masks = mask_video(frames, result.source_mask, result.edit_mask)
 figures.video_grid({"source": frames, "DynVFX": result.frames, "masks": masks}, title=plan.instruction);
 
+# %% [markdown]
+# **What you should see:** a red ball appears in every frame to the right of the blue one, over the gray
+# background, and the blue ball is left as it was; but the red ball moves *down*, side by side with the blue one,
+# instead of right (the green mask slides down, not right). Outside the green mask the frames are the source's.
+
 # %%
 figures.show_videos({"source": frames, "DynVFX": result.frames, "O_orig (red) / O_edit (green)": masks})
+
+# %% [markdown]
+# Did the new object do what the instruction asked? For the toy world we can measure it: the centre of the green
+# mask in every frame gives the new ball's track, and `dynvfx.toy.analysis.classify_motion` names its direction
+# (the same for the source ball and its red mask).
+
+# %%
+from dynvfx.toy.analysis import centroid_track, classify_motion
+
+new_track = centroid_track(result.edit_mask[:, 0].numpy())
+old_track = centroid_track(result.source_mask[:, 0].numpy())
+print(f"instruction: {plan.instruction!r}")
+print(f"the new object (green) moves {classify_motion(new_track)!r}: centre (x, y) from {new_track[0].round(1)} "
+      f"to {new_track[-1].round(1)} pixels")
+print(f"the source object (red) moves {classify_motion(old_track)!r}: from {old_track[0].round(1)} to "
+      f"{old_track[-1].round(1)}")
+
+# %% [markdown]
+# **So the toy edit did not do what was asked.** The new ball was added in the right colour, but it moves
+# down like the source ball (its centre stays at x ≈ 39 px while y goes from 10 to 29 px), not right. That is the toy
+# model's limit, not the method's: the composited caption $P_{comp}$ names two balls with two motions, and the toy
+# model does not reliably tie each motion to its own ball in a two-ball caption (the README's toy-model section has
+# the measurements), so the new ball takes the motion that is already in the video. The paper's edits, made with
+# CogVideoX-5B, add content that moves as described and interacts with the scene: watch the result videos on the
+# project page, https://dynvfx.github.io/ (the pipeline that made them is the paper's Fig. 2). Try another toy example
+# with `VIDEO = "../data/examples/yellow_ball_up.mp4"` and see whether the new ball keeps its own motion there.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -168,6 +210,40 @@ print(f"inverted latents kept: {tuple(result.inversion.latents.shape)}  ([T, 1, 
 print(f"O_orig mask: {result.source_mask.float().mean().item():.1%} of the pixels")
 print(f"anchors: {int(result.anchor_grid.sum())} of {result.anchor_grid.numel()} source tokens")
 print(f"refinement strengths: {list(config.strengths)}")
+
+# %% [markdown]
+# ## Exercises
+#
+# Each solution is in the hidden cell below the exercise (click to show it); the cells run with the notebook and
+# check themselves with `assert`.
+#
+# **1 · Predict, then check: what changes outside the green mask?** DynVFX composites its raw output
+# `decode(x_orig + x_res)` into the source with the `O_edit` mask (`config.composite = "source"`). Before running:
+# how many pixels outside the green mask differ from the source? Then count them.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+outside = ~result.edit_mask.expand_as(frames)  # [F, 3, H, W]: every channel of every pixel outside O_edit
+changed = (result.frames != frames) & outside
+print(f"{int(changed.sum())} of {int(outside.sum())} values outside the mask differ from the source; inside, the "
+      f"raw output differs from the source by {(result.decoded - frames).abs()[~outside].mean():.3f} on average")
+assert config.composite == "source" and not changed.any()
+
+# %% [markdown]
+# **2 · A metric by hand: which way does the new ball go?** Compute the centre of the green mask in every frame
+# yourself (mean pixel coordinates, `+ 0.5` for pixel centres) and its net displacement from the first to the last
+# frame. Does it match `centroid_track` above, and the instruction?
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+import numpy as np
+import torch
+
+ys, xs = torch.meshgrid(torch.arange(spec.height), torch.arange(spec.width), indexing="ij")
+m = result.edit_mask[:, 0].float()  # [F, H, W]
+area = m.sum((1, 2))
+centre = torch.stack([(m * xs).sum((1, 2)) / area, (m * ys).sum((1, 2)) / area], 1) + 0.5  # NaN where empty
+assert np.allclose(centre.numpy(), new_track, equal_nan=True)
+dx, dy = (centre[~centre.isnan().any(1)][[0, -1]].diff(dim=0)[0]).tolist()
+print(f"net displacement: {dx:+.1f} px to the right, {dy:+.1f} px down (asked: {plan.instruction!r})")
 
 # %% [markdown]
 # ## What next

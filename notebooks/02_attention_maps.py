@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: jupyter,tags,-all
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
@@ -20,18 +20,22 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dynvfx-course/dynvfx/blob/main/notebooks/02_attention_maps.ipynb)
 #
 # **What you will learn.** CogVideoX puts the text tokens and the video tokens into *one* sequence and runs full
-# self-attention over it in every block. DynVFX works entirely through that attention, so it pays to look at it.
-# You will
+# self-attention over it in every block (an MM-DiT). DynVFX works entirely through that attention, so it pays to
+# look at it. You will
 #
-# - record, during a plain generation, how much attention each video token pays to one word of the prompt, and
-#   browse it by denoising step, layer, head and frame;
+# - write the text→video attention of a word out as $\mathrm{softmax}(QK^\top/\sqrt d)$ and check it against the
+#   library's recorder;
+# - record, while the model looks at the source video along its inversion (as DynVFX's source branch does), how
+#   much attention each video token pays to the words the toy model draws (a colour, "ball", a motion, the
+#   background's colour), and measure how much of it falls inside the object's ground-truth mask;
 # - see why the keys and values of a video token "locally encode" their own patch: queries look mostly at
 #   keys at or near their own position, in their own video and in another one, and changing one patch of the
-#   video changes the keys there and hardly anywhere else. This is what makes the *anchors* of chapter 4 work.
+#   video changes the keys there and hardly anywhere else. This is what makes the *anchors* of chapter 4 work;
+# - do three exercises (solutions hidden below each, they run with the notebook).
 #
-# **Run time.** About 20 s on a 2-core CPU with the toy model (20 sampling steps); a few seconds on a GPU with
-# the toy model. With CogVideoX-5B on an A100, about 4 min for the recorded generation (a few layers and steps
-# recorded) and a minute for the rest (estimates).
+# **Run time.** About 20 s on a 2-core CPU with the toy model (20 timesteps); a few seconds on a GPU with the toy
+# model. With CogVideoX-5B on an A100, about 2 min for the inversion, a minute for the recorded calls (a few layers
+# and steps recorded) and a minute for the rest (estimates).
 
 # %% [markdown]
 # ## Setup
@@ -48,14 +52,22 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
                    f" && {sys.executable} -m pip install -q -e dynvfx-course", shell=True, check=True)
     sys.path.insert(0, "dynvfx-course")
 
+
 # %% [markdown]
-# ## Choose the model
+# ## Choose the video and the model
 #
-# `MODEL = "toy"` runs anywhere. On a GPU you may set `"THUDM/CogVideoX-2b"` (≈ 12.5 GB at inference) or
-# `"THUDM/CogVideoX-5b"` (≈ 20.7 GB); `CPU_OFFLOAD = True` needs much less GPU memory but is slower. On those
-# models record only a few layers and steps: each recorded (step, layer) keeps `heads × words × 17,550` numbers.
+# `VIDEO = None` takes the shipped toy example (with the toy model) or the course's real clip
+# (`notebook.REAL_VIDEO`, with a real model); any path works too, e.g. `"../../shared/data/videos/taxi.mp4"`
+# (with the toy model, a toy-world clip such as `"../data/examples/red_ball_bounce.mp4"`: its `.json` holds the
+# scene, so the ground-truth mask is known). `MODEL = "toy"` runs anywhere. On a GPU you may set
+# `"THUDM/CogVideoX-2b"` (≈ 12.5 GB at inference) or `"THUDM/CogVideoX-5b"` (≈ 20.7 GB); `CPU_OFFLOAD = True`
+# needs much less GPU memory but is slower; the cell then prints the estimated cost of a whole edit on this GPU
+# (this chapter runs its inversion and a few single calls). On those models record only a few layers and steps:
+# each recorded (step, layer) keeps `heads × words × 17,550` numbers. A real clip has no ground-truth mask: set
+# `CAPTION` and `WORDS` to what is in it.
 
 # %%
+VIDEO = None  # None: the toy example, or notebook.REAL_VIDEO with a real model; or a path to your own clip
 MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b"
 CPU_OFFLOAD = False  # True for GPUs with less than ~24 GB
 
@@ -63,108 +75,158 @@ from dynvfx import figures, notebook, probes
 
 notebook.setup_notebook()
 MODEL, _, _ = notebook.resolve_choices(MODEL)
+notebook.print_cost(MODEL)  # a real model only: the estimate of one edit at the paper's settings, on this GPU
 NUM_STEPS = 20 if MODEL == "toy" else 50
-CAPTION, WORD = ("a red ball moves right on a gray background", "ball") if MODEL == "toy" else \
-    ("a golden retriever runs across a sunny park lawn", "retriever")
 RECORD_LAYERS = None if MODEL == "toy" else [0, 10, 20, 29]  # None = every block
-RECORD_STEPS = None if MODEL == "toy" else [5, 15, 25, 35, 45]  # None = every step
+RECORD_STEPS = None if MODEL == "toy" else [5, 15, 25, 35, 45]  # None = every kept timestep
 PROBE_LAYERS = None if MODEL == "toy" else [0, 29]  # blocks whose queries/keys are kept for the locality probes
 
 # %% [markdown]
-# ## Which tokens are the word?
+# ## The source, its caption and the words
 #
-# The text encoder is T5. Its tokenizer splits the prompt into pieces (`▁` marks the start of a word); the
-# transformer sees the prompt padded to a fixed length, so the positions of the word's pieces are also their
-# positions in the text part of the sequence.
-
-# %%
-from dynvfx.pipeline import video_spec
-
-pipe = notebook.load_model(MODEL, cpu_offload=CPU_OFFLOAD)
-spec = video_spec(pipe)
-token_ids = probes.word_token_ids(pipe, CAPTION, WORD)
-
-# %%
-# NBVAL_CHECK_OUTPUT
-print("tokens:", probes.tokens_of(pipe, CAPTION))
-print(f"{WORD!r} is at text position(s) {token_ids}")
-f_lat, rows, cols = spec.token_grid
-print(f"sequence per block: {spec.max_text_tokens} text tokens + {f_lat} x {rows} x {cols} = {f_lat * rows * cols} "
-      "video tokens")
-
-# %% [markdown]
-# ## Record text→video attention during a plain generation
-#
-# `generate_with_recorder` samples the caption from seeded noise with classifier-free guidance, exactly like the
-# base model, with an `AttentionRecorder` installed in every block. At the recorded steps and layers it keeps, for
-# the conditional branch, the softmax weight that every video query gives to each of the word's text keys:
-# `text_to_video[(step, layer)]` is `[heads, T, N_video]`.
-
-# %%
-frames, rec = probes.generate_with_recorder(pipe, CAPTION, token_ids, steps=NUM_STEPS, seed=0,
-                                            record_steps=RECORD_STEPS, record_layers=RECORD_LAYERS)
-figures.show_videos({CAPTION: frames})
-
-# %%
-# NBVAL_CHECK_OUTPUT
-steps = sorted({s for s, _ in rec.text_to_video})
-layers = sorted({layer for _, layer in rec.text_to_video})
-print(f"recorded {len(rec.text_to_video)} (step, layer) pairs: steps {steps[0]}..{steps[-1]}, layers {layers}")
-print("each map:", tuple(rec.text_to_video[steps[0], layers[0]].shape), " [heads, word tokens, video tokens]")
-
-# %% [markdown]
-# ### By layer and by step (static figures)
-#
-# Each row is normalised on its own (yellow = most attention in that row), so the rows show *where* the word is
-# looked for, not how strongly. Averaged over heads; the first figure also over steps, the second over layers.
+# For a toy-world video the renderer gives the caption and the object's exact mask in every frame (the
+# *ground truth*); the words are the object's colour, "ball", its motion and the background's colour, all of which
+# the toy model draws. The source is DDIM-inverted (chapter 1), so we have it at every sampling timestep.
 
 # %%
 import torch
 
-from dynvfx.figures import heat_overlay
+from dynvfx.inversion import ddim_invert
+from dynvfx.pipeline import encode_text, encode_video, video_spec
 
-
-def overlay(**which):
-    """Frames [F, 3, H, W] with the word's attention map (chosen step/layer/head, else averaged) in yellow."""
-    return heat_overlay(frames, figures.grid_to_pixels(probes.word_attention(rec, spec, **which), spec))
-
-
-figures.video_grid({f"layer {layer}": overlay(layer=layer) for layer in layers},
-                   title=f"attention to {WORD!r} by layer (mean over steps and heads)");
-
-# %%
-shown = steps[:: max(1, len(steps) // 5)]
-figures.video_grid({f"step {s}": overlay(step=s) for s in shown},
-                   title=f"attention to {WORD!r} by denoising step (mean over layers and heads)");
+pipe = notebook.load_model(MODEL, cpu_offload=CPU_OFFLOAD)
+spec = video_spec(pipe)
+source, _ = notebook.source_video(pipe, MODEL, video=VIDEO)
+truth = notebook.toy_truth(VIDEO) if MODEL == "toy" else None
+CAPTION, WORDS, mask = truth or ("cars drive along a city street", ["cars", "street"], None)  # a real clip: edit
+inv = ddim_invert(pipe, encode_video(pipe, source), "", NUM_STEPS, NUM_STEPS, progress=False)
+figures.video_grid({"source": source} | ({"ground-truth mask": figures.mask_video(source, mask)} if truth else {}),
+                   title=CAPTION);
 
 # %% [markdown]
-# How much of it lands on the object? The toy segmenter finds the generated object; below, the mean attention a
-# video token inside its mask pays to the word, divided by the mean outside (1 = no preference).
+# **What you should see:** the blue ball moving down over gray (top) and its ground-truth mask, tinted, in
+# every frame (bottom): the ball covers about 5 % of the video, which is the chance level below.
+
+# %% [markdown]
+# The T5 tokenizer splits the caption into pieces (`▁` marks the start of a word); the transformer sees the caption
+# padded to a fixed length, so the positions of a word's pieces are also their positions in the text part of the
+# sequence.
 
 # %%
-from dynvfx.masks import pixel_to_tokens
-from dynvfx.segmentation import get_segmenter
+# NBVAL_CHECK_OUTPUT
+print("tokens:", probes.tokens_of(pipe, CAPTION))
+ids = {word: probes.word_token_ids(pipe, CAPTION, word) for word in WORDS}
+print("text positions:", ids)
+f_lat, rows, cols = spec.token_grid
+L = spec.max_text_tokens
+print(f"sequence per block: {L} text tokens + {f_lat} x {rows} x {cols} = {f_lat * rows * cols} video tokens")
+if mask is not None:
+    print(f"the object covers {mask.float().mean():.1%} of the pixels")
 
-if MODEL == "toy":
-    found = get_segmenter("toy").segment(frames, [CAPTION.split(" moves")[0]]).union  # e.g. "a red ball"
-    inside = pixel_to_tokens(found, spec)
-    if inside.any() and not inside.all():
-        for layer in layers:
-            m = probes.word_attention(rec, spec, layer=layer)
-            print(f"layer {layer}: inside / outside = {m[inside].mean() / m[~inside].mean():.2f}")
-    else:
-        print("the object was not found in the generated video (the toy model missed it: try another seed)")
+# %% [markdown]
+# ## The mechanism: one word's attention map, written out
+#
+# In a block, every token's query is compared with every key of the joint sequence [text; video] and a softmax
+# turns the scores into weights that sum to 1. A word's *attention map* is the weight each **video query** gives to
+# the word's text key(s), averaged over heads: one number per video token. Below it is computed by hand from the
+# queries and keys of one block (captured after RoPE) at a middle timestep, on the inverted source with the
+# caption, and compared with what the library's `AttentionRecorder` keeps.
+
+# %%
+from dynvfx.attention import AttentionRecorder
+
+i_mid, layer = NUM_STEPS // 2, pipe.transformer.config.num_layers - 1
+t_mid, word_ids = int(inv.timesteps[i_mid]), ids[WORDS[0]]
+q, k = probes.capture_qk(pipe, inv.latents[i_mid], encode_text(pipe, [CAPTION]), t_mid, layers=[layer])[layer]
+q, k = q[0], k[0]  # [heads, L + N, d]: text tokens first
+scores = q[:, L:] @ k.transpose(1, 2) / q.shape[-1] ** 0.5  # [heads, N video queries, L + N keys]
+weights = scores.softmax(dim=-1)  # each row sums to 1 over text and video keys
+by_hand = weights[:, :, word_ids].sum(-1).mean(0).view(*spec.token_grid)  # the word's share, heads averaged
+
+recorder = AttentionRecorder(word_ids)
+recorder.record(0, layer, q, k, L, n_anchor=0)  # what the processor calls during sampling
+assert torch.allclose(by_hand, probes.word_attention(recorder, spec), atol=1e-6)
+print(f"layer {layer}, t = {t_mid}: the library's map = softmax(QK^T / sqrt(d)) by hand. A video query gives "
+      f"{weights[:, :, :L].sum(-1).mean():.1%} of its attention to the {L} text tokens, {by_hand.mean():.2%} to "
+      f"{WORDS[0]!r} (uniform over all keys would be {len(word_ids) / k.shape[1]:.2%})")
+
+# %% [markdown]
+# ## Where do the words look? Attention on the source, with the ground truth
+#
+# `record_on_inversion` makes one call per kept timestep on the inverted source with the caption (no sampling, so
+# the video *is* the source at every step and the ground-truth mask applies) and records every block. The figure
+# averages over timesteps, layers and heads; each row has its own colour scale (colour bar), the cyan outline is
+# the object's mask, and the number under each word is the share of its attention that falls inside the mask,
+# next to *chance*: the mask's share of the video, which a uniform map would get.
+
+# %%
+all_ids = sorted({i for word_ids in ids.values() for i in word_ids})
+rec = probes.record_on_inversion(pipe, inv, CAPTION, all_ids, RECORD_STEPS, RECORD_LAYERS)
+maps = {word: probes.word_attention(rec, spec, tokens=ids[word]) for word in WORDS}
+cover = probes.token_coverage(mask, spec) if mask is not None else None
+chance = float(cover.mean()) if cover is not None else None
+notes = {word: f"{probes.share_inside(m, cover):.0%} inside\n(chance {chance:.0%})" for word, m in maps.items()} \
+    if cover is not None else None
+figures.word_maps(maps, spec, mask, notes=notes);
+
+# %% [markdown]
+# **What you should see:** no word's map follows the ball. Every row puts only 6–9 % of its attention inside the
+# cyan outline, against 5 % by chance. 'blue', 'ball' and 'gray' are brightest along the bottom row and in a column
+# through the ball's path, whatever the frame; 'down' lights up a horizontal band that moves down with the ball from
+# frame 0 to frame 16, the closest any word comes to the object (9 % inside).
+
+# %% [markdown]
+# By layer (mean over timesteps and heads): the share inside the mask for each word; the dashed line is chance.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+
+layers = sorted({layer for _, layer in rec.text_to_video})
+if cover is not None:
+    shares = {w: [probes.share_inside(probes.word_attention(rec, spec, layer=n, tokens=ids[w]), cover)
+                  for n in layers] for w in WORDS}
+    fig, ax = plt.subplots(figsize=(6.5, 3))
+    for j, (word, share) in enumerate(shares.items()):
+        ax.bar(np.arange(len(layers)) + (j - 1.5) * 0.2, share, width=0.2, label=repr(word))
+    ax.axhline(chance, color="k", ls="--", lw=1, label="chance (mask's share)")
+    ax.set_xticks(range(len(layers)), [f"layer {n}" for n in layers]), ax.set_ylabel("share inside the mask")
+    ax.legend(fontsize=7, ncol=3), fig.tight_layout()
+    for word, share in shares.items():
+        print(f"{word!r:>8}: " + ", ".join(f"{s:.0%}" for s in share) + f"   (chance {chance:.0%})")
+else:
+    print("no ground-truth mask for this video: the shares need one (a toy-world clip, or your own mask)")
+
+# %% [markdown]
+# **What you should see:** layer 3 puts 13–15 % inside the mask for 'blue', 'ball' and 'gray' alike (about
+# 3× chance); 'down' reaches 10 % in layers 1 and 5; layer 4 puts almost nothing inside the mask for any word, and
+# layer 5 about 1 % for all but 'down'.
+#
+# **How well does raw attention localise?** Poorly, in this model. Averaged over the blocks, a word's raw
+# attention map barely beats chance, and the one block that concentrates on the object (layer 3) does so for the
+# background's colour 'gray' as much as for 'blue' and 'ball': it shows where that block reads the text at all, not
+# which word names the object. Only the motion word has a pattern of its own (a band that follows the ball's
+# height). The toy model is small (6 blocks, 4 heads, a 6 × 6 token grid per latent frame, each token 8 × 8 pixels
+# and 4 frames), so its maps are coarse.
+#
+# This is a known property of multimodal DiTs, not only of our toy. Helbling et al. (*ConceptAttention*, 2025,
+# [arXiv 2502.04320](https://arxiv.org/abs/2502.04320)) found that the raw text→image attention weights of models
+# such as Flux and SD3 give poor saliency maps, and that a map computed in the attention *output* space (the dot
+# product between image tokens' attention outputs and those of concept tokens passed through the same layers)
+# localises much better, without changing the image. DynVFX does not rely on text attention for localisation:
+# where the new object goes is decided by which *source* keys the edit may attend to (the anchors, below and in
+# chapter 4), and where it ended up is found by a segmenter, not by attention maps.
 
 # %% [markdown]
 # ### Explore
 #
-# Step, layer, head (-1 = mean over heads) and frame. The right panel is the raw map on the token grid of the
-# latent frame that holds the chosen frame.
+# Step (index of the kept timestep), layer, head (-1 = mean over heads) and frame, for the first word. The right
+# panel is the raw map on the token grid of the latent frame that holds the chosen frame.
 
 # %%
 from dynvfx import widgets
 
-widgets.attention_viewer(frames, rec, spec, WORD)
+widgets.attention_viewer(source, probes.only_tokens(rec, ids[WORDS[0]]), spec, WORDS[0])
 
 # %% [markdown]
 # ## Why keys and values "locally encode" their patch
@@ -181,25 +243,22 @@ widgets.attention_viewer(frames, rec, spec, WORD)
 #    around) change. So choosing *which* source tokens the edit may attend to chooses *which places* of the source
 #    it is tied to — the idea behind anchors.
 #
-# We take the source video (the shipped example), DDIM-invert it, and run one transformer call at a middle
-# timestep on a batch of two: the inverted source and the generated video above noised to the same level.
+# We run one transformer call at a middle timestep on a batch of two videos of the same size: the inverted source,
+# and a second video in the place of the edit, here the source mirrored left to right and noised to the same level
+# with fresh noise (its object is elsewhere, so "same position" and "same content" differ).
 
 # %%
-from dynvfx.inversion import ddim_invert
-from dynvfx.pipeline import encode_text, encode_video
 from dynvfx.sampling import add_noise
 
-source, _ = notebook.source_video(pipe, MODEL)
-inv = ddim_invert(pipe, encode_video(pipe, source), "", NUM_STEPS, NUM_STEPS, progress=False)
 t_probe = int(inv.timesteps[NUM_STEPS // 2])
-x_edit = add_noise(pipe, encode_video(pipe, frames), t_probe, torch.Generator().manual_seed(0))
+x_edit = add_noise(pipe, encode_video(pipe, source.flip(-1)), t_probe, torch.Generator().manual_seed(0))
 texts = torch.cat([encode_text(pipe, [""]), encode_text(pipe, [CAPTION])])
 qk = probes.capture_qk(pipe, torch.cat([inv.at(t_probe), x_edit]), texts, t_probe, layers=PROBE_LAYERS)
 
 # %% [markdown]
 # ### 1. Attention against distance
 #
-# For each layer: the attention that a video query of the generated video gives to a video key at token distance
+# For each layer: the attention that a video query of the mirrored video gives to a video key at token distance
 # *d* (the largest of the frame, row and column offsets), relative to uniform attention. Solid: keys of its own
 # video. Dashed: keys of the source video (softmax over those keys only, as if the edit could see all of them).
 
@@ -218,11 +277,11 @@ for ax, name in zip(axes, ("own video", "source video")):
 axes[0].set_ylabel("attention per key / uniform"), axes[1].legend(fontsize=7), fig.tight_layout();
 
 # %% [markdown]
-# Values above 1 at distance 0-1 mean local attention. How strong it is depends on the training: a half-trained
-# toy model can still be close to flat, while the key-change experiment below shows locality even then, because
-# it comes mostly from the architecture (one patch per token, a residual stream) rather than from learning.
+# **What you should see:** in layers 1–5 the attention per key peaks at distance 0 (4–5× uniform in layers 1
+# and 5, up to 19–21× in layer 4) and is back to uniform by distance 2, for the keys of the query's own video and
+# for the source's alike; layer 0 is flat.
 #
-# One query, drawn: the token in the middle of the middle latent frame of the generated video (white box), and
+# One query, drawn: the token in the middle of the middle latent frame of the mirrored video (white box), and
 # where it looks among the source's keys in each latent frame (last recorded layer).
 
 # %%
@@ -234,7 +293,12 @@ for f, ax in enumerate(axes):
     ax.imshow(where[f], cmap="magma", vmin=0, vmax=float(where.max())), ax.set_xticks([]), ax.set_yticks([])
     ax.set_title(f"latent frame {f}", fontsize=8)
 axes[mid[0]].add_patch(plt.Rectangle((mid[2] - 0.5, mid[1] - 0.5), 1, 1, fill=False, ec="white", lw=2))
-fig.suptitle(f"layer {max(qk)}: one query of the generated video over the source's keys", fontsize=10);
+fig.suptitle(f"layer {max(qk)}: one query of the mirrored video over the source's keys", fontsize=10);
+
+# %% [markdown]
+# **What you should see:** the query's attention over the source's keys is brightest at and next to its own
+# position (white box) in latent frames 1–3, and dim in the far frames 0 and 4 and far from that position, although
+# the mirrored video's ball is elsewhere.
 
 # %% [markdown]
 # ### 2. Paint one patch, see which keys change
@@ -256,6 +320,8 @@ figures.video_grid(rows_, frames=list(range(f_lat)), labels=[f"latent frame {f}"
                    title="|change of each token's key| after painting a patch (bright = large)");
 
 # %%
+from dynvfx.masks import pixel_to_tokens
+
 painted_tokens = pixel_to_tokens((painted != source).any(1, keepdim=True), spec, threshold=0.0)
 near = torch.nn.functional.max_pool2d(painted_tokens[:, None].float(), 3, 1, 1)[:, 0] > 0  # and their neighbours
 print(f"painted tokens: {painted_tokens.float().mean():.0%} of all tokens; with neighbours {near.float().mean():.0%}")
@@ -264,11 +330,75 @@ for layer, c in change.items():
           f"{c[near].sum() / c.sum():.0%} with their neighbours")
 
 # %% [markdown]
+# **What you should see:** in every layer the bright cells sit at the painted patch (lower left) in every latent
+# frame; deeper layers spread the change a little (layer 5 most). Numerically, 45–59 % of the key change falls on the
+# painted tokens and their neighbours, which are 25 % of the tokens (the painted tokens alone: 3 % of the tokens,
+# 8–22 % of the change). That a source key describes its own patch is the observation behind Anchor Extended
+# Attention (the paper's Sec. 4.1 and Fig. 3).
+
+# %% [markdown]
+# ## Exercises
+#
+# Each solution is in the hidden cell below the exercise (click to show it); the cells run with the notebook and
+# check themselves with `assert`.
+#
+# **1 · A chance level by shuffling.** Instead of the mask's share, estimate chance empirically: shuffle the tokens
+# of the first word's map at random 500 times and average the share inside the mask. Predict the result before
+# running it. (Toy-world videos only: it needs the mask.)
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+if cover is not None:
+    g, flat = torch.Generator().manual_seed(0), maps[WORDS[0]].flatten()
+    shuffled = [probes.share_inside(flat[torch.randperm(flat.numel(), generator=g)].view_as(cover), cover)
+                for _ in range(500)]
+    print(f"shuffled: {np.mean(shuffled):.2%} ± {np.std(shuffled):.2%}; mask's share {chance:.2%}; "
+          f"the real map: {probes.share_inside(maps[WORDS[0]], cover):.2%}")
+    assert abs(np.mean(shuffled) - chance) < 0.01  # a shuffled map keeps its total, spread like a uniform one
+
+# %% [markdown]
+# **2 · Heads.** The maps above average the heads. Compute the share inside the mask for each head of the last
+# recorded layer (`probes.word_attention(..., head=h)`) for the first word. Which head localises best, and by how
+# much does it beat the mean? Check that the mean over the heads' maps is the head-averaged map.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+heads = next(iter(rec.text_to_video.values())).shape[0]
+per_head = [probes.word_attention(rec, spec, layer=layers[-1], head=h, tokens=ids[WORDS[0]]) for h in range(heads)]
+assert torch.allclose(torch.stack(per_head).mean(0), probes.word_attention(rec, spec, layer=layers[-1],
+                                                                           tokens=ids[WORDS[0]]), atol=1e-7)
+if cover is not None:
+    head_shares = [probes.share_inside(m, cover) for m in per_head]
+    print(f"layer {layers[-1]}, {WORDS[0]!r}: share inside per head", [f"{s:.0%}" for s in head_shares],
+          f"(chance {chance:.0%})")
+
+# %% [markdown]
+# **3 · Predict, then run: paint elsewhere.** Paint the white square into the *upper right* corner instead. Predict
+# where the keys will change; then check that in every recorded layer the painted tokens and their neighbours take
+# a larger share of the key change than their share of the tokens.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+painted2 = source.clone()
+painted2[:, :, s:2 * s, -2 * s:-s] = 1.0  # upper right
+lat2 = add_noise(pipe, encode_video(pipe, painted2), t_probe, torch.Generator().manual_seed(1))
+change2 = probes.key_change(probes.capture_qk(pipe, lat[0], empty, t_probe, PROBE_LAYERS),
+                            probes.capture_qk(pipe, lat2, empty, t_probe, PROBE_LAYERS), L, spec)
+tokens2 = pixel_to_tokens((painted2 != source).any(1, keepdim=True), spec, threshold=0.0)
+near2 = torch.nn.functional.max_pool2d(tokens2[:, None].float(), 3, 1, 1)[:, 0] > 0
+for layer_, c in change2.items():
+    print(f"layer {layer_}: {c[near2].sum() / c.sum():.0%} of the key change near the patch "
+          f"({near2.float().mean():.0%} of the tokens)")
+    assert c[near2].sum() / c.sum() > near2.float().mean()
+
+# %% [markdown]
 # ## What to take away
 #
-# - The prompt reaches the video only through attention; a word's map shows where the model puts that word,
-#   and it sharpens over the denoising steps and differs from layer to layer and head to head.
-# - A video token's key mostly describes its own patch, and a query mostly looks near its own position — also
-#   into another video in the batch. So letting the edit attend to *all* source tokens ties every place of the edit
-#   to the same place of the source (the new object has no room), while letting it attend to a sparse, chosen set
-#   of source tokens ties it only there. Chapter 4 builds that set.
+# - The prompt reaches the video only through attention: a word's map is one column of
+#   $\mathrm{softmax}(QK^\top/\sqrt d)$, read at the video queries. In this toy model such a map does not single
+#   out the object (about chance inside its mask), except, loosely, for the motion word.
+# - Raw text→video attention is a weak localiser in an MM-DiT (ConceptAttention's point); DynVFX localises the new
+#   content through the *source's* keys and values instead.
+# - A video token's key mostly describes its own patch, and a query mostly looks near its own position, also into
+#   another video in the batch. So letting the edit attend to *all* source tokens ties every place of the edit to
+#   the same place of the source (the new object has no room), while letting it attend to a sparse, chosen set of
+#   source tokens ties it only there: the observation behind Anchor Extended Attention (the paper's Sec. 4.1 and
+#   Fig. 3; the project page, https://dynvfx.github.io/, shows the edits it makes possible). Chapter 4 builds that
+#   set.
