@@ -315,11 +315,12 @@ assert f"the limit is {MAX_OBJECT_WORDS}" in correction
 from dynvfx.segmentation import get_segmenter
 
 toy_seg, clip = get_segmenter("toy"), example_frames("two_objects")
+clip_keys = select_keyframes(len(clip))
 
 
 def found_share(phrases):
     """Share of the phrases found in at least one key frame of the two_objects clip."""
-    return toy_seg.segment(clip[keyframes], phrases).found().any(1).float().mean().item()
+    return toy_seg.segment(clip[clip_keys], phrases).found().any(1).float().mean().item()
 
 
 good = plan_edit(clip, EXAMPLES["two_objects"][3], backend="toy")
