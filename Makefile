@@ -16,7 +16,7 @@ $(VENV)/.ready: requirements.txt requirements-dev.txt pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/python -m dynvfx edit data/examples/blue_ball_down.mp4 "add a red ball moving right" \
+	$(BIN)/python -m dynvfx edit data/examples/green_ball_left.mp4 "add a yellow ball that bounces" \
 		--out outputs/demo --overwrite
 	@echo "open outputs/demo/result.mp4 (and masks.mp4, plan.json, config.yaml)"
 

@@ -4,6 +4,8 @@
 - ``docs/toy_generate.png``: the base model alone on a few captions (one row per caption).
 """
 
+import json
+
 from dynvfx.config import DynVFXConfig
 from dynvfx.edit import prepare_source, run_edit
 from dynvfx.figures import mask_video, save_png, strip
@@ -13,7 +15,7 @@ from dynvfx.planning import plan_edit
 from dynvfx.segmentation import get_segmenter
 
 DOCS = DOCS_DIR
-EXAMPLE = EXAMPLES_DIR / "blue_ball_down.mp4"
+EXAMPLE = "green_ball_left"  # the `make demo` edit: its clip and the instruction in its .json
 CAPTIONS = [
     "a red ball moves right on a gray background",
     "a yellow ball moves down on a black background",
@@ -24,8 +26,9 @@ CAPTIONS = [
 
 def main() -> None:
     pipe = load_pipeline("toy")
-    frames, _ = prepare_source(pipe, EXAMPLE)
-    plan = plan_edit(frames, "add a red ball moving right", backend="toy")
+    frames, _ = prepare_source(pipe, EXAMPLES_DIR / f"{EXAMPLE}.mp4")
+    instruction = json.loads((EXAMPLES_DIR / f"{EXAMPLE}.json").read_text())["instruction"]
+    plan = plan_edit(frames, instruction, backend="toy")
     res = run_edit(pipe, frames, plan, get_segmenter("toy"), DynVFXConfig.toy(), progress=False)
     save_png(strip([frames, res.frames, mask_video(frames, res.source_mask, res.edit_mask)], every=2),
              DOCS / "toy_edit.png")
