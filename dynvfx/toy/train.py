@@ -203,13 +203,15 @@ def caption_ids(tokenizer, captions: list[str]) -> tuple[torch.Tensor, torch.Ten
 
 def batch_loss(nets: torch.nn.ModuleDict, g: torch.Generator, latents: torch.Tensor, ids: torch.Tensor,
                empty_ids: torch.Tensor, batch: int, caption_dropout: float, alphas: torch.Tensor,
-               rope) -> torch.Tensor:
+               rope, high_noise_share: float = 0.0, high_noise_from: int = 500) -> torch.Tensor:
     """The transformer's v-prediction MSE on one random batch drawn with ``g``.
 
     Args:
         nets: ``{"transformer", "text_encoder"}``; latents: clean latents ``[N, F', C, h, w]``; ids, empty_ids:
         from :func:`caption_ids`; caption_dropout: share of captions replaced by the empty one; alphas: the
-        scheduler's ``alphas_cumprod`` ``[T]`` (timesteps are uniform over it); rope: rotary embeddings or None.
+        scheduler's ``alphas_cumprod`` ``[T]`` (timesteps are uniform over it); rope: rotary embeddings or None;
+        high_noise_share: share of the batch whose timestep is drawn from ``[high_noise_from, T)`` instead (the
+        noisy steps where the layout, and so which ball moves where, is decided: the caption matters most there).
     """
     device = latents.device  # the draws are made on the CPU with ``g`` (same bytes on every device)
     idx = torch.randint(0, len(latents), (batch,), generator=g)
@@ -217,6 +219,9 @@ def batch_loss(nets: torch.nn.ModuleDict, g: torch.Generator, latents: torch.Ten
     text = ids[idx].clone()
     text[torch.rand(batch, generator=g) < caption_dropout] = empty_ids
     t = torch.randint(0, len(alphas), (batch,), generator=g)
+    if high_noise_share > 0:
+        k = round(high_noise_share * batch)
+        t[:k] = torch.randint(high_noise_from, len(alphas), (k,), generator=g)
     noise = torch.randn(x0.shape, generator=g).to(device)
     text, t = text.to(device), t.to(device)
     a = alphas[t].sqrt().view(-1, 1, 1, 1, 1)
@@ -265,7 +270,8 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
             grp["lr"] = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
         g = torch.Generator().manual_seed(args.seed * 7919 + step)
         with autocast:
-            loss = batch_loss(nets, g, latents, ids, empty_ids, args.batch, args.caption_dropout, alphas, rope)
+            loss = batch_loss(nets, g, latents, ids, empty_ids, args.batch, args.caption_dropout, alphas, rope,
+                              args.high_noise_share, args.high_noise_from)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets.parameters(), 1.0)
@@ -357,6 +363,9 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-minutes", type=float, default=None, help="stop (resumably) after this long")
     p.add_argument("--two-object-share", type=float, default=0.5, help="share of training videos with two objects")
+    p.add_argument("--high-noise-share", type=float, default=0.0,
+                   help="share of each batch trained on the noisiest timesteps (>= --high-noise-from)")
+    p.add_argument("--high-noise-from", type=int, default=500)
     p.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast); batch and lr as given")
     p.add_argument("--init-from", type=Path, default=None,
                    help="fine-tune: start from this exported pipeline's weights (and autoencoder), step 0, "
