@@ -18,6 +18,19 @@ PAPER_STRENGTHS = (0.92, 0.90, 0.78, 0.68, 0.58, 0.48, 0.38)
 PRESETS = ("paper", "classroom", "toy")
 
 
+# The schedule's index rules, in pure Python so that the cost model (dynvfx.cost, no torch) uses the same ones
+# as the sampler (dynvfx.sampling).
+def start_index(num_steps: int, strength: float) -> int:
+    """First step of an SDEdit run at ``strength`` in (0, 1] on a ``num_steps`` schedule: 1.0 starts from noise."""
+    return min(num_steps - 1, max(0, round(num_steps * (1.0 - strength))))
+
+
+def window_indices(num_steps: int, max_fraction: float, min_fraction: float) -> tuple[int, int]:
+    """Steps ``[start, stop)`` of a ``num_steps`` schedule where the source branch runs, the authors' rule
+    ``n - int(n * max_fraction) : n - int(n * min_fraction)`` (50 steps, 0.9, 0.6: steps 5 to 19)."""
+    return num_steps - min(int(num_steps * max_fraction), num_steps), num_steps - int(num_steps * min_fraction)
+
+
 @dataclasses.dataclass(frozen=True)
 class DynVFXConfig:
     # sampling (paper: 50 DDIM steps, classifier-free guidance 6)

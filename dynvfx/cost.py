@@ -17,6 +17,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from dynvfx.config import start_index, window_indices
 from dynvfx.errors import DynVFXError
 
 GIB = 2**30
@@ -291,22 +292,13 @@ class Estimate:
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
 
-def injection_window(config) -> tuple[int, int]:
-    """Step indices ``[lo, hi)`` of the n-step schedule where the source branch runs (the authors' rule
-    ``timesteps[n - int(n * max) : n - int(n * min)]``; without the config fields, every step)."""
-    n = config.num_inference_steps
-    hi_t = getattr(config, "injection_max_timestep", 1.0)
-    lo_t = getattr(config, "injection_min_timestep", 0.0)
-    return n - int(n * hi_t), n - int(n * lo_t)
-
-
 def refinement_steps(config) -> tuple[int, int]:
     """(steps with the source branch, plain CFG steps) over all refinement iterations."""
     n = config.num_inference_steps
-    lo, hi = injection_window(config)
+    lo, hi = window_indices(n, config.injection_max_timestep, config.injection_min_timestep)
     anchor = plain = 0
     for strength in config.strengths:
-        i0 = min(n - 1, max(0, round(n * (1.0 - strength))))
+        i0 = start_index(n, strength)
         inside = max(0, hi - max(lo, i0)) if config.attention_mode != "off" else 0
         anchor, plain = anchor + inside, plain + (n - i0) - inside
     return anchor, plain
@@ -383,7 +375,7 @@ def estimate(model: str, preset: str = "paper", gpu: str = "h100", memory: str =
     if not g.bf16 and shape.bytes_per_param == 2:
         notes.append(f"{g.name} has no bfloat16: run in float16 (CogVideoX-2B's own precision; the 5B's model card "
                      "recommends bfloat16)")
-    window = injection_window(cfg)
+    window = window_indices(cfg.num_inference_steps, cfg.injection_max_timestep, cfg.injection_min_timestep)
     notes.append(f"source branch on steps {window[0]}..{window[1] - 1} of {cfg.num_inference_steps} "
                  f"({n_anchor} of {n_anchor + n_plain} refinement steps); planning and segmentation not included")
     peak = max(s.peak_gib for s in stages)

@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dynvfx.attention import AnchorContext
+from dynvfx.config import start_index, window_indices  # noqa: F401  (start_index: part of this stage's API)
 from dynvfx.pipeline import execution_device, rotary_embeddings
 
 
@@ -26,18 +27,11 @@ def sampling_timesteps(pipe, num_steps: int) -> torch.Tensor:
     return pipe.scheduler.timesteps.clone().cpu()
 
 
-def start_index(num_steps: int, strength: float) -> int:
-    """First step of an SDEdit run at ``strength`` in (0, 1]: 1.0 starts from pure noise."""
-    return min(num_steps - 1, max(0, round(num_steps * (1.0 - strength))))
-
-
 def injection_window(timesteps: torch.Tensor, max_fraction: float, min_fraction: float) -> set[int]:
     """Timesteps of the full ``n``-step schedule ``timesteps [n]`` (descending) at which the source branch runs:
     ``timesteps[n - int(n * max_fraction) : n - int(n * min_fraction)]``, the authors' rule (n = 50, 0.9, 0.6:
     t = 899 ... 619, 15 steps). ``(1.0, 0.0)`` gives every step."""
-    n = len(timesteps)
-    start = n - min(int(n * max_fraction), n)
-    stop = n - int(n * min_fraction)
+    start, stop = window_indices(len(timesteps), max_fraction, min_fraction)
     return set(timesteps[start:stop].tolist())
 
 

@@ -24,11 +24,9 @@ def test_peaks_match_the_measured_ones():
 
 def test_injection_window_counts():
     cfg = DynVFXConfig()
-    window = getattr(cfg, "injection_max_timestep", None)
     anchor, plain = refinement_steps(cfg)
     assert anchor + plain == 236
-    if window is not None:  # the authors' window, t = 899 ... 619
-        assert anchor == 43
+    assert anchor == 43  # the authors' window, t = 899 ... 619
     everywhere = refinement_steps(cfg.replace(attention_mode="off"))
     assert everywhere == (0, 236)
 
