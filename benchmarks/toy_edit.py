@@ -14,6 +14,7 @@ One inversion per source is shared by all variants. The full run (60 pairs, ever
 
     python benchmarks/toy_edit.py --threads 2
     python benchmarks/toy_edit.py --pairs 2 --variants authors,previous   # a quick check
+    python benchmarks/toy_edit.py --new seen --variants authors,no_anchor_attn   # new balls the model has seen
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ from dynvfx.toy.benchmark import VARIANTS, edit_benchmark, edit_report
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="toy", help='"toy" or a model folder (e.g. a training run\'s output)')
     p.add_argument("--pairs", type=int, default=60)
+    p.add_argument("--new", choices=("held_out", "seen"), default="held_out",
+                   help="the new ball's (colour, motion, background): held out in training (the benchmark) or seen")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of: {', '.join(VARIANTS)}")
     p.add_argument("--steps", type=int, default=None, help="override num_inference_steps (and inversion steps)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -45,7 +49,8 @@ def main() -> None:
     base = DynVFXConfig.toy()
     if args.steps:
         base = base.replace(num_inference_steps=args.steps, inversion_steps=args.steps)
-    run = edit_benchmark(load_pipeline("toy"), args.pairs, names, base, log=lambda line: print(line, flush=True))
+    run = edit_benchmark(load_pipeline(args.model), args.pairs, names, base, log=lambda line: print(line, flush=True),
+                         new=args.new)
     print("\n" + edit_report(run))
 
 

@@ -3,6 +3,7 @@
 import itertools
 
 import numpy as np
+import pytest
 
 from dynvfx.toy import world
 
@@ -88,3 +89,17 @@ def test_two_objects_are_kept_apart():
         a, b = scene.objects
         gap = np.linalg.norm(a.centres() - b.centres(), axis=1).min()
         assert gap > a.radius + b.radius
+
+
+def test_edit_benchmark_pairs_new_ball_held_out_or_seen():
+    from dynvfx.toy.benchmark import make_pairs
+
+    for new, in_held_out in (("held_out", True), ("seen", False)):
+        for scene, (colour, noun, motion), instruction in make_pairs(12, new=new):
+            source = scene.objects[0]
+            assert (source.colour, source.motion, scene.background) not in world.HELD_OUT
+            assert ((colour, motion, scene.background) in world.HELD_OUT) == in_held_out
+            assert colour != source.colour and noun == "ball" and colour in instruction
+    assert make_pairs(5) == make_pairs(5, new="held_out")
+    with pytest.raises(ValueError):
+        make_pairs(1, new="unseen")

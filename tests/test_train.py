@@ -37,3 +37,27 @@ def test_train_few_steps_export_and_resume(tmp_path):
     pipe = load_pipeline(str(out))
     frames = generate(pipe, "a red ball moves right on a gray background", steps=2)
     assert frames.shape == (17, 3, 48, 48)
+
+
+def test_high_noise_share_draws_that_share_of_the_batch_from_the_noisy_steps():
+    """--high-noise-share puts that share of each batch on timesteps >= --high-noise-from (the rest uniform)."""
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, hidden_states, encoder_hidden_states, timestep, image_rotary_emb, return_dict):
+            seen.append(timestep.clone())
+            return (torch.zeros_like(hidden_states),)
+
+    nets = torch.nn.ModuleDict({"transformer": Spy(), "text_encoder": torch.nn.Embedding(8, 4)})
+    nets["text_encoder"].forward = lambda ids: (torch.zeros(ids.shape[0], ids.shape[1], 4),)
+    latents, ids, empty = torch.zeros(4, 2, 3, 2, 2), torch.ones(4, 3, dtype=torch.long), torch.zeros(3, dtype=torch.long)
+    alphas = torch.linspace(1, 0, 1000)
+    for share in (0.0, 0.75):
+        seen.clear()
+        for step in range(20):
+            train.batch_loss(nets, torch.Generator().manual_seed(step), latents, ids, empty, 8, 0.0, alphas, None,
+                             share, 900)
+        t = torch.stack(seen)  # [20, 8]
+        high = (t[:, :6] >= 900).float().mean().item()
+        assert (high == 1.0) if share else high < 0.5  # uniform: ~10 % of draws land in [900, 1000)
+        assert (t[:, 6:] < 900).any()  # the rest stays uniform over all timesteps

@@ -17,6 +17,7 @@ Shares come with a 95 % Wilson interval (:func:`wilson`), means with a 95 % boot
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import tempfile
 import time
 import warnings
@@ -96,14 +97,19 @@ VARIANTS = {
 }
 
 
-def make_pairs(n: int, seed: int = 7):
-    """``n`` (source scene, new ``(colour, "ball", motion)``, instruction) pairs; the new ball's (colour, motion)
-    on the source's background is a held-out combination, the source ball's is not, and their colours differ."""
+def make_pairs(n: int, seed: int = 7, new: str = "held_out"):
+    """``n`` (source scene, new ``(colour, "ball", motion)``, instruction) pairs. The source ball's (colour,
+    motion, background) is a training combination; the new ball has another colour and, with ``new="held_out"``
+    (the benchmark), a held-out combination on the source's background, with ``new="seen"`` a training one (a
+    diagnostic: what the edit does when the toy model has seen the new ball's combination)."""
+    if new not in ("held_out", "seen"):
+        raise ValueError(f"make_pairs: new must be 'held_out' or 'seen', not {new!r}")
     rng = np.random.default_rng(seed)
-    held = sorted(world.HELD_OUT)
+    pool = sorted(world.HELD_OUT) if new == "held_out" else sorted(
+        set(itertools.product(world.COLOURS, world.MOTIONS, world.BACKGROUNDS)) - world.HELD_OUT)
     pairs = []
     while len(pairs) < n:
-        colour, motion, background = held[rng.integers(len(held))]
+        colour, motion, background = pool[rng.integers(len(pool))]
         scene = world.sample_scene(rng, n_objects=1, held_out="exclude", background=background)
         if scene.objects[0].colour == colour:
             continue
@@ -137,17 +143,19 @@ class EditRun:
     seconds: dict[str, list[float]]
     ceiling: list[float]
     total_seconds: float
+    new: str = "held_out"  # the pairs' new balls (make_pairs)
 
 
 def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,
-                   log: Callable[[str], None] = print) -> EditRun:
-    """Run the ``names`` of :data:`VARIANTS` on the first ``n_pairs`` pairs of :func:`make_pairs` with the toy
-    segmenter and planner; one inversion per source is shared by all variants. ``log`` gets a line per pair."""
+                   log: Callable[[str], None] = print, new: str = "held_out") -> EditRun:
+    """Run the ``names`` of :data:`VARIANTS` on the first ``n_pairs`` pairs of :func:`make_pairs` (``new``: the
+    new ball's combination, held out or seen) with the toy segmenter and planner; one inversion per source is
+    shared by all variants. ``log`` gets a line per pair."""
     seg = get_segmenter("toy")
-    run = EditRun(config, {n: [] for n in names}, {n: [] for n in names}, [], 0.0)
+    run = EditRun(config, {n: [] for n in names}, {n: [] for n in names}, [], 0.0, new)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as cache:
-        for k, (scene, new, instruction) in enumerate(make_pairs(n_pairs)):
+        for k, (scene, new, instruction) in enumerate(make_pairs(n_pairs, new=new)):
             source = scene_frames(scene)
             run.ceiling.append(psnr_outside(decode_latents(pipe, encode_video(pipe, source)), source))
             plan = plan_edit(source, instruction, backend="toy")
@@ -165,7 +173,7 @@ def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,
 def edit_report(run: EditRun) -> str:
     """The benchmark's markdown table (one row per variant) with its heading and footer."""
     base, n_pairs = run.config, len(run.ceiling)
-    lines = [f"DynVFX on the toy model: {n_pairs} held-out pairs, {base.num_inference_steps} steps, guidance "
+    lines = [f"DynVFX on the toy model: {n_pairs} pairs (new ball {run.new.replace('_', ' ')}), {base.num_inference_steps} steps, guidance "
              f"{base.guidance_scale}, strengths {list(base.strengths)}; success = strict judge (background, source "
              f"ball and new ball moving as asked, nothing else); [95 % intervals]\n",
              "| variant | success | new ball right | source ball right | nothing extra | source IoU | "
