@@ -6,12 +6,15 @@ in most pixels; each object one compact blob of its colour in >= 80 % of frames,
 - single-object captions: colour and motion right (the ball is there, moves as asked, and no other object is);
 - two-object captions: both objects right (each ball there and moving as asked, no third object);
 - every caption: background right.
-Each with a 95 % Wilson interval. The renderer's own videos of the same captions are judged too (the judge's
-ceiling, 100 %). ``--control noise`` (uniform colour noise instead of videos) and ``--control untrained`` (the
+Each with a 95 % Wilson interval. A diagnostic row counts two-ball videos whose motions are swapped (each ball
+moves as the other should). ``--captions seen`` runs the same checks on captions whose combinations were all seen
+in training (what the model has not learned, apart from what it does not generalise). The renderer's own videos
+of the same captions are judged too (the judge's ceiling: 100 %, and 0 % swapped). ``--control noise`` (uniform colour noise instead of videos) and ``--control untrained`` (the
 pipeline with a freshly initialised transformer) are negative controls: they must score ~0.
-The logic is :mod:`dynvfx.toy.benchmark` (``held_out_cases``, ``model_quality``, ``quality_table``).
+The logic is :mod:`dynvfx.toy.benchmark` (``held_out_cases``, ``seen_cases``, ``model_quality``,
+``quality_table``).
 
-    python benchmarks/toy_model_quality.py [--model DIR] [--steps 50] [--guidance 6] [--control untrained]
+    python benchmarks/toy_model_quality.py [--model DIR] [--steps 50] [--guidance 6] [--control untrained] [--captions seen]
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import numpy as np
 import torch
 
 from dynvfx.pipeline import load_pipeline
-from dynvfx.toy.benchmark import PER_COMBINATION, held_out_cases, model_quality, quality_table, untrained
+from dynvfx.toy import world
+from dynvfx.toy.benchmark import PER_COMBINATION, held_out_cases, model_quality, quality_table, seen_cases, untrained
 
 
 def main() -> None:
@@ -32,6 +36,8 @@ def main() -> None:
     p.add_argument("--guidance", type=float, default=6.0)
     p.add_argument("--per-combination", type=int, default=PER_COMBINATION,
                    help="captions of each kind per held-out combination (12 combinations)")
+    p.add_argument("--captions", choices=("held_out", "seen"), default="held_out",
+                   help="held-out captions (the benchmark) or captions whose combinations were all seen in training")
     p.add_argument("--limit", type=int, default=None, help="only the first N captions of each kind")
     p.add_argument("--control", choices=("none", "noise", "untrained"), default="none",
                    help="negative control: colour noise instead of videos, or a freshly initialised transformer")
@@ -43,12 +49,13 @@ def main() -> None:
     pipe = None if args.control == "noise" else load_pipeline(args.model)
     if args.control == "untrained":
         pipe = untrained(pipe)
-    singles, pairs = held_out_cases(args.per_combination)
+    singles, pairs = (held_out_cases(args.per_combination) if args.captions == "held_out"
+                      else seen_cases(len(world.HELD_OUT) * args.per_combination))
     singles, pairs = singles[:args.limit], pairs[:args.limit]
     generated, rendered, seconds = model_quality(pipe, singles, pairs, args.steps, args.guidance)
     source = {"none": f"model {args.model!r}", "noise": "uniform colour noise (negative control)",
               "untrained": f"model {args.model!r} with a freshly initialised transformer (negative control)"}
-    print(f"toy model quality on held-out captions, strict judge: {source[args.control]}; {len(singles)} "
+    print(f"toy model quality on {args.captions.replace('_', '-')} captions, strict judge: {source[args.control]}; {len(singles)} "
           f"single-object and {len(pairs)} two-object captions; {args.steps} steps, guidance {args.guidance}\n")
     print(quality_table(generated, rendered))
     print(f"\nseconds per generated video: {np.mean(seconds):.2f} ({torch.get_num_threads()} CPU threads)")

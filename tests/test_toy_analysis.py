@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -298,3 +300,21 @@ def test_negative_control_noise_scores_zero_on_held_out_captions():
             judged.append(analysis.judge(noise, background, objects))
     assert len(judged) == 24
     assert not any(j.ok or j.background_ok or any(j.present) or any(j.moves) for j in judged)
+
+
+def test_quality_checks_count_swapped_motions_and_the_renderer_never_swaps():
+    """The quality benchmark's "motions swapped" row: a video whose two balls exchange motions counts as swapped
+    (and not right); the renderer's own video of the caption does not."""
+    from dynvfx.toy.benchmark import checks, swapped_judgement
+    from dynvfx.toy.examples import scene_frames
+
+    scene = world.sample_scene(3, triples=[("red", "ball", "left"), ("blue", "ball", "up")], background="gray")
+    a, b = scene.objects
+    exchanged = world.Scene(scene.background, (dataclasses.replace(a, motion="up", x0=10.0, y0=38.0, radius=6.0),
+                                               dataclasses.replace(b, motion="left", x0=38.0, y0=10.0, radius=6.0)))
+    right = checks(analysis.judge_scene(scene_frames(scene), scene), swapped_judgement(scene_frames(scene), scene))
+    wrong = checks(analysis.judge_scene(scene_frames(exchanged), scene), swapped_judgement(scene_frames(exchanged), scene))
+    assert right["objects"] and not right["swapped"]
+    assert wrong["swapped"] and not wrong["objects"]
+    same = world.sample_scene(3, triples=[("red", "ball", "left"), ("blue", "ball", "left")], background="gray")
+    assert swapped_judgement(scene_frames(same), same) is None
