@@ -247,28 +247,6 @@ def key_change(qk_a: dict, qk_b: dict, text_len: int, spec, item: int = 0) -> di
 
 
 # ----------------------------------------------------------------------- chapter 4: anchors & masking
-@torch.no_grad()
-def anchor_mass_probe(pipe, inversion, caption: str, anchor_index: torch.Tensor | None, config,
-                      strength: float | None = None, record_steps=None, record_layers=None,
-                      source_caption: str | None = None):
-    """The first refinement iteration (x_res = 0, so x_comp = x_orig): :func:`~dynvfx.refinement.refine` with one
-    strength (default ``config.strengths[0]``), no segmentation and an :class:`AttentionRecorder`.
-
-    ``anchor_index`` is used as a fixed draw (``anchor_draw="once"``); the source branch reads ``source_caption``
-    (None: the inversion prompt). Returns ``(recorder, frames [F, 3, H, W])``; the recorder's
-    ``anchor_mass[(step, layer)]`` ``[N_video]`` is the share of each edit query's attention spent on the anchors
-    (0 at steps outside the injection window, where no source branch runs).
-    """
-    from dynvfx.refinement import refine
-
-    rec = AttentionRecorder(steps=record_steps, layers=record_layers)
-    cfg = config.replace(strengths=(strength or config.strengths[0],), anchor_draw="once",
-                         source_text="source_caption" if source_caption is not None else "inversion_prompt")
-    res = refine(pipe, inversion, caption, [], None, anchor_index, cfg, progress=False,
-                 source_caption=source_caption, recorder=rec)
-    return rec, res.iterations[0].frames_hat
-
-
 def mean_anchor_mass(recorder: AttentionRecorder, spec, steps=None, layers=None) -> torch.Tensor:
     """``[F', h', w']``: the recorder's anchor mass averaged over the recorded steps and layers (``steps`` /
     ``layers``: only those, e.g. :func:`injection_steps`; None = all recorded)."""
