@@ -199,10 +199,9 @@ figures.video_grid(rows, title="sampling back from four starting points");
 # %% [markdown]
 # **What you should see:** the autoencoder's own round trip (second row) is slightly blurred, the best any
 # latent method can do here. Sampled back from the inverted noise at $t = 999$ the video is *redrawn*, not
-# reconstructed: a white background instead of gray, a brown ball that turns into a blue one (latent RMSE 0.59). From
-# the kept latent at $t = 899$ the gray background is right, but a green ball appears and replaces the blue one in
-# the last frames (0.16); from $t = 799$ the background is right and the ball is gone (0.12); from $t = 499$ the
-# source comes back, as blurred as the autoencoder makes it (0.04). The inverted noise is not like the noise the
+# reconstructed: a white background instead of gray and a red ball in the top-left corner instead of the blue one
+# (latent RMSE 0.65). From the kept latents at $t = 899$ and $t = 799$ the gray background is right but the ball is
+# gone (0.12 both); from $t = 499$ the source comes back, as blurred as the autoencoder makes it (0.04). The inverted noise is not like the noise the
 # sampler expects either (std 0.47, not 1). Why the ball is lost at $t \ge 699$: we sample with the empty prompt
 # and no guidance, and there the kept latent carries the ball only faintly (see the $\hat x_0$ row of the last
 # figure at $t = 749$); DynVFX's passes sample with the caption $P_{comp}$ and guidance 6, which name the ball.
@@ -244,10 +243,9 @@ print("fresh noise   :", [(t, round(e, 3)) for t, e in fresh])
 
 # %% [markdown]
 # **What you should see:** the solid curve falls in steps, not smoothly, and each step is a different failure:
-# at $t$ = 999 and 949 the background itself comes out wrong (RMSE 0.59 and 1.25, around the RMS of $x_{orig}$, gray
-# line); from 899 to 699 the background is right but the ball is replaced or missing (0.12–0.16); from 649 down the
-# source is reconstructed and the error falls to a floor of 0.03 (0.046 to 0.057 between 599 and 549 is the one
-# wiggle). The dashed curve, from fresh noise, lies above the solid one at every $t \le 899$: the inverted latent
+# at $t$ = 999 and 949 the background itself comes out wrong (RMSE 0.65 and 1.27, around the RMS of $x_{orig}$, gray
+# line); from 899 to 649 the background is right but the ball is missing (0.12); from 599 down the ball comes back
+# and the error falls (0.11, 0.07) to a floor of 0.03 (0.047 at 449 is the one wiggle). The dashed curve, from fresh noise, lies above the solid one at every $t \le 899$: the inverted latent
 # keeps what fresh noise destroys. The first refinement pass starts at the edge of the first step; inside the
 # shaded window DynVFX's source branch never samples back at all, it only reads the kept latent at each step.
 
@@ -280,10 +278,10 @@ for name, curve in (("from t = 999", from_noise), (f"from t = {START}", later[1]
     print(f"{name:13}:", [(n, round(e, 3)) for n, e in curve])
 
 # %% [markdown]
-# **What you should see:** from $t = 999$ (circles) the error drops from 1.3 at 2 and 5 steps to 0.13 at 50, but by
-# jumps between the levels above, and it rises slightly from 2 to 5 steps: it measures which video the sampler
-# redraws more than how accurate the inversion is. From $t = 399$ (squares) it falls steadily with `n`, from 0.076
-# at 5 steps to 0.025 at 50, and the finer inversion schedule (triangles) sits below at every `n` (0.047 at 5): the
+# **What you should see:** from $t = 999$ (circles) the error does not fall with `n`: it stays near 1.2–1.3 at 2, 5,
+# 10 and 50 steps and dips to 0.65 at 20, jumping between the levels above: it measures which video the sampler
+# redraws more than how accurate the inversion is. From $t = 399$ (squares) it falls steadily with `n`, from 0.089
+# at 5 steps to 0.026 at 50, and the finer inversion schedule (triangles) sits below at every `n` (0.053 at 5): the
 # paper's reason to invert with 250 steps.
 
 # %% [markdown]
@@ -304,7 +302,7 @@ figures.video_grid(rows, frames=list(range(len(indices))), labels=[f"t = {t}" fo
 
 # %% [markdown]
 # **What you should see:** top: the inverted latents, decoded as if clean, stay colour noise with a grid-like
-# pattern down to $t = 299$, and show the ball only at $t = 49$; middle: the model's $\hat x_0$ from them is a flat
+# pattern down to $t = 499$, show a hint of the ball at 299 and the ball at $t = 49$; middle: the model's $\hat x_0$ from them is a flat
 # greenish frame at $t = 999$ (no $x_0$ term to read), a gray frame with a faint ball at 749, and the ball clearly
 # from 499 on; bottom: fresh forward noise hides the picture until $t = 49$, where a noisy ball shows.
 

@@ -198,14 +198,14 @@ else:
     print("no ground-truth mask for this video: the shares need one (a toy-world clip, or your own mask)")
 
 # %% [markdown]
-# **What you should see:** layer 3 puts 13–15 % inside the mask for 'blue', 'ball' and 'gray' alike (about
-# 3× chance); 'down' reaches 10 % in layers 1 and 5; layer 4 puts almost nothing inside the mask for any word, and
-# layer 5 about 1 % for all but 'down'.
+# **What you should see:** layer 3 puts 9–14 % inside the mask for 'blue', 'ball' and 'gray' alike (2–3×
+# chance); 'down' reaches 10–11 % in layers 1, 2 and 5; layer 4 puts almost nothing inside the mask for any word,
+# and layer 5 about 1–2 % for all but 'down'.
 #
 # **How well does raw attention localise?** Poorly, in this model. Averaged over the blocks, a word's raw
 # attention map barely beats chance, and the one block that concentrates on the object (layer 3) does so for the
-# background's colour 'gray' as much as for 'blue' and 'ball': it shows where that block reads the text at all, not
-# which word names the object. Only the motion word has a pattern of its own (a band that follows the ball's
+# background's colour 'gray' at least as much as for 'blue' and 'ball': it shows where that block reads the text
+# at all, not which word names the object. Only the motion word has a pattern of its own (a band that follows the ball's
 # height). The toy model is small (6 blocks, 4 heads, a 6 × 6 token grid per latent frame, each token 8 × 8 pixels
 # and 4 frames), so its maps are coarse.
 #
@@ -277,8 +277,8 @@ for ax, name in zip(axes, ("own video", "source video")):
 axes[0].set_ylabel("attention per key / uniform"), axes[1].legend(fontsize=7), fig.tight_layout();
 
 # %% [markdown]
-# **What you should see:** in layers 1–5 the attention per key peaks at distance 0 (4–5× uniform in layers 1
-# and 5, up to 19–21× in layer 4) and is back to uniform by distance 2, for the keys of the query's own video and
+# **What you should see:** in layers 1–5 the attention per key peaks at distance 0 (4–6.5× uniform in layers 1,
+# 2 and 5, up to 15–17× in layer 4) and is back to uniform by distance 2, for the keys of the query's own video and
 # for the source's alike; layer 0 is flat.
 #
 # One query, drawn: the token in the middle of the middle latent frame of the mirrored video (white box), and
@@ -331,9 +331,9 @@ for layer, c in change.items():
 
 # %% [markdown]
 # **What you should see:** in every layer the bright cells sit at the painted patch (lower left) in every latent
-# frame; deeper layers spread the change a little (layer 5 most). Numerically, 45–59 % of the key change falls on the
+# frame; deeper layers spread the change a little (layer 5 most). Numerically, 43–59 % of the key change falls on the
 # painted tokens and their neighbours, which are 25 % of the tokens (the painted tokens alone: 3 % of the tokens,
-# 8–22 % of the change). That a source key describes its own patch is the observation behind Anchor Extended
+# 7–23 % of the change). That a source key describes its own patch is the observation behind Anchor Extended
 # Attention (the paper's Sec. 4.1 and Fig. 3).
 
 # %% [markdown]

@@ -285,11 +285,11 @@ figures.video_grid({"source": frames} | {mode: r.frames for mode, r in runs.item
                    title=f"{plan.instruction!r}, seed {config.seed}");
 
 # %% [markdown]
-# **What you should see:** the four edits look the same: a red ball appears right beside the blue one and moves
-# *down* with it (not right, as the instruction asks), and the blue ball is the source's. The table above agrees:
-# anchor, masked and off differ by about 0.1/255 per pixel, full by about 1/255; all four keep the source ball
-# about equally (O_orig IoU ≈ 0.8 in the raw output). The one difference in the table is that with *full*
-# extension `O_edit` was not found in every pass.
+# **What you should see:** *anchor*, *masked* and *off* look alike: a red ball appears right beside the blue one
+# and moves *down* with it (not right, as the instruction asks), and the blue ball is the source's. With *full*
+# extension the red ball appears on the *left* of the blue one instead, and also moves down. The table above
+# agrees: anchor and masked differ from off by about 1/255 per pixel, full by about 9/255; all four keep the source
+# ball about equally (O_orig IoU ≈ 0.8 in the raw output) and find `O_edit` in every pass.
 
 # %%
 figures.show_videos({"source": frames} | {mode: r.frames for mode, r in runs.items()})
@@ -311,19 +311,19 @@ figures.video_grid({"source": frames} | {mode: r.refinement.iterations[0].frames
                    title="pass 1: the model's output x̂, before the residual mask");
 
 # %% [markdown]
-# **What you should see:** here the modes do differ. With *anchor* and *masked* extension pass 1 draws a blue
-# ball near the top (to the left of the source's, which starts at the top centre) and the red ball to its right;
-# with *full* extension only a smaller blue ball near the top left and no red ball at all (the edit is pulled back
-# to the source scene, as the paper's Fig. 3 shows for full extension, and `O_edit` is not found in passes 1-3);
-# with *off* the blue ball is drawn at the bottom left. None of them puts the blue ball exactly where the source has
-# it (O_orig IoU in x̂ 0.01-0.04): the toy model's keys and values are not that local.
+# **What you should see:** pass 1 redraws the whole scene, and here *full* stands apart. With *anchor*, *masked*
+# and *off* extension `x̂` holds a blue ball at the bottom left (not where the source has it) and the red ball at the
+# top right, moving down towards it; with *full* extension a smaller blue ball near the top left, closer to the
+# source's start, and the red ball only from frame 8 on, to its left (the edit is pulled towards the source scene,
+# as the paper's Fig. 3 shows for full extension). None of them puts the blue ball where the source has it (O_orig
+# IoU in x̂ 0.01-0.14): the toy model's keys and values are not that local.
 #
-# **Why the final edits still look alike.** (1) The residual mask: each pass keeps `x̂` only inside the new
+# **Why anchor, masked and off still end alike.** (1) The residual mask: each pass keeps `x̂` only inside the new
 # object's mask `M`; the blue ball and the background come from `x_orig` in every mode, so whatever the anchors did
 # to them in `x̂` is thrown away. (2) The injection window: the source branch runs in 18 of the 96 denoising steps
-# (passes 1-4 only); passes 5-7 sample plainly from a composite that already holds the red ball, and by pass 5 the
-# modes' `x̂` differ by 0.3/255 or less (full: 2.3). (3) The anchors get a small share of the attention (anchor
-# 6.7 %, masked 5.7 %; full 36.7 %). (4) The toy model's limits (issue 15): in two-object captions it does not
+# (passes 1-4 only); passes 5-7 sample plainly from a composite that already holds the red ball, and by pass 5
+# anchor's and masked's `x̂` differ from off's by 2.5/255 (full: 13.4). (3) The anchors get a small share of the
+# attention (anchor 6.8 %, masked 5.9 %; full 37.3 %). (4) The toy model's limits (issue 15): in two-object captions it does not
 # tie each motion to its colour, so the red ball moves down like the blue one in every mode. On real videos with
 # CogVideoX-5B the final results differ (the paper's Fig. 3 and the
 # [project page's analysis](https://dynvfx.github.io/sm/index.html#Analysis)).
@@ -375,8 +375,8 @@ for mode, m in mass.items():
 
 # %% [markdown]
 # With *anchor* and *masked* extension the queries inside the new object lean a little less on the source than the
-# rest (5.8 vs 6.9 %, 4.2 vs 5.9 %): the direction the method wants (the new object free, the scene tied), but a
-# small gap; with *full* extension they lean a little more (38.5 vs 36.5 %).
+# rest (6.1 vs 6.9 %, 4.5 vs 6.0 %): the direction the method wants (the new object free, the scene tied), but a
+# small gap; with *full* extension about the same (36.9 vs 37.3 %).
 #
 # ## Exercises
 #
@@ -446,9 +446,10 @@ if MODEL == "toy":  # on CogVideoX, P holds only a slice of the queries
 # - Anchor Extended Attention is ordinary softmax attention with extra keys and values: the source's, at the
 #   anchor tokens, after RoPE (section 4 recomputes the library's processor exactly).
 # - The anchor set decides how much of the edit's attention goes to the source: dense on the objects the new content
-#   interacts with, sparse elsewhere. On the toy model the anchors change what each pass draws (section 5:
-#   full extension even suppresses the new object for three passes), but not the final edit: the residual mask, the
-#   short injection window and the toy model's limits hide the difference.
+#   interacts with, sparse elsewhere. On the toy model full extension changes what each pass draws and where the
+#   new ball ends up (section 5: left of the source ball instead of beside it); sparse anchors and masked extension
+#   end almost where no extension does: the residual mask, the short injection window and the toy model's limits
+#   hide the difference.
 # - On real videos the difference is visible: the paper's Fig. 3 and the
 #   [project page's analysis videos](https://dynvfx.github.io/sm/index.html#Analysis) (knight on a horse: full,
 #   masked and anchor extension side by side). Chapter 5 adds the last piece: refining a residual so that only the

@@ -192,8 +192,8 @@ figures.video_grid(rows, frames=list(range(len(kinds))), labels=kinds, title=f"f
 # %% [markdown]
 # **What you should see:** pass 1 starts from the source alone (its reconstruction: the blue ball in the centre);
 # its `x̂` has a red ball to the right, and the mask and `|x_res|` light up only there. From pass 2 on the composite
-# already holds the red ball beside the blue one. Each `x̂` redraws the blue ball somewhere else (top left, or bottom
-# left in pass 6), but outside `M` that is discarded: the composite's blue ball never moves, and the mask and the
+# already holds the red ball beside the blue one. Each `x̂` redraws the blue ball somewhere else (bottom left in
+# passes 1, 3 and 6, top left in 2, 4 and 5), but outside `M` that is discarded: the composite's blue ball never moves, and the mask and the
 # residual stay on the red ball in every pass.
 
 # %%
@@ -224,7 +224,7 @@ figures.video_grid({"source video": frames} | {f"composite: {how}": video for ho
 # %% [markdown]
 # **What you should see:** the three composites show the same edit, a red ball beside the blue one that moves
 # down with it. *latent* and *reconstruction* carry the autoencoder's faint speckles in the gray and a slightly
-# blurred blue ball; *source* has the source's own pixels outside the `O_edit` mask (PSNR there 30.2 dB, 31.0 dB
+# blurred blue ball; *source* has the source's own pixels outside the `O_edit` mask (PSNR there 30.2 dB, 31.1 dB
 # and infinite).
 #
 # ## Ablations, side by side
@@ -254,10 +254,9 @@ else:
 
 # %% [markdown]
 # **What you should see:** *DynVFX*, *no AnchorExtAttn* and *no iterative refinement* look the same: the
-# source's blue ball and a red ball right beside it, moving down with it (not right, as asked). *SDEdit 0.6* loses
-# the scene without adding anything: no red ball, and instead of the blue ball only a small blue blob in some frames.
-# *SDEdit 0.9* draws a new scene: a red ball on the right, a blue ball at the bottom left (and a second blue one by
-# frame 16); the source's ball is not where it was. The paper's ablations differ visibly (Fig. 4: without
+# source's blue ball and a red ball right beside it, moving down with it (not right, as asked). *SDEdit 0.6* and
+# *SDEdit 0.9* both draw a new scene: a red ball on the right moving down, a blue ball at the bottom left (smaller
+# at 0.6); the source's ball is not where it was. The paper's ablations differ visibly (Fig. 4: without
 # AnchorExtAttn the new content is misplaced, without refinement it blends in poorly).
 
 # %%
@@ -288,9 +287,9 @@ if MODEL == "toy":
 
 # %% [markdown]
 # On the toy the first three rows agree in the numbers too: their final frames are the source outside the mask
-# (SSIM 1, PSNR infinite), and their raw `decode(x_comp)` scores 0.931, 0.931 and 0.932, all bounded by the
-# autoencoder. SDEdit shows the trade-off of Table 1: at 0.6 it scores higher (0.837, mostly the gray kept) but never draws the
-# red ball, at 0.9 it draws it and redraws everything (0.699). Table 1's ablation gaps (0.775 full, 0.697 without
+# (SSIM 1, PSNR infinite), and their raw `decode(x_comp)` scores 0.930, 0.931 and 0.932, all bounded by the
+# autoencoder. SDEdit, with no protection, draws the red ball but redraws the scene at both strengths and scores
+# lower (0.765 at 0.6, 0.724 at 0.9), the low end of Table 1's trade-off. Table 1's ablation gaps (0.775 full, 0.697 without
 # AnchorExtAttn, 0.760 without refinement) do not appear here: on the toy the residual mask alone keeps the scene,
 # and the toy model gives the new ball the source ball's motion whatever the anchors do (issue 15).
 #
@@ -319,9 +318,11 @@ if MODEL == "toy":
         print(f"{name:18} | {m['success']:7.0%} | {m['iou']:10.2f} | {m['psnr']:13.1f} | {m['ssim']:8.3f}")
 
 # %% [markdown]
-# On these three pairs DynVFX and "no AnchorExtAttn" each succeed on one (33 %) and keep the source ball (IoU 0.98);
-# SDEdit 0.6 succeeds on none and damages the source ball (IoU 0.64). Three pairs say little (one success in three
-# has a 95 % interval of about 6-79 %); `benchmarks/toy_edit.py` with 60 pairs gives the intervals.
+# On these three pairs each variant succeeds on one (33 %). DynVFX keeps the source ball on two of them (IoU 0.67
+# on average: on the second pair the new blue ball is drawn right over the green source ball, with its motion, and
+# replaces it), "no AnchorExtAttn" about as well (0.71); SDEdit 0.6 damages it more (IoU 0.44). Three pairs say little (one
+# success in three has a 95 % interval of about 6-79 %); `benchmarks/toy_edit.py` with 60 pairs gives the
+# intervals.
 #
 # ## Exercises
 #
@@ -384,7 +385,7 @@ print(f"PSNR outside O_edit of decode(x_comp): {mine:.2f} dB (by hand) = the lib
 # ## What to take away
 #
 # - The residual confines the edit: outside `M` the composite stays `x_orig` exactly (exercise 2: a residual of 0
-#   there with the mask, 0.10 on average without it; 30.2 vs 21.4 dB outside the `O_edit` mask), and the loop you
+#   there with the mask, 0.09 on average without it; 30.2 vs 21.6 dB outside the `O_edit` mask), and the loop you
 #   wrote out gives exactly `refine()`'s `x_res`.
 # - The passes go from strong to weak noise, and the source branch runs only in the first four (18 of the 96 steps
 #   here). On this edit the red ball's place is set in pass 1 and kept: later passes only redraw it in place.
