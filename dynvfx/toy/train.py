@@ -4,7 +4,8 @@ Three resumable stages, each checkpointed in ``--workdir`` (outside git):
 1. ``vae``: the ``AutoencoderKLCogVideoX`` on random 9-frame 32x32 crops of toy videos (MSE + a light KL);
    then its ``scaling_factor`` is set to 1 / std of the latents, as Stable Diffusion did.
 2. ``latents``: encode ``--videos`` toy training videos (held-out combinations excluded) once.
-3. ``dit``: the transformer and the T5 text encoder together, v-prediction MSE on uniform timesteps,
+3. ``dit``: the transformer and the T5 text encoder together, v-prediction MSE on uniform timesteps (with
+   ``--high-noise-share``, that share of each batch on the noisiest ones),
    10 % empty captions (for classifier-free guidance), AdamW with warm-up and cosine decay, EMA weights.
 
 The EMA weights are exported with ``save_pretrained`` to ``--out`` (default ``data/models/toy``) at every
