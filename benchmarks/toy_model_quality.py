@@ -9,12 +9,14 @@ in most pixels; each object one compact blob of its colour in >= 80 % of frames,
 Each with a 95 % Wilson interval. A diagnostic row counts two-ball videos whose motions are swapped (each ball
 moves as the other should). ``--captions seen`` runs the same checks on captions whose combinations were all seen
 in training (what the model has not learned, apart from what it does not generalise). The renderer's own videos
-of the same captions are judged too (the judge's ceiling: 100 %, and 0 % swapped). ``--control noise`` (uniform colour noise instead of videos) and ``--control untrained`` (the
-pipeline with a freshly initialised transformer) are negative controls: they must score ~0.
+of the same captions are judged too (the judge's ceiling: 100 %, and 0 % swapped). ``--control noise`` (uniform
+colour noise instead of videos) and ``--control untrained`` (the pipeline with a freshly initialised transformer)
+are negative controls: they must score ~0.
 The logic is :mod:`dynvfx.toy.benchmark` (``held_out_cases``, ``seen_cases``, ``model_quality``,
 ``quality_table``).
 
-    python benchmarks/toy_model_quality.py [--model DIR] [--steps 50] [--guidance 6] [--control untrained] [--captions seen]
+    python benchmarks/toy_model_quality.py [--model DIR] [--steps 50] [--guidance 6] [--control untrained]
+                                           [--captions seen]
 """
 
 from __future__ import annotations
@@ -55,8 +57,9 @@ def main() -> None:
     generated, rendered, seconds = model_quality(pipe, singles, pairs, args.steps, args.guidance)
     source = {"none": f"model {args.model!r}", "noise": "uniform colour noise (negative control)",
               "untrained": f"model {args.model!r} with a freshly initialised transformer (negative control)"}
-    print(f"toy model quality on {args.captions.replace('_', '-')} captions, strict judge: {source[args.control]}; {len(singles)} "
-          f"single-object and {len(pairs)} two-object captions; {args.steps} steps, guidance {args.guidance}\n")
+    print(f"toy model quality on {args.captions.replace('_', '-')} captions, strict judge: {source[args.control]}; "
+          f"{len(singles)} single-object and {len(pairs)} two-object captions; {args.steps} steps, "
+          f"guidance {args.guidance}\n")
     print(quality_table(generated, rendered))
     print(f"\nseconds per generated video: {np.mean(seconds):.2f} ({torch.get_num_threads()} CPU threads)")
 

@@ -312,8 +312,9 @@ def test_quality_checks_count_swapped_motions_and_the_renderer_never_swaps():
     a, b = scene.objects
     exchanged = world.Scene(scene.background, (dataclasses.replace(a, motion="up", x0=10.0, y0=38.0, radius=6.0),
                                                dataclasses.replace(b, motion="left", x0=38.0, y0=10.0, radius=6.0)))
-    right = checks(analysis.judge_scene(scene_frames(scene), scene), swapped_judgement(scene_frames(scene), scene))
-    wrong = checks(analysis.judge_scene(scene_frames(exchanged), scene), swapped_judgement(scene_frames(exchanged), scene))
+    drawn, drawn_exchanged = scene_frames(scene), scene_frames(exchanged)
+    right = checks(analysis.judge_scene(drawn, scene), swapped_judgement(drawn, scene))
+    wrong = checks(analysis.judge_scene(drawn_exchanged, scene), swapped_judgement(drawn_exchanged, scene))
     assert right["objects"] and not right["swapped"]
     assert wrong["swapped"] and not wrong["objects"]
     same = world.sample_scene(3, triples=[("red", "ball", "left"), ("blue", "ball", "left")], background="gray")

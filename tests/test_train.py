@@ -50,7 +50,8 @@ def test_high_noise_share_draws_that_share_of_the_batch_from_the_noisy_steps():
 
     nets = torch.nn.ModuleDict({"transformer": Spy(), "text_encoder": torch.nn.Embedding(8, 4)})
     nets["text_encoder"].forward = lambda ids: (torch.zeros(ids.shape[0], ids.shape[1], 4),)
-    latents, ids, empty = torch.zeros(4, 2, 3, 2, 2), torch.ones(4, 3, dtype=torch.long), torch.zeros(3, dtype=torch.long)
+    latents, ids = torch.zeros(4, 2, 3, 2, 2), torch.ones(4, 3, dtype=torch.long)
+    empty = torch.zeros(3, dtype=torch.long)
     alphas = torch.linspace(1, 0, 1000)
     for share in (0.0, 0.75):
         seen.clear()

@@ -178,9 +178,10 @@ def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,
 def edit_report(run: EditRun) -> str:
     """The benchmark's markdown table (one row per variant) with its heading and footer."""
     base, n_pairs = run.config, len(run.ceiling)
-    lines = [f"DynVFX on the toy model: {n_pairs} pairs (new ball {run.new.replace('_', ' ')}), {base.num_inference_steps} steps, guidance "
-             f"{base.guidance_scale}, strengths {list(base.strengths)}; success = strict judge (background, source "
-             f"ball and new ball moving as asked, nothing else); [95 % intervals]\n",
+    lines = [f"DynVFX on the toy model: {n_pairs} pairs (new ball {run.new.replace('_', ' ')}), "
+             f"{base.num_inference_steps} steps, guidance {base.guidance_scale}, strengths {list(base.strengths)}; "
+             f"success = strict judge (background, source ball and new ball moving as asked, nothing else); "
+             f"[95 % intervals]\n",
              "| variant | success | new ball right | new ball copies the source's motion | source ball right | "
              "nothing extra | source IoU | PSNR outside (dB) | SSIM outside | PSNR outside, raw decode(x_comp) | "
              "s / edit |",
@@ -189,7 +190,8 @@ def edit_report(run: EditRun) -> str:
         m, lo, hi = bootstrap([r["iou"] for r in rows])
         psnr, ssim, raw = (bootstrap([r[key] for r in rows])[0] for key in ("psnr", "ssim", "psnr_raw"))
         lines.append(f"| {VARIANTS[name][0]} | {share(rows, 'success')} | {share(rows, 'new_moves')} | "
-                     f"{share(rows, 'copies_source')} | {share(rows, 'source_moves')} | {share(rows, 'no_extra')} | {m:.2f} [{lo:.2f}, {hi:.2f}] | "
+                     f"{share(rows, 'copies_source')} | {share(rows, 'source_moves')} | {share(rows, 'no_extra')} | "
+                     f"{m:.2f} [{lo:.2f}, {hi:.2f}] | "
                      f"{psnr:.1f} | {ssim:.3f} | {raw:.1f} | {np.mean(run.seconds[name]):.0f} |")
     lines += [f"\nautoencoder reconstruction PSNR of the sources (the ceiling outside the mask): "
               f"{np.mean(run.ceiling):.1f} dB",
