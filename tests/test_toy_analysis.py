@@ -305,7 +305,7 @@ def test_negative_control_noise_scores_zero_on_held_out_captions():
 def test_quality_checks_count_swapped_motions_and_the_renderer_never_swaps():
     """The quality benchmark's "motions swapped" row: a video whose two balls exchange motions counts as swapped
     (and not right); the renderer's own video of the caption does not."""
-    from dynvfx.toy.benchmark import checks, swapped_judgement
+    from dynvfx.toy.benchmark import checks, judged_checks, swapped_judgement
     from dynvfx.toy.examples import scene_frames
 
     scene = world.sample_scene(3, triples=[("red", "ball", "left"), ("blue", "ball", "up")], background="gray")
@@ -317,5 +317,9 @@ def test_quality_checks_count_swapped_motions_and_the_renderer_never_swaps():
     wrong = checks(analysis.judge_scene(drawn_exchanged, scene), swapped_judgement(drawn_exchanged, scene))
     assert right["objects"] and not right["swapped"]
     assert wrong["swapped"] and not wrong["objects"]
+    # labelling the pixels once for both judgements changes nothing
+    assert judged_checks(drawn, scene) == right and judged_checks(drawn_exchanged, scene) == wrong
+    with pytest.raises(ValueError, match="labels"):
+        analysis.judge(drawn, scene.background, [("red", "left")], analysis.colour_labels(drawn[:-1])[0])
     same = world.sample_scene(3, triples=[("red", "ball", "left"), ("blue", "ball", "left")], background="gray")
     assert swapped_judgement(scene_frames(same), same) is None

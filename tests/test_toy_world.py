@@ -49,6 +49,7 @@ def test_motion_directions():
 def test_held_out_combinations():
     combos = set(itertools.product(world.COLOURS, world.MOTIONS, world.BACKGROUNDS))
     assert len(world.HELD_OUT) == 12 and world.HELD_OUT < combos
+    assert world.TRAINING_COMBINATIONS | world.HELD_OUT == combos and not world.TRAINING_COMBINATIONS & world.HELD_OUT
     for a, b in ((0, 1), (0, 2), (1, 2)):  # every pair of attributes is still seen in training
         seen = {(t[a], t[b]) for t in combos - world.HELD_OUT}
         assert seen == {(t[a], t[b]) for t in combos}

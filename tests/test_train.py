@@ -17,6 +17,8 @@ def test_train_few_steps_export_and_resume(tmp_path):
     vocabulary = json.loads((out / "prompt_vocabulary.json").read_text())
     assert vocabulary["objects"] == ["ball"]  # captions name one object noun; the tokenizer keeps the old shapes
     assert {"ball", "square", "triangle"} <= set(vocabulary["words"])
+    configs = "".join(f.read_text() for f in out.rglob("*.json"))
+    assert str(tmp_path) not in configs  # no path of the training machine is shipped
     first = torch.load(work / "dit.pt", weights_only=False)["model"]
     assert train.main(common + ["--steps", "4"]) == 0  # resumes at step 2, not from scratch
     state = json.loads((work / "state.json").read_text())

@@ -423,12 +423,15 @@ def _blob_track(layer: np.ndarray, min_area: int, area_range: tuple[float, float
     return track
 
 
-def judge(frames: torch.Tensor | np.ndarray, background: str, objects: list[tuple[str, str]]) -> Judgement:
+def judge(frames: torch.Tensor | np.ndarray, background: str, objects: list[tuple[str, str]],
+          labels: np.ndarray | None = None) -> Judgement:
     """Does a video ``[F, 3, H, W]`` (or ``[F, H, W, 3]``, in ``[0, 1]``) show a caption?
 
     Args:
         background: the caption's background (a key of ``world.BACKGROUNDS``).
         objects: the caption's objects as ``(colour, motion)`` pairs, of different colours (as in the world).
+        labels: ``colour_labels(frames)[0]`` ``[F, H, W]``, if already computed (judging one video against
+            several captions labels its pixels once).
 
     An object is *present* if its colour (pixels more that colour than background, :func:`colour_labels`)
     forms exactly one blob, of a ball's size (``BLOB_AREA``) and compact (``MIN_COMPACTNESS``), in at least
@@ -447,7 +450,10 @@ def judge(frames: torch.Tensor | np.ndarray, background: str, objects: list[tupl
     if len(set(colours)) < len(colours):
         raise ValueError(f"judge: expected objects must differ in colour (objects are told apart by it): {objects}")
     video = as_video(frames)
-    labels, _ = colour_labels(video)
+    if labels is None:
+        labels = colour_labels(video)[0]
+    elif labels.shape != video.shape[:3]:
+        raise ValueError(f"judge: labels {labels.shape} do not match the video's frames {video.shape[:3]}")
     f, h, w = labels.shape
     min_area, max_jump = max(2, round(MIN_AREA_FRAC * h * w)), MAX_JUMP_FRAC * min(h, w)
     scale = h * w / world.SIZE**2  # ball sizes are given for the toy world's frame size
@@ -468,9 +474,10 @@ def judge(frames: torch.Tensor | np.ndarray, background: str, objects: list[tupl
     return Judgement(background_share(video, background) > MIN_BACKGROUND, present, moves, int(extra))
 
 
-def judge_scene(frames: torch.Tensor | np.ndarray, scene: world.Scene) -> Judgement:
+def judge_scene(frames: torch.Tensor | np.ndarray, scene: world.Scene, labels: np.ndarray | None = None
+                ) -> Judgement:
     """:func:`judge` of a video ``[F, 3, H, W]`` against a scene's caption (background, (colour, motion) pairs)."""
-    return judge(frames, scene.background, [(o.colour, o.motion) for o in scene.objects])
+    return judge(frames, scene.background, [(o.colour, o.motion) for o in scene.objects], labels)
 
 
 # ----------------------------------------------------------------------------- words

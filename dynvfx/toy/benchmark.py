@@ -17,7 +17,6 @@ Shares come with a 95 % Wilson interval (:func:`wilson`), means with a 95 % boot
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import tempfile
 import time
 import warnings
@@ -105,8 +104,7 @@ def make_pairs(n: int, seed: int = 7, new: str = "held_out"):
     if new not in ("held_out", "seen"):
         raise ValueError(f"make_pairs: new must be 'held_out' or 'seen', not {new!r}")
     rng = np.random.default_rng(seed)
-    pool = sorted(world.HELD_OUT) if new == "held_out" else sorted(
-        set(itertools.product(world.COLOURS, world.MOTIONS, world.BACKGROUNDS)) - world.HELD_OUT)
+    pool = sorted(world.HELD_OUT if new == "held_out" else world.TRAINING_COMBINATIONS)
     pairs = []
     while len(pairs) < n:
         colour, motion, background = pool[rng.integers(len(pool))]
@@ -125,12 +123,13 @@ def evaluate(out, source, scene, new, edit_mask, segmenter, raw=None) -> dict:
     ``copies_source``: the new ball is there but moves like the source ball instead (their motions differ).
     """
     expected = [(o.colour, o.motion) for o in scene.objects] + [(new[0], new[2])]
-    verdict = analysis.judge(out, scene.background, expected)
+    labels = analysis.colour_labels(out)[0]
+    verdict = analysis.judge(out, scene.background, expected, labels)
     gt = torch.from_numpy(world.render(scene)[1][0])[:, None]  # [F, 1, H, W]
     src = segmenter.segment(out, [scene.objects[0].phrase]).union
     source_motion = scene.objects[0].motion
     copies = source_motion != new[2] and analysis.judge(
-        out, scene.background, [(scene.objects[0].colour, source_motion), (new[0], source_motion)]).moves[-1]
+        out, scene.background, [(scene.objects[0].colour, source_motion), (new[0], source_motion)], labels).moves[-1]
     return {"success": verdict.ok, "new_moves": verdict.moves[-1], "source_moves": all(verdict.moves[:-1]),
             "copies_source": bool(copies),
             "background": verdict.background_ok, "no_extra": verdict.extra == 0, "iou": iou(src, gt),
@@ -268,13 +267,19 @@ def checks(judgement: analysis.Judgement, swapped: analysis.Judgement | None = N
     }
 
 
-def swapped_judgement(frames, scene: world.Scene) -> analysis.Judgement | None:
+def swapped_judgement(frames, scene: world.Scene, labels=None) -> analysis.Judgement | None:
     """:func:`analysis.judge` of ``frames`` against ``scene``'s two balls with their motions exchanged, or None
-    (one ball, or both with the same motion)."""
+    (one ball, or both with the same motion). ``labels``: the frames' colour labels, if already computed."""
     if len(scene.objects) != 2 or scene.objects[0].motion == scene.objects[1].motion:
         return None
     a, b = scene.objects
-    return analysis.judge(frames, scene.background, [(a.colour, b.motion), (b.colour, a.motion)])
+    return analysis.judge(frames, scene.background, [(a.colour, b.motion), (b.colour, a.motion)], labels)
+
+
+def judged_checks(frames, scene: world.Scene) -> dict[str, bool]:
+    """:func:`checks` of a video ``[F, 3, H, W]`` against ``scene``'s caption, its pixels labelled once."""
+    labels = analysis.colour_labels(frames)[0]
+    return checks(analysis.judge_scene(frames, scene, labels), swapped_judgement(frames, scene, labels))
 
 
 def untrained(pipe):
@@ -300,9 +305,8 @@ def model_quality(pipe, singles: list[world.Scene], pairs: list[world.Scene], st
             else:
                 frames = generate(pipe, scene.caption, seed=i, steps=steps, guidance=guidance)
             seconds.append(time.perf_counter() - t)
-            gen[kind].append(checks(analysis.judge_scene(frames, scene), swapped_judgement(frames, scene)))
-            rendered = scene_frames(scene)
-            ref[kind].append(checks(analysis.judge_scene(rendered, scene), swapped_judgement(rendered, scene)))
+            gen[kind].append(judged_checks(frames, scene))
+            ref[kind].append(judged_checks(scene_frames(scene), scene))
     return gen, ref, seconds
 
 

@@ -328,6 +328,7 @@ def export(pipe, ema_nets: torch.nn.ModuleDict, args, state: State, log: list[di
     ema_nets = copy.deepcopy(ema_nets).to("cpu")
     out = type(pipe)(tokenizer=pipe.tokenizer, text_encoder=ema_nets["text_encoder"], vae=pipe.vae,
                      transformer=ema_nets["transformer"], scheduler=pipe.scheduler)
+    out.vae.register_to_config(_name_or_path="vae")  # not the training machine's folder it was loaded from
     args.out.mkdir(parents=True, exist_ok=True)
     out.save_pretrained(args.out)
     write_prompt_vocabulary(args.out)

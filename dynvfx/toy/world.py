@@ -59,6 +59,9 @@ def _held_out() -> frozenset[tuple[str, str, str]]:
 
 
 HELD_OUT: frozenset[tuple[str, str, str]] = _held_out()
+#: The 48 (colour, motion, background) combinations that training scenes show.
+TRAINING_COMBINATIONS: frozenset[tuple[str, str, str]] = (
+    frozenset(itertools.product(COLOURS, MOTIONS, BACKGROUNDS)) - HELD_OUT)
 
 
 @dataclasses.dataclass(frozen=True)
