@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from dynvfx.toy import train
@@ -64,3 +65,39 @@ def test_high_noise_share_draws_that_share_of_the_batch_from_the_noisy_steps():
         high = (t[:, :6] >= 900).float().mean().item()
         assert (high == 1.0) if share else high < 0.5  # uniform: ~10 % of draws land in [900, 1000)
         assert (t[:, 6:] < 900).any()  # the rest stays uniform over all timesteps
+
+
+def test_background_dropout_trains_that_share_of_captions_without_their_background():
+    """--background-dropout swaps in the caption without "on a <background> background" for that share."""
+    from dynvfx.toy import world
+    from dynvfx.toy.text import build_tokenizer
+
+    caption = "a red ball moves left and a blue ball bounces on a gray background"
+    assert world.drop_background(caption) == "a red ball moves left and a blue ball bounces"
+    with pytest.raises(ValueError, match="background"):
+        world.drop_background("a red ball moves left")
+    ids, empty = train.caption_ids(build_tokenizer(), [caption])
+    bare = train.caption_ids(build_tokenizer(), [world.drop_background(caption)])[0]
+    assert not torch.equal(ids, bare)
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, hidden_states, encoder_hidden_states, timestep, image_rotary_emb, return_dict):
+            return (torch.zeros_like(hidden_states),)
+
+    def encode(text):
+        seen.append(text.clone())
+        return (torch.zeros(text.shape[0], text.shape[1], 4),)
+
+    nets = torch.nn.ModuleDict({"transformer": Spy(), "text_encoder": torch.nn.Identity()})
+    nets["text_encoder"].forward = encode
+    latents, alphas = torch.zeros(1, 2, 3, 2, 2), torch.linspace(1, 0, 1000)
+    for share in (0.0, 0.4):
+        seen.clear()
+        for step in range(25):
+            train.batch_loss(nets, torch.Generator().manual_seed(step), latents, ids, empty, 8, 0.0, alphas, None,
+                             bare_ids=bare, background_dropout=share)
+        rows = torch.cat(seen)  # [200, L]: every row is the caption with or without its background
+        dropped = (rows == bare).all(1).float().mean().item()
+        assert ((rows == ids).all(1) | (rows == bare).all(1)).all()
+        assert (dropped == 0.0) if share == 0 else 0.3 < dropped < 0.5

@@ -6,7 +6,8 @@ Three resumable stages, each checkpointed in ``--workdir`` (outside git):
 2. ``latents``: encode ``--videos`` toy training videos (held-out combinations excluded) once.
 3. ``dit``: the transformer and the T5 text encoder together, v-prediction MSE on uniform timesteps (with
    ``--high-noise-share``, that share of each batch on the noisiest ones),
-   10 % empty captions (for classifier-free guidance), AdamW with warm-up and cosine decay, EMA weights.
+   10 % empty captions (for classifier-free guidance; with ``--background-dropout``, that share without their
+   background phrase), AdamW with warm-up and cosine decay, EMA weights.
 
 The EMA weights are exported with ``save_pretrained`` to ``--out`` (default ``data/models/toy``) at every
 checkpoint, with the loss log and the time spent. Stop at any moment (or with ``--max-minutes``) and run the
@@ -204,7 +205,8 @@ def caption_ids(tokenizer, captions: list[str]) -> tuple[torch.Tensor, torch.Ten
 
 def batch_loss(nets: torch.nn.ModuleDict, g: torch.Generator, latents: torch.Tensor, ids: torch.Tensor,
                empty_ids: torch.Tensor, batch: int, caption_dropout: float, alphas: torch.Tensor,
-               rope, high_noise_share: float = 0.0, high_noise_from: int = 500) -> torch.Tensor:
+               rope, high_noise_share: float = 0.0, high_noise_from: int = 500,
+               bare_ids: torch.Tensor | None = None, background_dropout: float = 0.0) -> torch.Tensor:
     """The transformer's v-prediction MSE on one random batch drawn with ``g``.
 
     Args:
@@ -212,12 +214,18 @@ def batch_loss(nets: torch.nn.ModuleDict, g: torch.Generator, latents: torch.Ten
         from :func:`caption_ids`; caption_dropout: share of captions replaced by the empty one; alphas: the
         scheduler's ``alphas_cumprod`` ``[T]`` (timesteps are uniform over it); rope: rotary embeddings or None;
         high_noise_share: share of the batch whose timestep is drawn from ``[high_noise_from, T)`` instead (the
-        noisy steps where the layout, and so which ball moves where, is decided: the caption matters most there).
+        noisy steps where the layout, and so which ball moves where, is decided: the caption matters most there);
+        bare_ids: the captions without their background (``world.drop_background``), used for a
+        ``background_dropout`` share of the batch (so each ball's motion is learnt from its own clause, apart
+        from the background it was seen on).
     """
     device = latents.device  # the draws are made on the CPU with ``g`` (same bytes on every device)
     idx = torch.randint(0, len(latents), (batch,), generator=g)
     x0 = latents[idx.to(device)].float()
     text = ids[idx].clone()
+    if background_dropout > 0:
+        bare = torch.rand(batch, generator=g) < background_dropout
+        text[bare] = bare_ids[idx][bare]
     text[torch.rand(batch, generator=g) < caption_dropout] = empty_ids
     t = torch.randint(0, len(alphas), (batch,), generator=g)
     if high_noise_share > 0:
@@ -241,6 +249,8 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
     vae = AutoencoderKLCogVideoX.from_pretrained(args.workdir / "vae")
     pipe = toy_model.build_pipeline(vae)
     ids, empty_ids = caption_ids(pipe.tokenizer, captions)
+    bare_ids = (caption_ids(pipe.tokenizer, [world.drop_background(c) for c in captions])[0]
+                if args.background_dropout > 0 else None)
     nets = torch.nn.ModuleDict({"transformer": pipe.transformer, "text_encoder": pipe.text_encoder})
     opt = torch.optim.AdamW(nets.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
     ema = Ema(nets, args.ema)
@@ -272,7 +282,7 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
         g = torch.Generator().manual_seed(args.seed * 7919 + step)
         with autocast:
             loss = batch_loss(nets, g, latents, ids, empty_ids, args.batch, args.caption_dropout, alphas, rope,
-                              args.high_noise_share, args.high_noise_from)
+                              args.high_noise_share, args.high_noise_from, bare_ids, args.background_dropout)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets.parameters(), 1.0)
@@ -368,6 +378,8 @@ def parse_args(argv=None):
     p.add_argument("--high-noise-share", type=float, default=0.0,
                    help="share of each batch trained on the noisiest timesteps (>= --high-noise-from)")
     p.add_argument("--high-noise-from", type=int, default=500)
+    p.add_argument("--background-dropout", type=float, default=0.0,
+                   help="share of captions trained without their background phrase")
     p.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast); batch and lr as given")
     p.add_argument("--init-from", type=Path, default=None,
                    help="fine-tune: start from this exported pipeline's weights (and autoencoder), step 0, "

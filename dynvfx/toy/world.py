@@ -129,6 +129,14 @@ class Scene:
         return any((o.colour, o.motion, self.background) in HELD_OUT for o in self.objects)
 
 
+def drop_background(caption: str) -> str:
+    """A scene caption without its closing ``" on a <background> background"`` (the objects' clauses only)."""
+    head, sep, tail = caption.rpartition(" on a ")
+    if not sep or tail.removesuffix(" background") not in BACKGROUNDS:
+        raise ValueError(f"drop_background: {caption!r} does not end with a toy background")
+    return head
+
+
 def caption_for(background: str, objects: list[tuple[str, str, str]]) -> str:
     """Caption of a scene given as ``[(colour, shape, motion), ...]`` (positions play no part)."""
     objs = tuple(ToyObject(c, s, m, 0.0, 0.0, 1.0) for c, s, m in objects)
