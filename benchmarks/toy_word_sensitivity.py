@@ -1,4 +1,4 @@
-"""How much does the toy transformer listen to each caption word (colour, motion)?
+"""How much does the toy transformer listen to each caption word (colour, motion), and to which ball each belongs?
 
 For a rendered training-distribution scene, swap one word of its caption (the object's colour, or its motion)
 and render the matching counterfactual scene: for a colour swap the same place, size and motion; for a motion
@@ -9,7 +9,10 @@ At several noise levels t, noise the
     ratio = || x0_pred(caption') - x0_pred(caption) || / || x_0(scene') - x_0(scene) ||
 
 i.e. the share of the true latent difference that the word swap produces in the prediction (1: the model draws
-the difference; 0: it ignores the word). (Shape left the toy vocabulary after this benchmark found the shape
+the difference; 0: it ignores the word). *Binding*: for a two-ball scene, exchange the two balls' motions ("a red ball
+moves left and a blue ball moves up" -> "a red ball moves up and a blue ball moves left", each ball starting where
+its new motion starts; both combinations seen in training). The caption keeps the same words, only bound the
+other way, so a model that conditions on the bag of words scores 0 there. (Shape left the toy vocabulary after this benchmark found the shape
 word heard about half as loudly as the colour word; the README keeps those numbers.)
 
 The logic is :mod:`dynvfx.toy.benchmark` (``counterfactual``, ``ratios``, ``word_sensitivity``).
@@ -36,8 +39,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     mean = word_sensitivity(load_pipeline(args.model), args.scenes)
-    print(f"share of the true latent difference that a one-word caption swap produces in the x_0 prediction "
-          f"({args.scenes} single-object scenes; 1 = draws it, 0 = ignores the word)\n")
+    print(f"share of the true latent difference that a caption change produces in the x_0 prediction "
+          f"({args.scenes} single-ball scenes for a word swap, {args.scenes} two-ball scenes for exchanged motions; "
+          f"1 = draws it, 0 = ignores it)\n")
     print(sensitivity_table(mean))
 
 

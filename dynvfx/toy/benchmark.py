@@ -323,21 +323,29 @@ def quality_table(generated: dict, rendered: dict) -> str:
 
 # ------------------------------------------------------------------------------------------ word sensitivity
 SENSITIVITY_TIMESTEPS = (900, 700, 500, 300, 100)
-WORDS = ("colour", "motion")
+WORDS = ("colour", "motion", "binding")  # binding: the two balls' motions exchanged (the same bag of words)
+
+
+def _restart(obj: world.ToyObject, motion: str, rng: np.random.Generator, size: int) -> world.ToyObject:
+    """``obj`` moving as ``motion``, from a new start drawn from the world's start range for it (same radius)."""
+    (x_lo, x_hi), (y_lo, y_hi) = world._start_range(motion, obj.radius, size)
+    return dataclasses.replace(obj, motion=motion, x0=float(rng.uniform(x_lo, x_hi)), y0=float(rng.uniform(y_lo, y_hi)))
 
 
 def counterfactual(scene: world.Scene, rng: np.random.Generator, word: str) -> world.Scene:
-    """The scene with its first object's ``word`` ("colour" or "motion") changed to another value; a new motion
-    gets a new start, drawn from the world's start range for that motion; the object's radius is kept."""
+    """The scene with its first object's ``word`` ("colour" or "motion") changed to another value, or with
+    ``word="binding"`` its two objects' motions exchanged (its caption then holds the same words, bound the other
+    way). A changed motion gets a new start, drawn from the world's start range for it; radii are kept."""
+    if word == "binding":
+        a, b = scene.objects
+        if a.motion == b.motion:
+            raise ValueError("counterfactual: exchanging the motions needs two balls that move differently")
+        return dataclasses.replace(scene, objects=(_restart(a, b.motion, rng, scene.size),
+                                                   _restart(b, a.motion, rng, scene.size)))
     obj = scene.objects[0]
     values = [v for v in (world.COLOURS if word == "colour" else world.MOTIONS) if v != getattr(obj, word)]
     value = values[int(rng.integers(len(values)))]
-    if word == "colour":
-        new = dataclasses.replace(obj, colour=value)
-    else:
-        (x_lo, x_hi), (y_lo, y_hi) = world._start_range(value, obj.radius, scene.size)
-        x0, y0 = float(rng.uniform(x_lo, x_hi)), float(rng.uniform(y_lo, y_hi))
-        new = dataclasses.replace(obj, motion=value, x0=x0, y0=y0)
+    new = dataclasses.replace(obj, colour=value) if word == "colour" else _restart(obj, value, rng, scene.size)
     return dataclasses.replace(scene, objects=(new,))
 
 
@@ -360,23 +368,38 @@ def ratios(pipe, scene: world.Scene, x0: torch.Tensor, other: world.Scene, seed:
     return out
 
 
+def binding_scene(rng: np.random.Generator) -> world.Scene:
+    """A two-ball training-distribution scene whose balls move differently and whose exchanged-motion
+    counterfactual is a training combination too (so a swap is not merely an unseen caption)."""
+    while True:
+        scene = world.sample_scene(rng, n_objects=2, held_out="exclude")
+        a, b = scene.objects
+        if a.motion != b.motion and {(a.colour, b.motion, scene.background),
+                                     (b.colour, a.motion, scene.background)} <= world.TRAINING_COMBINATIONS:
+            return scene
+
+
 def word_sensitivity(pipe, n_scenes: int = 12) -> dict[str, np.ndarray]:
     """Per word of :data:`WORDS`, the mean :func:`ratios` (one per timestep of :data:`SENSITIVITY_TIMESTEPS`)
-    over ``n_scenes`` single-object training-distribution scenes."""
+    over ``n_scenes`` training-distribution scenes: one ball for "colour" and "motion", two
+    (:func:`binding_scene`) for "binding"."""
     rng = np.random.default_rng(0)
     table = {w: [] for w in WORDS}
     for i in range(n_scenes):
         scene = world.sample_scene(rng, n_objects=1, held_out="exclude")
         x0 = latent(pipe, scene)
-        for word in table:
+        for word in ("colour", "motion"):
             table[word].append(ratios(pipe, scene, x0, counterfactual(scene, rng, word), seed=i))
+        pair = binding_scene(rng)
+        table["binding"].append(ratios(pipe, pair, latent(pipe, pair), counterfactual(pair, rng, "binding"), seed=i))
     return {w: np.mean(r, axis=0) for w, r in table.items()}
 
 
 def sensitivity_table(mean: dict[str, np.ndarray]) -> str:
     """The markdown table of :func:`word_sensitivity`: one row per timestep."""
-    lines = ["| timestep t | colour swap | motion swap | motion / colour |", "|---|---|---|---|"]
+    lines = ["| timestep t | colour swap | motion swap | motions exchanged between two balls | motion / colour |",
+             "|---|---|---|---|---|"]
     for k, t in enumerate(SENSITIVITY_TIMESTEPS):
-        colour, motion = mean["colour"][k], mean["motion"][k]
-        lines.append(f"| {t} | {colour:.2f} | {motion:.2f} | {motion / colour:.2f} |")
+        colour, motion, binding = mean["colour"][k], mean["motion"][k], mean["binding"][k]
+        lines.append(f"| {t} | {colour:.2f} | {motion:.2f} | {binding:.2f} | {motion / colour:.2f} |")
     return "\n".join(lines)
