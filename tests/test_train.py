@@ -101,3 +101,46 @@ def test_background_dropout_trains_that_share_of_captions_without_their_backgrou
         dropped = (rows == bare).all(1).float().mean().item()
         assert ((rows == ids).all(1) | (rows == bare).all(1)).all()
         assert (dropped == 0.0) if share == 0 else 0.3 < dropped < 0.5
+
+
+def test_binding_term_ranks_the_exchanged_caption_below_the_true_one():
+    """--binding-weight: on videos whose caption has an exchanged-motion twin (both combinations seen in training),
+    a ranking term is positive while the twin predicts as well as the true caption (a bag-of-words model) and
+    vanishes once it predicts clearly worse."""
+    from dynvfx.toy import world
+    from dynvfx.toy.text import build_tokenizer
+
+    caption = "a red ball moves left and a blue ball moves up on a black background"
+    assert world.exchanged_motions(caption) == "a red ball moves up and a blue ball moves left on a black background"
+    assert world.exchanged_motions("a red ball moves left on a black background") is None
+    assert world.exchanged_motions("a red ball moves up and a blue ball moves up on a black background") is None
+    held = sorted(world.HELD_OUT)[0]  # an exchange that would name a held-out combination is not made
+    seen = next(m for m in world.MOTIONS if m != held[1] and (held[0], m, held[2]) in world.TRAINING_COMBINATIONS)
+    other = next(c for c in world.COLOURS if c != held[0])
+    assert world.exchanged_motions(world.caption_for(held[2], [(held[0], "ball", seen), (other, "ball", held[1])])) \
+        is None
+    tok = build_tokenizer()
+    ids, empty = train.caption_ids(tok, [caption, "a red ball moves left on a black background"])
+    swapped = train.caption_ids(tok, [world.exchanged_motions(caption), ""])[0]
+    swapped[1] = -1  # the one-ball video has no twin
+
+    class Transformer(torch.nn.Module):  # predicts v from the text: a fixed map of the summed token states
+        def forward(self, hidden_states, encoder_hidden_states, timestep, image_rotary_emb, return_dict):
+            return (hidden_states * 0 + encoder_hidden_states.sum((1, 2)).view(-1, 1, 1, 1, 1),)
+
+    def loss_with(encoder):
+        nets = torch.nn.ModuleDict({"transformer": Transformer(), "text_encoder": torch.nn.Identity()})
+        nets["text_encoder"].forward = encoder
+        latents, alphas = torch.zeros(2, 2, 3, 2, 2), torch.linspace(1, 0, 1000)
+        plain = train.batch_loss(nets, torch.Generator().manual_seed(0), latents, ids, empty, 8, 0.0, alphas, None)
+        ranked = train.batch_loss(nets, torch.Generator().manual_seed(0), latents, ids, empty, 8, 0.0, alphas, None,
+                                  swapped_ids=swapped, binding_weight=1.0, binding_margin=0.1)
+        return plain.item(), ranked.item()
+
+    bag = lambda text: ((text.float() * 0.01).sort(1).values.unsqueeze(-1),)  # order-free
+    # word order counts: the true caption's exact sequence predicts v = 0 (its best guess), anything else v = 3
+    ordered = lambda text: ((text != ids[0]).any(1).float().view(-1, 1, 1) * 3,)
+    plain, ranked = loss_with(bag)
+    assert ranked > plain + 0.01  # the twin predicts exactly as well: the term is at its full margin
+    plain, ranked = loss_with(ordered)
+    assert ranked == pytest.approx(plain)  # the twin predicts far worse: nothing to add

@@ -7,7 +7,8 @@ Three resumable stages, each checkpointed in ``--workdir`` (outside git):
 3. ``dit``: the transformer and the T5 text encoder together, v-prediction MSE on uniform timesteps (with
    ``--high-noise-share``, that share of each batch on the noisiest ones),
    10 % empty captions (for classifier-free guidance; with ``--background-dropout``, that share without their
-   background phrase), AdamW with warm-up and cosine decay, EMA weights.
+   background phrase; with ``--binding-weight``, a ranking term against the caption with the two balls' motions
+   exchanged), AdamW with warm-up and cosine decay, EMA weights.
 
 The EMA weights are exported with ``save_pretrained`` to ``--out`` (default ``data/models/toy``) at every
 checkpoint, with the loss log and the time spent. Stop at any moment (or with ``--max-minutes``) and run the
@@ -206,7 +207,9 @@ def caption_ids(tokenizer, captions: list[str]) -> tuple[torch.Tensor, torch.Ten
 def batch_loss(nets: torch.nn.ModuleDict, g: torch.Generator, latents: torch.Tensor, ids: torch.Tensor,
                empty_ids: torch.Tensor, batch: int, caption_dropout: float, alphas: torch.Tensor,
                rope, high_noise_share: float = 0.0, high_noise_from: int = 500,
-               bare_ids: torch.Tensor | None = None, background_dropout: float = 0.0) -> torch.Tensor:
+               bare_ids: torch.Tensor | None = None, background_dropout: float = 0.0,
+               swapped_ids: torch.Tensor | None = None, binding_weight: float = 0.0,
+               binding_margin: float = 0.1) -> torch.Tensor:
     """The transformer's v-prediction MSE on one random batch drawn with ``g``.
 
     Args:
@@ -217,16 +220,24 @@ def batch_loss(nets: torch.nn.ModuleDict, g: torch.Generator, latents: torch.Ten
         noisy steps where the layout, and so which ball moves where, is decided: the caption matters most there);
         bare_ids: the captions without their background (``world.drop_background``), used for a
         ``background_dropout`` share of the batch (so each ball's motion is learnt from its own clause, apart
-        from the background it was seen on).
+        from the background it was seen on);
+        swapped_ids: per video, its caption with the two balls' motions exchanged (``world.exchanged_motions``),
+        or a row of -1 where there is none; binding_weight: weight of a ranking term on those rows (kept whole,
+        not dropped): the exchanged caption's MSE must exceed the true caption's by ``binding_margin`` (relative),
+        so the text side has to carry which ball each motion belongs to.
     """
     device = latents.device  # the draws are made on the CPU with ``g`` (same bytes on every device)
     idx = torch.randint(0, len(latents), (batch,), generator=g)
     x0 = latents[idx.to(device)].float()
     text = ids[idx].clone()
+    whole = torch.ones(batch, dtype=torch.bool)
     if background_dropout > 0:
         bare = torch.rand(batch, generator=g) < background_dropout
         text[bare] = bare_ids[idx][bare]
-    text[torch.rand(batch, generator=g) < caption_dropout] = empty_ids
+        whole &= ~bare
+    dropped = torch.rand(batch, generator=g) < caption_dropout
+    text[dropped] = empty_ids
+    whole &= ~dropped
     t = torch.randint(0, len(alphas), (batch,), generator=g)
     if high_noise_share > 0:
         k = round(high_noise_share * batch)
@@ -239,7 +250,19 @@ def batch_loss(nets: torch.nn.ModuleDict, g: torch.Generator, latents: torch.Ten
     emb = nets["text_encoder"](text)[0]
     pred = nets["transformer"](hidden_states=x_t, encoder_hidden_states=emb, timestep=t,
                                image_rotary_emb=rope, return_dict=False)[0]
-    return (pred - v).pow(2).mean()
+    per_video = (pred - v).pow(2).flatten(1).mean(1)
+    loss = per_video.mean()
+    if binding_weight > 0:
+        rows = (whole & (swapped_ids[idx] >= 0).all(1)).nonzero().flatten()
+        if len(rows):
+            r = rows.to(device)
+            emb_swapped = nets["text_encoder"](swapped_ids[idx][rows].to(device))[0]
+            pred_swapped = nets["transformer"](hidden_states=x_t[r], encoder_hidden_states=emb_swapped,
+                                               timestep=t[r], image_rotary_emb=rope, return_dict=False)[0]
+            swapped = (pred_swapped - v[r]).pow(2).flatten(1).mean(1)
+            gap = (swapped - per_video[r]) / per_video[r].detach().clamp_min(1e-6)
+            loss = loss + binding_weight * torch.relu(binding_margin - gap).mean() * len(rows) / batch
+    return loss
 
 
 def train_dit(args, state: State, deadline: Deadline) -> bool:
@@ -251,6 +274,12 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
     ids, empty_ids = caption_ids(pipe.tokenizer, captions)
     bare_ids = (caption_ids(pipe.tokenizer, [world.drop_background(c) for c in captions])[0]
                 if args.background_dropout > 0 else None)
+    swapped_ids = None
+    if args.binding_weight > 0:
+        exchanged = [world.exchanged_motions(c) for c in captions]
+        swapped_ids = caption_ids(pipe.tokenizer, [e or "" for e in exchanged])[0]
+        swapped_ids[torch.tensor([e is None for e in exchanged])] = -1
+        print(f"binding term on {sum(e is not None for e in exchanged)} of {len(captions)} videos")
     nets = torch.nn.ModuleDict({"transformer": pipe.transformer, "text_encoder": pipe.text_encoder})
     opt = torch.optim.AdamW(nets.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
     ema = Ema(nets, args.ema)
@@ -282,7 +311,8 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
         g = torch.Generator().manual_seed(args.seed * 7919 + step)
         with autocast:
             loss = batch_loss(nets, g, latents, ids, empty_ids, args.batch, args.caption_dropout, alphas, rope,
-                              args.high_noise_share, args.high_noise_from, bare_ids, args.background_dropout)
+                              args.high_noise_share, args.high_noise_from, bare_ids, args.background_dropout,
+                              swapped_ids, args.binding_weight, args.binding_margin)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets.parameters(), 1.0)
@@ -380,6 +410,9 @@ def parse_args(argv=None):
     p.add_argument("--high-noise-from", type=int, default=500)
     p.add_argument("--background-dropout", type=float, default=0.0,
                    help="share of captions trained without their background phrase")
+    p.add_argument("--binding-weight", type=float, default=0.0,
+                   help="weight of the ranking term that makes the exchanged-motion caption predict worse")
+    p.add_argument("--binding-margin", type=float, default=0.1, help="its relative margin")
     p.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast); batch and lr as given")
     p.add_argument("--init-from", type=Path, default=None,
                    help="fine-tune: start from this exported pipeline's weights (and autoencoder), step 0, "

@@ -137,6 +137,20 @@ def drop_background(caption: str) -> str:
     return head
 
 
+def exchanged_motions(caption: str) -> str | None:
+    """A two-ball scene caption with the balls' motions exchanged (the same words, bound the other way), or None
+    when there is nothing to exchange (one ball, one motion) or an exchanged combination is not a training one."""
+    head = drop_background(caption)
+    background = caption[len(head) + len(" on a "):].removesuffix(" background")
+    clauses = [c.split() for c in head.split(" and ")]
+    if len(clauses) != 2:
+        return None
+    (c1, s1, m1), (c2, s2, m2) = ((w[1], w[2], "bounce" if w[3] == "bounces" else w[4]) for w in clauses)
+    if m1 == m2 or not {(c1, m2, background), (c2, m1, background)} <= TRAINING_COMBINATIONS:
+        return None
+    return caption_for(background, [(c1, s1, m2), (c2, s2, m1)])
+
+
 def caption_for(background: str, objects: list[tuple[str, str, str]]) -> str:
     """Caption of a scene given as ``[(colour, shape, motion), ...]`` (positions play no part)."""
     objs = tuple(ToyObject(c, s, m, 0.0, 0.0, 1.0) for c, s, m in objects)
