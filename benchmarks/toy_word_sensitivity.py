@@ -8,14 +8,14 @@ At several noise levels t, noise the
 
     ratio = || x0_pred(caption') - x0_pred(caption) || / || x_0(scene') - x_0(scene) ||
 
-i.e. the share of the true latent difference that the word swap produces in the prediction (1: the model draws
-the difference; 0: it ignores the word). *Binding*: for a two-ball scene, exchange the two balls' motions ("a red ball
+i.e. the share of the true latent difference that the word swap produces in the prediction (1: the model draws the
+difference; 0: it ignores the word). *Binding*: for a two-ball scene, exchange the two balls' motions ("a red ball
 moves left and a blue ball moves up" -> "a red ball moves up and a blue ball moves left", each ball starting where
-its new motion starts; both combinations seen in training). The caption keeps the same words, only bound the
-other way, so a model that conditions on the bag of words scores 0 there. (Shape left the toy vocabulary after this benchmark found the shape
-word heard about half as loudly as the colour word; the README keeps those numbers.)
+its new motion starts; both combinations seen in training). The caption keeps the same words, only bound the other
+way, so a model that conditions on the bag of words scores 0 there. (Shape left the toy vocabulary after this
+benchmark found the shape word heard about half as loudly as the colour word; the README keeps those numbers.)
 
-The logic is :mod:`dynvfx.toy.benchmark` (``counterfactual``, ``ratios``, ``word_sensitivity``).
+The logic is :mod:`dynvfx.toy.benchmark` (``counterfactual``, ``binding_scene``, ``ratios``, ``word_sensitivity``).
 
     python benchmarks/toy_word_sensitivity.py [--model toy] [--scenes 12]
 """

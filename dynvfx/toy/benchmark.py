@@ -329,7 +329,8 @@ WORDS = ("colour", "motion", "binding")  # binding: the two balls' motions excha
 def _restart(obj: world.ToyObject, motion: str, rng: np.random.Generator, size: int) -> world.ToyObject:
     """``obj`` moving as ``motion``, from a new start drawn from the world's start range for it (same radius)."""
     (x_lo, x_hi), (y_lo, y_hi) = world._start_range(motion, obj.radius, size)
-    return dataclasses.replace(obj, motion=motion, x0=float(rng.uniform(x_lo, x_hi)), y0=float(rng.uniform(y_lo, y_hi)))
+    x0, y0 = float(rng.uniform(x_lo, x_hi)), float(rng.uniform(y_lo, y_hi))
+    return dataclasses.replace(obj, motion=motion, x0=x0, y0=y0)
 
 
 def counterfactual(scene: world.Scene, rng: np.random.Generator, word: str) -> world.Scene:
@@ -373,9 +374,7 @@ def binding_scene(rng: np.random.Generator) -> world.Scene:
     counterfactual is a training combination too (so a swap is not merely an unseen caption)."""
     while True:
         scene = world.sample_scene(rng, n_objects=2, held_out="exclude")
-        a, b = scene.objects
-        if a.motion != b.motion and {(a.colour, b.motion, scene.background),
-                                     (b.colour, a.motion, scene.background)} <= world.TRAINING_COMBINATIONS:
+        if world.exchanged_motions(scene.caption) is not None:
             return scene
 
 
