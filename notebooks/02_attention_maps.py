@@ -227,14 +227,14 @@ else:
 from dynvfx.pipeline import generate
 
 if MODEL == "toy":
-    from dynvfx.toy import analysis
+    from dynvfx.toy import analysis, world
 
     BOUND = {"red left, blue up": [("red", "left"), ("blue", "up")],
              "red up, blue left": [("red", "up"), ("blue", "left")]}
     bound_rows = {}
     for seed in (1, 4):
-        bound_videos = {name: generate(pipe, f"a {a[0]} ball moves {a[1]} and a {b[0]} ball moves {b[1]} on a black "
-                                 f"background", seed=seed, steps=NUM_STEPS) for name, (a, b) in BOUND.items()}
+        bound_videos = {name: generate(pipe, world.caption_for("black", [(c, "ball", m) for c, m in balls]),
+                                       seed=seed, steps=NUM_STEPS) for name, balls in BOUND.items()}
         first, second = bound_videos.values()
         print(f"seed {seed}: mean pixel difference between the two videos {(first - second).abs().mean():.0e}; "
               + "; ".join(f"caption '{name}' drawn right: {analysis.judge(v, 'black', BOUND[name]).ok}"

@@ -129,19 +129,24 @@ class Scene:
         return any((o.colour, o.motion, self.background) in HELD_OUT for o in self.objects)
 
 
+def _split_background(caption: str) -> tuple[str, str]:
+    """A scene caption -> (its objects' clauses, its background)."""
+    head, sep, tail = caption.rpartition(" on a ")
+    background = tail.removesuffix(" background")
+    if not sep or background not in BACKGROUNDS:
+        raise ValueError(f"toy caption {caption!r} does not end with a toy background")
+    return head, background
+
+
 def drop_background(caption: str) -> str:
     """A scene caption without its closing ``" on a <background> background"`` (the objects' clauses only)."""
-    head, sep, tail = caption.rpartition(" on a ")
-    if not sep or tail.removesuffix(" background") not in BACKGROUNDS:
-        raise ValueError(f"drop_background: {caption!r} does not end with a toy background")
-    return head
+    return _split_background(caption)[0]
 
 
 def exchanged_motions(caption: str) -> str | None:
     """A two-ball scene caption with the balls' motions exchanged (the same words, bound the other way), or None
     when there is nothing to exchange (one ball, one motion) or an exchanged combination is not a training one."""
-    head = drop_background(caption)
-    background = caption[len(head) + len(" on a "):].removesuffix(" background")
+    head, background = _split_background(caption)
     clauses = [c.split() for c in head.split(" and ")]
     if len(clauses) != 2:
         return None
