@@ -8,7 +8,9 @@ Three resumable stages, each checkpointed in ``--workdir`` (outside git):
    ``--high-noise-share``, that share of each batch on the noisiest ones),
    10 % empty captions (for classifier-free guidance; with ``--background-dropout``, that share without their
    background phrase; with ``--binding-weight``, a ranking term against the caption with the two balls' motions
-   exchanged), AdamW with warm-up and cosine decay, EMA weights.
+   exchanged; with ``--text-binding-weight``, a linear probe that must read from the text states which ball each
+   colour and motion word belongs to; ``--rebind-text-steps`` first re-initialises a loaded bag-of-words text
+   encoder's attention for that), AdamW with warm-up and cosine decay, EMA weights.
 
 The EMA weights are exported with ``save_pretrained`` to ``--out`` (default ``data/models/toy``) at every
 checkpoint, with the loss log and the time spent. Stop at any moment (or with ``--max-minutes``) and run the
@@ -204,12 +206,71 @@ def caption_ids(tokenizer, captions: list[str]) -> tuple[torch.Tensor, torch.Ten
     return ids[:-1], ids[-1]
 
 
+def binding_labels(caption: str) -> list[int]:
+    """Per token of a toy caption (one per word, then ``</s>``, padded to ``MAX_TEXT_TOKENS``), what a linear probe
+    on the text encoder's output must read there to know which ball each word belongs to: at a ball's colour word
+    its motion (``MOTIONS`` index), at its motion word ("left", ..., "bounces") ``len(MOTIONS)`` + its colour
+    (``COLOURS`` index); -100 (ignored) elsewhere. A bag-of-words encoder can only guess these in two-ball captions."""
+    words, labels = caption.split(), [-100] * toy_model.MAX_TEXT_TOKENS
+    colours = list(world.COLOURS)
+    for i, word in enumerate(words[:-2]):
+        if word in world.COLOURS and words[i + 1] in world.SHAPES:
+            at = i + 2 if words[i + 2] == "bounces" else i + 3
+            labels[i] = world.MOTIONS.index("bounce" if at == i + 2 else words[at])
+            labels[at] = len(world.MOTIONS) + colours.index(word)
+    return labels
+
+
+BINDING_CLASSES = len(world.MOTIONS) + len(world.COLOURS)  # the probe's outputs
+
+
+def binding_probe_loss(probe: torch.nn.Module, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of a linear ``probe`` reading :func:`binding_labels` ``[B, L]`` from text states ``[B, L, D]``."""
+    return torch.nn.functional.cross_entropy(probe(emb).flatten(0, 1), labels.flatten(), ignore_index=-100)
+
+
+def rebind_text_encoder(text_encoder, probe: torch.nn.Module, ids: torch.Tensor, labels: torch.Tensor,
+                        steps: int, keep_weight: float = 100.0, batch: int = 64, lr: float = 1e-3,
+                        seed: int = 0) -> dict:
+    """Make a bag-of-words text encoder carry which ball each word belongs to, before the transformer trains on it.
+
+    A trained toy T5 attends by word content, saturated, so its states ignore word order and gradients cannot
+    reach its relative-position bias. This re-initialises its query and key projections (small: near-uniform
+    attention, where position matters), then trains the encoder and ``probe`` for ``steps`` text-only steps on
+    the probe's cross-entropy plus ``keep_weight`` x the relative squared distance of its states ``[N, L, D]``
+    to the loaded ones (so the transformer reading them still draws what it drew). Returns the final probe
+    accuracy and relative state distance over ``ids`` ``[N, L]``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        ref = text_encoder(ids)[0]
+    scale = ref.pow(2).mean()
+    for block in text_encoder.encoder.block:
+        attention = block.layer[0].SelfAttention
+        for proj in (attention.q, attention.k):
+            proj.weight.data.copy_(torch.randn(proj.weight.shape, generator=g) * 0.02)
+    opt = torch.optim.Adam([*text_encoder.parameters(), *probe.parameters()], lr=lr)
+    for _ in tqdm(range(steps), desc="rebind text"):
+        idx = torch.randint(0, len(ids), (batch,), generator=g)
+        emb = text_encoder(ids[idx])[0]
+        loss = binding_probe_loss(probe, emb, labels[idx]) + keep_weight * (emb - ref[idx]).pow(2).mean() / scale
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        emb = text_encoder(ids)[0]
+        read, known = probe(emb).argmax(-1), labels >= 0
+        return {"probe_accuracy": (read[known] == labels[known]).float().mean().item(),
+                "state_change": ((emb - ref).norm() / ref.norm()).item()}
+
+
 def batch_loss(nets: torch.nn.ModuleDict, g: torch.Generator, latents: torch.Tensor, ids: torch.Tensor,
                empty_ids: torch.Tensor, batch: int, caption_dropout: float, alphas: torch.Tensor,
                rope, high_noise_share: float = 0.0, high_noise_from: int = 500,
                bare_ids: torch.Tensor | None = None, background_dropout: float = 0.0,
                swapped_ids: torch.Tensor | None = None, binding_weight: float = 0.0,
-               binding_margin: float = 0.1) -> torch.Tensor:
+               binding_margin: float = 0.1, labels: torch.Tensor | None = None,
+               text_binding_weight: float = 0.0) -> torch.Tensor:
     """The transformer's v-prediction MSE on one random batch drawn with ``g``.
 
     Args:
@@ -224,7 +285,9 @@ def batch_loss(nets: torch.nn.ModuleDict, g: torch.Generator, latents: torch.Ten
         swapped_ids: per video, its caption with the two balls' motions exchanged (``world.exchanged_motions``),
         or a row of -1 where there is none; binding_weight: weight of a ranking term on those rows (kept whole,
         not dropped): the exchanged caption's MSE must exceed the true caption's by ``binding_margin`` (relative),
-        so the text side has to carry which ball each motion belongs to.
+        so the text side has to carry which ball each motion belongs to;
+        labels: :func:`binding_labels` per video ``[N, L]``; text_binding_weight: weight of
+        :func:`binding_probe_loss` through ``nets["binding_probe"]`` on the captions as used (none for dropped ones).
     """
     device = latents.device  # the draws are made on the CPU with ``g`` (same bytes on every device)
     idx = torch.randint(0, len(latents), (batch,), generator=g)
@@ -252,6 +315,10 @@ def batch_loss(nets: torch.nn.ModuleDict, g: torch.Generator, latents: torch.Ten
                                image_rotary_emb=rope, return_dict=False)[0]
     per_video = (pred - v).pow(2).flatten(1).mean(1)
     loss = per_video.mean()
+    if text_binding_weight > 0:
+        kept = labels[idx].to(device).masked_fill(dropped.to(device)[:, None], -100)
+        if (kept >= 0).any():
+            loss = loss + text_binding_weight * binding_probe_loss(nets["binding_probe"], emb, kept)
     if binding_weight > 0:
         rows = (whole & (swapped_ids[idx] >= 0).all(1)).nonzero().flatten()
         if len(rows):
@@ -281,6 +348,10 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
         swapped_ids[torch.tensor([e is None for e in exchanged])] = -1
         print(f"binding term on {sum(e is not None for e in exchanged)} of {len(captions)} videos")
     nets = torch.nn.ModuleDict({"transformer": pipe.transformer, "text_encoder": pipe.text_encoder})
+    labels = None
+    if args.text_binding_weight > 0 or args.rebind_text_steps > 0:
+        labels = torch.tensor([binding_labels(c) for c in captions])
+        nets["binding_probe"] = torch.nn.Linear(toy_model.TEXT_WIDTH, BINDING_CLASSES)  # training only, not exported
     opt = torch.optim.AdamW(nets.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
     ema = Ema(nets, args.ema)
     ckpt = args.workdir / "dit.pt"
@@ -292,6 +363,13 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
     elif args.init_from:
         _load_exported(args.init_from, nets, ema)
         print(f"initialised from {args.init_from} (EMA weights; fresh optimizer state and schedule)")
+        if args.rebind_text_steps > 0:
+            every = torch.cat([ids, empty_ids[None]])  # the empty caption's states kept too (guidance)
+            state.data["rebind_text"] = rebind_text_encoder(
+                nets["text_encoder"], nets["binding_probe"], every,
+                torch.cat([labels, torch.full_like(labels[:1], -100)]), args.rebind_text_steps, seed=args.seed)
+            print(f"text encoder rebound: {state.data['rebind_text']}")
+            ema.module.load_state_dict(nets.state_dict())
     elif args.warm_start and (args.out / "training.json").exists():
         _load_exported(args.out, nets, ema)
         step, log = _exported_progress(args.out)
@@ -312,7 +390,8 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
         with autocast:
             loss = batch_loss(nets, g, latents, ids, empty_ids, args.batch, args.caption_dropout, alphas, rope,
                               args.high_noise_share, args.high_noise_from, bare_ids, args.background_dropout,
-                              swapped_ids, args.binding_weight, args.binding_margin)
+                              swapped_ids, args.binding_weight, args.binding_margin, labels,
+                              args.text_binding_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets.parameters(), 1.0)
@@ -378,6 +457,7 @@ def export(pipe, ema_nets: torch.nn.ModuleDict, args, state: State, log: list[di
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                      if k not in ("workdir", "out", "max_minutes", "init_from")},
         "vae_final_mse": state.data.get("vae_final_mse"),
+        **({"rebind_text": state.data["rebind_text"]} if "rebind_text" in state.data else {}),
         "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
     }
     if args.init_from:  # a fine-tune: keep the record of the run it started from
@@ -413,6 +493,12 @@ def parse_args(argv=None):
     p.add_argument("--binding-weight", type=float, default=0.0,
                    help="weight of the ranking term that makes the exchanged-motion caption predict worse")
     p.add_argument("--binding-margin", type=float, default=0.1, help="its relative margin")
+    p.add_argument("--text-binding-weight", type=float, default=0.0,
+                   help="weight of a linear probe's cross-entropy that makes the text encoder's states say which "
+                        "ball each colour and motion word belongs to (binding_labels)")
+    p.add_argument("--rebind-text-steps", type=int, default=0,
+                   help="with --init-from: re-initialise the text encoder's query/key projections and train it "
+                        "text-only for this many steps on that probe, its states kept near the loaded ones")
     p.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast); batch and lr as given")
     p.add_argument("--init-from", type=Path, default=None,
                    help="fine-tune: start from this exported pipeline's weights (and autoencoder), step 0, "
