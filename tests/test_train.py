@@ -236,3 +236,22 @@ def test_rebind_text_encoder_makes_a_bag_of_words_encoder_carry_binding():
         rebound = encoder(ids)[0]
     assert result["probe_accuracy"] > 0.95 and probe_accuracy(rebound) > 0.95
     assert result["state_change"] < 0.5
+
+
+def test_fine_tune_with_a_rebound_text_encoder_records_it_and_exports_no_probe(tmp_path):
+    from dynvfx.paths import TOY_MODEL_DIR
+
+    work, out = tmp_path / "work", tmp_path / "model"
+    assert train.main(["--workdir", str(work), "--out", str(out), "--init-from", str(TOY_MODEL_DIR), "--videos", "6",
+                       "--batch", "2", "--steps", "1", "--threads", "1", "--rebind-text-steps", "3",
+                       "--text-binding-weight", "0.1"]) == 0
+    record = json.loads((out / "training.json").read_text())
+    assert set(record["rebind_text"]) == {"probe_accuracy", "state_change"} and record["seconds"]["rebind_text"] > 0
+    assert record["settings"]["text_binding_weight"] == 0.1 and "init_from" in record
+    from safetensors.torch import load_file
+
+    names = load_file(out / "text_encoder" / "model.safetensors")
+    assert names and not any("probe" in k for k in names)  # the probe is a training aid, not part of the model
+    shipped = load_file(TOY_MODEL_DIR / "text_encoder" / "model.safetensors")
+    q = "encoder.block.0.layer.0.SelfAttention.q.weight"
+    assert not torch.allclose(names[q], shipped[q])  # re-initialised, then trained

@@ -364,10 +364,11 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
         _load_exported(args.init_from, nets, ema)
         print(f"initialised from {args.init_from} (EMA weights; fresh optimizer state and schedule)")
         if args.rebind_text_steps > 0:
-            every = torch.cat([ids, empty_ids[None]])  # the empty caption's states kept too (guidance)
+            every, started = torch.cat([ids, empty_ids[None]]), time.time()  # the empty caption kept too (guidance)
             state.data["rebind_text"] = rebind_text_encoder(
                 nets["text_encoder"], nets["binding_probe"], every,
                 torch.cat([labels, torch.full_like(labels[:1], -100)]), args.rebind_text_steps, seed=args.seed)
+            state.add_time("rebind_text", time.time() - started)
             print(f"text encoder rebound: {state.data['rebind_text']}")
             ema.module.load_state_dict(nets.state_dict())
     elif args.warm_start and (args.out / "training.json").exists():
