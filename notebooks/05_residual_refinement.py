@@ -191,10 +191,11 @@ figures.video_grid(rows, frames=list(range(len(kinds))), labels=kinds, title=f"f
 
 # %% [markdown]
 # **What you should see:** pass 1 starts from the source alone (its reconstruction: the blue ball in the centre);
-# its `x̂` has a red ball to the right, and the mask and `|x_res|` light up only there. From pass 2 on the composite
-# already holds the red ball beside the blue one. Each `x̂` redraws the blue ball somewhere else (bottom left in
-# passes 1, 3 and 6, top left in 2, 4 and 5), but outside `M` that is discarded: the composite's blue ball never moves, and the mask and the
-# residual stay on the red ball in every pass.
+# its `x̂` has a red ball at the bottom left, and the mask and `|x_res|` light up only there. From pass 2 on the
+# composite already holds the red ball below the blue one. Each `x̂` redraws the blue ball shifted sideways (at the
+# left edge in pass 1, left of the source's in passes 2 and 5, right of it in 4, close to it in 3, 6 and 7), but
+# outside `M` that is discarded: the composite's blue ball never moves, and the mask and the residual stay on the
+# red ball in every pass.
 
 # %%
 from dynvfx import widgets
@@ -222,10 +223,10 @@ for how, video in finals.items():
 figures.video_grid({"source video": frames} | {f"composite: {how}": video for how, video in finals.items()});
 
 # %% [markdown]
-# **What you should see:** the three composites show the same edit, a red ball beside the blue one that moves
-# down with it. *latent* and *reconstruction* carry the autoencoder's faint speckles in the gray and a slightly
-# blurred blue ball; *source* has the source's own pixels outside the `O_edit` mask (PSNR there 30.2 dB, 31.1 dB
-# and infinite).
+# **What you should see:** the three composites show the same edit, a red ball at the bottom left that moves right
+# along the bottom edge while the blue one moves down. *latent* and *reconstruction* carry the autoencoder's faint
+# speckles in the gray and a slightly blurred blue ball; *source* has the source's own pixels outside the `O_edit`
+# mask (PSNR there 30.4 dB, 31.1 dB and infinite).
 #
 # ## Ablations, side by side
 #
@@ -253,10 +254,11 @@ else:
     print("skipped with a CogVideoX model: each variant is a full edit (see the cost estimate above)")
 
 # %% [markdown]
-# **What you should see:** *DynVFX*, *no AnchorExtAttn* and *no iterative refinement* look the same: the
-# source's blue ball and a red ball right beside it, moving down with it (not right, as asked). *SDEdit 0.6* and
-# *SDEdit 0.9* both draw a new scene: a red ball on the right moving down, a blue ball at the bottom left (smaller
-# at 0.6); the source's ball is not where it was. The paper's ablations differ visibly (Fig. 4: without
+# **What you should see:** *DynVFX*, *no AnchorExtAttn* and *no iterative refinement* look alike: the source's
+# blue ball and a red ball at the bottom left moving right along the bottom edge, as asked (a little larger with a
+# single pass; without anchors or with a single pass it overlaps the blue ball in the last frames). *SDEdit 0.6*
+# and *SDEdit 0.9* both draw a new scene: a blue ball at the right edge moving down, a red ball at the bottom left
+# moving right (smaller at 0.6, shrinking by the last frame); the source's ball is not where it was. The paper's ablations differ visibly (Fig. 4: without
 # AnchorExtAttn the new content is misplaced, without refinement it blends in poorly).
 
 # %%
@@ -287,11 +289,11 @@ if MODEL == "toy":
 
 # %% [markdown]
 # On the toy the first three rows agree in the numbers too: their final frames are the source outside the mask
-# (SSIM 1, PSNR infinite), and their raw `decode(x_comp)` scores 0.930, 0.931 and 0.932, all bounded by the
+# (SSIM 1, PSNR infinite), and their raw `decode(x_comp)` scores 0.928, 0.929 and 0.928, all bounded by the
 # autoencoder. SDEdit, with no protection, draws the red ball but redraws the scene at both strengths and scores
-# lower (0.765 at 0.6, 0.724 at 0.9), the low end of Table 1's trade-off. Table 1's ablation gaps (0.775 full, 0.697 without
+# lower (0.737 at 0.6, 0.720 at 0.9), the low end of Table 1's trade-off. Table 1's ablation gaps (0.775 full, 0.697 without
 # AnchorExtAttn, 0.760 without refinement) do not appear here: on the toy the residual mask alone keeps the scene,
-# and the toy model gives the new ball the source ball's motion whatever the anchors do (issue 15).
+# and the toy model draws the new ball in the same place, moving right as asked, with or without the anchors.
 #
 # ### A few held-out benchmark pairs
 #
@@ -318,11 +320,10 @@ if MODEL == "toy":
         print(f"{name:18} | {m['success']:7.0%} | {m['iou']:10.2f} | {m['psnr']:13.1f} | {m['ssim']:8.3f}")
 
 # %% [markdown]
-# On these three pairs each variant succeeds on one (33 %). DynVFX keeps the source ball on two of them (IoU 0.67
-# on average: on the second pair the new blue ball is drawn right over the green source ball, with its motion, and
-# replaces it), "no AnchorExtAttn" about as well (0.71); SDEdit 0.6 damages it more (IoU 0.44). Three pairs say little (one
-# success in three has a 95 % interval of about 6-79 %); `benchmarks/toy_edit.py` with 60 pairs gives the
-# intervals.
+# On these three pairs DynVFX and SDEdit 0.6 succeed on two (67 %), "no AnchorExtAttn" on all three. DynVFX and
+# "no AnchorExtAttn" keep the source ball exactly (IoU 1.00: the new ball is drawn apart from it); SDEdit 0.6
+# redraws it (IoU 0.72). Three pairs say little (two successes in three have a 95 % interval of about 21-94 %);
+# `benchmarks/toy_edit.py` with 60 pairs gives the intervals.
 #
 # ## Exercises
 #
@@ -385,12 +386,12 @@ print(f"PSNR outside O_edit of decode(x_comp): {mine:.2f} dB (by hand) = the lib
 # ## What to take away
 #
 # - The residual confines the edit: outside `M` the composite stays `x_orig` exactly (exercise 2: a residual of 0
-#   there with the mask, 0.09 on average without it; 30.2 vs 21.6 dB outside the `O_edit` mask), and the loop you
+#   there with the mask, 0.08 on average without it; 30.4 vs 25.3 dB outside the `O_edit` mask), and the loop you
 #   wrote out gives exactly `refine()`'s `x_res`.
 # - The passes go from strong to weak noise, and the source branch runs only in the first four (18 of the 96 steps
 #   here). On this edit the red ball's place is set in pass 1 and kept: later passes only redraw it in place.
-# - On the toy model the ablations do not separate: without anchors or with a single pass the result equals the
-#   full method's, while SDEdit shows the trade-off the residual avoids (0.6: scene partly kept, no new ball; 0.9:
-#   new ball, scene redrawn). What anchors and refinement add on real videos is in the paper's Table 1 and Fig. 4
+# - On the toy model the ablations do not separate: without anchors or with a single pass the result looks like the
+#   full method's, while SDEdit shows what the residual avoids: at 0.6 and at 0.9 it draws the new ball but
+#   redraws the scene. What anchors and refinement add on real videos is in the paper's Table 1 and Fig. 4
 #   and in the [project page's ablation videos](https://dynvfx.github.io/sm/index.html#Ablations) and
-#   [results](https://dynvfx.github.io/); here the toy model's limits (issue 15) hide it.
+#   [results](https://dynvfx.github.io/); here the residual mask and the small toy model hide it.
