@@ -241,6 +241,9 @@ def test_rebind_text_encoder_makes_a_bag_of_words_encoder_carry_binding():
 def test_fine_tune_with_a_rebound_text_encoder_records_it_and_exports_no_probe(tmp_path):
     from dynvfx.paths import TOY_MODEL_DIR
 
+    with pytest.raises(SystemExit):  # nothing to rebind without a loaded encoder
+        train.parse_args(["--rebind-text-steps", "3"])
+
     work, out = tmp_path / "work", tmp_path / "model"
     assert train.main(["--workdir", str(work), "--out", str(out), "--init-from", str(TOY_MODEL_DIR), "--videos", "6",
                        "--batch", "2", "--steps", "1", "--threads", "1", "--rebind-text-steps", "3",

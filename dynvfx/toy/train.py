@@ -506,7 +506,10 @@ def parse_args(argv=None):
                         "fresh schedule")
     p.add_argument("--warm-start", action="store_true",
                    help="without a checkpoint in --workdir, continue from the pipeline exported in --out")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.rebind_text_steps and not args.init_from:
+        p.error("--rebind-text-steps rebinds a loaded text encoder: give --init-from")
+    return args
 
 
 def main(argv=None) -> int:
