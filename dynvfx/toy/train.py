@@ -210,14 +210,14 @@ def binding_labels(caption: str) -> list[int]:
     """Per token of a toy caption (one per word, then ``</s>``, padded to ``MAX_TEXT_TOKENS``), what a linear probe
     on the text encoder's output must read there to know which ball each word belongs to: at a ball's colour word
     its motion (``MOTIONS`` index), at its motion word ("left", ..., "bounces") ``len(MOTIONS)`` + its colour
-    (``COLOURS`` index); -100 (ignored) elsewhere. A bag-of-words encoder can only guess these in two-ball captions."""
-    words, labels = caption.split(), [-100] * toy_model.MAX_TEXT_TOKENS
-    colours = list(world.COLOURS)
-    for i, word in enumerate(words[:-2]):
-        if word in world.COLOURS and words[i + 1] in world.SHAPES:
-            at = i + 2 if words[i + 2] == "bounces" else i + 3
-            labels[i] = world.MOTIONS.index("bounce" if at == i + 2 else words[at])
-            labels[at] = len(world.MOTIONS) + colours.index(word)
+    (``COLOURS`` index); -100 (ignored) elsewhere (positions from :func:`world.parse_caption`). A bag-of-words
+    encoder can only guess these in two-ball captions."""
+    labels = [-100] * toy_model.MAX_TEXT_TOKENS
+    if not caption:  # the empty caption (caption dropout) names no ball
+        return labels
+    for clause in world.parse_caption(caption)[0]:
+        labels[clause.colour_at] = world.MOTIONS.index(clause.motion)
+        labels[clause.motion_at] = len(world.MOTIONS) + list(world.COLOURS).index(clause.colour)
     return labels
 
 

@@ -138,6 +138,30 @@ def _split_background(caption: str) -> tuple[str, str]:
     return head, background
 
 
+@dataclasses.dataclass(frozen=True)
+class Clause:
+    """One object's clause of a scene caption, with the word positions (in the whole caption) of its colour and
+    of its motion word (``"left"``, ..., or ``"bounces"``)."""
+
+    colour: str
+    shape: str
+    motion: str
+    colour_at: int
+    motion_at: int
+
+
+def parse_caption(caption: str) -> tuple[list[Clause], str]:
+    """A scene caption (:attr:`Scene.caption`, clauses as :meth:`ToyObject.clause` writes them) -> its objects'
+    clauses and its background."""
+    head, background = _split_background(caption)
+    clauses, at = [], 0
+    for text in head.split(" and "):
+        w = text.split()  # ["a", colour, shape, "bounces"] or ["a", colour, shape, "moves", motion]
+        clauses.append(Clause(w[1], w[2], "bounce" if w[3] == "bounces" else w[4], at + 1, at + len(w) - 1))
+        at += len(w) + 1  # the clause and its "and"
+    return clauses, background
+
+
 def drop_background(caption: str) -> str:
     """A scene caption without its closing ``" on a <background> background"`` (the objects' clauses only)."""
     return _split_background(caption)[0]
@@ -146,14 +170,14 @@ def drop_background(caption: str) -> str:
 def exchanged_motions(caption: str) -> str | None:
     """A two-ball scene caption with the balls' motions exchanged (the same words, bound the other way), or None
     when there is nothing to exchange (one ball, one motion) or an exchanged combination is not a training one."""
-    head, background = _split_background(caption)
-    clauses = [c.split() for c in head.split(" and ")]
+    clauses, background = parse_caption(caption)
     if len(clauses) != 2:
         return None
-    (c1, s1, m1), (c2, s2, m2) = ((w[1], w[2], "bounce" if w[3] == "bounces" else w[4]) for w in clauses)
-    if m1 == m2 or not {(c1, m2, background), (c2, m1, background)} <= TRAINING_COMBINATIONS:
+    a, b = clauses
+    if a.motion == b.motion or not {(a.colour, b.motion, background), (b.colour, a.motion, background)} \
+            <= TRAINING_COMBINATIONS:
         return None
-    return caption_for(background, [(c1, s1, m2), (c2, s2, m1)])
+    return caption_for(background, [(a.colour, a.shape, b.motion), (b.colour, b.shape, a.motion)])
 
 
 def caption_for(background: str, objects: list[tuple[str, str, str]]) -> str:
