@@ -146,7 +146,7 @@ def toy_truth(video: str | Path | None = None, example: str = "blue_ball_down"):
     else:
         return None
     first = scene.objects[0]
-    motion = "bounces" if first.motion == "bounce" else first.motion  # the caption's word for it
+    motion = world.motion_phrase(first.motion).split()[-1]  # the caption's word for it
     masks = torch.from_numpy(world.render(scene)[1])
     return scene.caption, [first.colour, "ball", motion, scene.background], masks[0, :, None]
 

@@ -115,7 +115,7 @@ def _conversation(instruction: str, new: Triple, notes: list[str], fields: dict)
 
     ``fields``: the plan's ``source_caption``, ``composited_caption``, ``objects_orig`` and ``objects_edit``.
     """
-    verb = "bounces" if new[2] == "bounce" else f"moves {new[2]}"
+    verb = world.motion_phrase(new[2])
     anchors = ", ".join(fields["objects_orig"]) or "none"
     said = [
         f"(Rule-based toy planner, no language model.) I see: {fields['source_caption']}.",

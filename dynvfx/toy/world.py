@@ -96,8 +96,12 @@ class ToyObject:
         return np.stack([self.x0 + dx * TRAVEL * t, self.y0 + dy * TRAVEL * t], axis=1)
 
     def clause(self) -> str:
-        verb = "bounces" if self.motion == "bounce" else f"moves {self.motion}"
-        return f"a {self.phrase} {verb}"
+        return f"a {self.phrase} {motion_phrase(self.motion)}"
+
+
+def motion_phrase(motion: str) -> str:
+    """A motion's words in a caption: ``"bounces"`` or ``"moves <direction>"``; its last word is the motion word."""
+    return "bounces" if motion == "bounce" else f"moves {motion}"
 
 
 @dataclasses.dataclass(frozen=True)
