@@ -63,7 +63,7 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # diffusers' own CogVideoX classes (RoPE, 3D autoencoder, T5 text encoder, v-prediction) and trained on a CPU on
 # videos of coloured balls moving over flat backgrounds (48×48 pixels, 17 frames). Its vocabulary is what it
 # draws: a colour, "ball", a motion and a background. It is small and imperfect (the README has its measured
-# quality); in particular, with *two* balls in one caption it draws both right only about two times in three,
+# quality); in particular, with *two* balls in one caption it draws both right only about four times in five,
 # which matters for an edit that adds a second ball (see the result below).
 #
 # `VIDEO = None` takes the shipped toy example (with the toy model) or the course's real clip

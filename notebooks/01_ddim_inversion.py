@@ -202,10 +202,10 @@ figures.video_grid(rows, title="sampling back from four starting points");
 # reconstructed: a black background instead of gray and an oversized, misshapen blue ball that stays at the top
 # instead of moving down (latent RMSE 1.28). From the kept latents at $t = 899$ and $t = 799$ the gray background is
 # right but the ball is gone (0.12 both); from $t = 499$ the source comes back, as blurred as the autoencoder makes
-# it (0.03). The inverted noise is not like the noise the sampler expects either (std 0.48, not 1). Why the ball is
+# it (0.03). The inverted noise is not like the noise the sampler expects either (std 0.47, not 1). Why the ball is
 # lost at 899 and 799: we sample with the empty prompt and no guidance, and there the model's clean estimate from
-# the kept latent shows no ball at all (see the $\hat x_0$ row of the last figure at $t = 749$); DynVFX's passes
-# sample with the caption $P_{comp}$ and guidance 6, which name the ball.
+# the kept latent shows no ball, only a faint bluish smudge (see the $\hat x_0$ row of the last figure at
+# $t = 749$); DynVFX's passes sample with the caption $P_{comp}$ and guidance 6, which name the ball.
 
 # %%
 figures.show_videos({"source": frames, "autoencoder only": rows["decode(x_orig)"]} |
@@ -243,11 +243,11 @@ print("from inv.at(t):", [(t, round(e, 3)) for t, e in kept])
 print("fresh noise   :", [(t, round(e, 3)) for t, e in fresh])
 
 # %% [markdown]
-# **What you should see:** the solid curve is far from smooth, and each level is a different outcome: at $t$ = 999
-# the background itself comes out wrong (RMSE 1.28, above the RMS of $x_{orig}$, gray line), yet one step lower, at
-# 949, the source comes back almost whole (0.055); from 899 to 599 the
-# background is right but the ball is missing (0.12); from 549 down the ball comes back and the error falls (0.085,
-# 0.033) to a floor of 0.03 (0.060 at 449 is the one wiggle). The dashed curve, from fresh noise, lies above the
+# **What you should see:** the solid curve falls in steps, not smoothly: at $t$ = 999 the background itself comes
+# out wrong (RMSE 1.28, above the RMS of $x_{orig}$, gray line); one step lower, at 949, the error drops to 0.14;
+# from 899 to 649 it stays at about 0.12 (at 899 and 799 the figure above shows the background right and the ball
+# missing); then it falls to 0.078 at 599 and 0.070 at 549, and to 0.033 at 499, where the ball is back, and
+# settles at a floor of 0.03 below that. The dashed curve, from fresh noise, lies above the
 # solid one at every $t \le 949$: the inverted latent keeps what fresh noise destroys. The first refinement pass
 # starts at the upper edge of the 0.12 plateau; inside the shaded window DynVFX's source branch never samples back
 # at all, it only reads the kept latent at each step.
@@ -281,11 +281,11 @@ for name, curve in (("from t = 999", from_noise), (f"from t = {START}", later[1]
     print(f"{name:13}:", [(n, round(e, 3)) for n, e in curve])
 
 # %% [markdown]
-# **What you should see:** from $t = 999$ (circles) the error does not fall with `n`: it stays at 1.1–1.3 at every
-# `n` (1.14 at 2 steps, 1.24 at 50), above the RMS of $x_{orig}$: it measures which video the sampler redraws more
-# than how accurate the inversion is. From $t = 399$ (squares) it falls steadily with `n`, from 0.094 at 5 steps to
-# 0.025 at 50, and the finer inversion schedule (triangles) sits below at every `n` (0.054 at 5): the paper's
-# reason to invert with 250 steps.
+# **What you should see:** from $t = 999$ (circles) the error does not fall steadily with `n`: it stays at 1.0–1.3
+# at every `n` (1.16 at 2 steps, 1.29 at 10, 1.03 at 50), above the RMS of $x_{orig}$: it measures which video the
+# sampler redraws more than how accurate the inversion is. From $t = 399$ (squares) it falls steadily with `n`, from
+# 0.070 at 5 steps to 0.024 at 50, and the finer inversion schedule (triangles, 5 to 20 steps) sits below at every
+# `n` (0.048 at 5): the paper's reason to invert with 250 steps.
 
 # %% [markdown]
 # ## The noisy latents, decoded
@@ -305,10 +305,10 @@ figures.video_grid(rows, frames=list(range(len(indices))), labels=[f"t = {t}" fo
 
 # %% [markdown]
 # **What you should see:** top: the inverted latents, decoded as if clean, stay colour noise with a grid-like
-# pattern down to $t = 499$, show a hint of the ball at 299 and the ball at $t = 49$; middle: the model's $\hat x_0$ from them is a flat
-# greenish frame at $t = 999$ (no $x_0$ term to read), a gray frame with no ball at 749 (only a faint brownish
-# smudge on the left), and the ball clearly from 499 on; bottom: fresh forward noise hides the picture until
-# $t = 49$, where a noisy ball shows.
+# pattern down to $t = 499$, show a hint of the ball at 299 and the ball at $t = 49$; middle: the model's
+# $\hat x_0$ from them is a flat greenish frame at $t = 999$ (no $x_0$ term to read), a gray frame with no ball at
+# 749 (only a faint brownish smudge on the left and a faint bluish one near the middle), and the ball clearly from
+# 499 on; bottom: fresh forward noise hides the picture until $t = 49$, where a noisy ball shows.
 
 # %%
 from dynvfx import widgets
@@ -369,9 +369,9 @@ assert from_kept < min(with_fresh)  # the inverted latent keeps what fresh noise
 # - `x_0`, `ε` and `v` are one rotation apart; a DDIM step re-mixes the first two at the next noise level.
 # - With a zero-terminal-SNR schedule the fully inverted latent is the model's noise estimate alone: sampling back
 #   from it regenerates the video rather than reconstructing it. Lower down the kept latents carry more and more
-#   of the source (here, with the empty prompt, the whole source only from $t \approx 500$, apart from an isolated
-#   good start at 949), and from there the error falls with the step count; a finer inversion schedule helps for
-#   free at sampling time, which is why the paper inverts with 250 steps.
+#   of the source (here, with the empty prompt, the whole source only from $t \approx 500$), and from there the
+#   error falls with the step count; a finer inversion schedule helps for free at sampling time, which is why
+#   the paper inverts with 250 steps.
 # - DynVFX keeps `inv.latents[i]`, the source at every sampling timestep: in chapters 4 and 5 the source branch
 #   runs on them (its keys and values describe the source at exactly the noise level of the edit), and the
 #   refinement passes start from fresh noise at strength ≤ 0.92, so neither ever starts from $t = 999$.

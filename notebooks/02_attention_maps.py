@@ -198,16 +198,16 @@ else:
     print("no ground-truth mask for this video: the shares need one (a toy-world clip, or your own mask)")
 
 # %% [markdown]
-# **What you should see:** layer 3 puts 8–14 % inside the mask for 'blue', 'ball' and 'gray' (up to 3× chance,
-# 'blue' most); 'down' reaches 9–11 % in layers 1, 2 and 5; layer 0 is at chance for every word, and layer 4 puts
-# almost nothing inside the mask for any.
+# **What you should see:** layer 3 puts 8–11 % inside the mask for 'blue', 'ball' and 'gray' (up to 2× chance,
+# 'blue' most); 'down' reaches 10 % in layers 1 and 2, 'ball' 9 % in layer 2; layer 0 is at chance for every word,
+# and layer 4 puts almost nothing inside the mask for any.
 #
 # **How well does raw attention localise?** Poorly, in this model. Averaged over the blocks, a word's raw
-# attention map barely beats chance, and the one block that concentrates on the object (layer 3) does so for the
-# background's colour 'gray' nearly as much as for 'blue' and more than for 'ball': it shows where that block reads
-# the text at all, not which word names the object. Only the motion word has a pattern of its own (a band that follows the ball's
-# height). The toy model is small (6 blocks, 4 heads, a 6 × 6 token grid per latent frame, each token 8 × 8 pixels
-# and 4 frames), so its maps are coarse.
+# attention map barely beats chance, and the block that concentrates most on the object (layer 3) does so for the
+# background's colour 'gray' (8 %) as much as for 'ball' (8 %), not far below 'blue' (11 %): it shows where that
+# block reads the text at all, not which word names the object. Only the motion word has a pattern of its own (a
+# band that follows the ball's height). The toy model is small (6 blocks, 4 heads, a 6 × 6 token grid per latent
+# frame, each token 8 × 8 pixels and 4 frames), so its maps are coarse.
 #
 # This is a known property of multimodal DiTs, not only of our toy. Helbling et al. (*ConceptAttention*, 2025,
 # [arXiv 2502.04320](https://arxiv.org/abs/2502.04320)) found that the raw text→image attention weights of models
@@ -249,10 +249,11 @@ else:
 # 0.1 on average): in the rows 'red left, blue up' the red ball moves left and the blue one up, in the rows 'red up,
 # blue left' the red ball moves up. Seed 4 draws both captions right; with seed 1 the second caption gets a second
 # blue ball, which the strict judge rejects (a duplicate), though the red one still moves up. The toy model hears
-# which ball each word belongs to. The model shipped before it did not: it gave the *same* video for both captions
-# (pixels differing by about 10⁻⁶), so one of the two was always drawn wrong. Its text encoder had learned to look
-# words up by what they are, and CogVideoX gives text tokens no positions of their own, so the caption arrived as a
-# bag of words, and it swapped the balls' motions whenever one ball's combination was new to it. The fix
+# which ball each word belongs to. The toy models shipped before the fix below did not: from the same seed they
+# gave the *same* video for both captions (pixels differing by about 10⁻⁶), so one of the two was always drawn
+# wrong. Their text encoder had learned to look words up by what they are, and CogVideoX gives text tokens no
+# positions of their own, so the caption arrived as a bag of words, and they swapped the balls' motions whenever one
+# ball's combination was new to them. The fix
 # (re-initialising the text encoder's attention and training it until a linear probe reads each word's ball from
 # its output; README, "Where the toy model stands") is measured by `benchmarks/toy_word_sensitivity.py`.
 # CogVideoX's own text encoder, T5-XXL, was pretrained on language, where word order carries meaning.
@@ -317,8 +318,8 @@ for ax, name in zip(axes, ("own video", "source video")):
 axes[0].set_ylabel("attention per key / uniform"), axes[1].legend(fontsize=7), fig.tight_layout();
 
 # %% [markdown]
-# **What you should see:** in layers 1–5 the attention per key peaks at distance 0 (3.7–6.5× uniform in layers 1,
-# 2 and 5, up to 15–16× in layer 4) and is back to uniform by distance 2, for the keys of the query's own video and
+# **What you should see:** in layers 1–5 the attention per key peaks at distance 0 (3.9–6.7× uniform in layers 1,
+# 2 and 5, up to 14–15× in layer 4) and is back to uniform by distance 2, for the keys of the query's own video and
 # for the source's alike; layer 0 is flat.
 #
 # One query, drawn: the token in the middle of the middle latent frame of the mirrored video (white box), and
@@ -337,8 +338,8 @@ fig.suptitle(f"layer {max(qk)}: one query of the mirrored video over the source'
 
 # %% [markdown]
 # **What you should see:** the query's attention over the source's keys is brightest within a cell or two of its
-# own position (white box): at and right of it in latent frame 3, one cell up and right in frame 1, two cells up in
-# frame 0; it is dim far from that position and in frame 4, although the mirrored video's ball is elsewhere.
+# own position (white box): at it in latent frame 3, one cell up in frame 1, two cells up in frame 0; it is dim
+# far from that position and in frame 4, although the mirrored video's ball is elsewhere.
 
 # %% [markdown]
 # ### 2. Paint one patch, see which keys change
@@ -371,9 +372,9 @@ for layer, c in change.items():
 
 # %% [markdown]
 # **What you should see:** in every layer the bright cells sit at the painted patch (lower left) in every latent
-# frame; deeper layers spread the change a little (layer 5 most). Numerically, 43–58 % of the key change falls on the
+# frame; deeper layers spread the change a little (layer 5 most). Numerically, 42–58 % of the key change falls on the
 # painted tokens and their neighbours, which are 25 % of the tokens (the painted tokens alone: 3 % of the tokens,
-# 7–22 % of the change). That a source key describes its own patch is the observation behind Anchor Extended
+# 7–23 % of the change). That a source key describes its own patch is the observation behind Anchor Extended
 # Attention (the paper's Sec. 4.1 and Fig. 3).
 
 # %% [markdown]

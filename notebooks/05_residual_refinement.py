@@ -191,11 +191,11 @@ figures.video_grid(rows, frames=list(range(len(kinds))), labels=kinds, title=f"f
 
 # %% [markdown]
 # **What you should see:** pass 1 starts from the source alone (its reconstruction: the blue ball in the centre);
-# its `x̂` has a red ball at the bottom left, and the mask and `|x_res|` light up only there. From pass 2 on the
-# composite already holds the red ball below the blue one. Each `x̂` redraws the blue ball shifted sideways (at the
-# left edge in pass 1, left of the source's in passes 2 and 5, right of it in 4, close to it in 3, 6 and 7), but
-# outside `M` that is discarded: the composite's blue ball never moves, and the mask and the residual stay on the
-# red ball in every pass.
+# its `x̂` has a red ball at the bottom, left of centre, and the mask and `|x_res|` light up only there. From pass 2
+# on the composite already holds the red ball below the blue one. Each `x̂` redraws the blue ball a little off and
+# smeared sideways (furthest left of the source's in passes 1 and 5, a little left in 2, 3 and 7, about in place or
+# a little right in 4 and 6), but outside `M` that is discarded: the composite's blue ball never moves, and the
+# mask and the residual stay on the red ball in every pass.
 
 # %%
 from dynvfx import widgets
@@ -226,7 +226,7 @@ figures.video_grid({"source video": frames} | {f"composite: {how}": video for ho
 # **What you should see:** the three composites show the same edit, a red ball at the bottom left that moves right
 # along the bottom edge while the blue one moves down. *latent* and *reconstruction* carry the autoencoder's faint
 # speckles in the gray and a slightly blurred blue ball; *source* has the source's own pixels outside the `O_edit`
-# mask (PSNR there 30.4 dB, 31.1 dB and infinite).
+# mask (PSNR there 30.3 dB, 31.1 dB and infinite).
 #
 # ## Ablations, side by side
 #
@@ -256,10 +256,12 @@ else:
 # %% [markdown]
 # **What you should see:** *DynVFX*, *no AnchorExtAttn* and *no iterative refinement* look alike: the source's
 # blue ball and a red ball at the bottom left moving right along the bottom edge, as asked (a little larger with a
-# single pass; without anchors or with a single pass it overlaps the blue ball in the last frames). *SDEdit 0.6*
-# and *SDEdit 0.9* both draw a new scene: a blue ball at the right edge moving down, a red ball at the bottom left
-# moving right (smaller at 0.6, shrinking by the last frame); the source's ball is not where it was. The paper's ablations differ visibly (Fig. 4: without
-# AnchorExtAttn the new content is misplaced, without refinement it blends in poorly).
+# single pass; without anchors or with a single pass it overlaps the blue ball by the last frame). *SDEdit 0.6*
+# and *SDEdit 0.9* redraw the whole scene (speckled gray), with a red ball at the bottom left moving right: at 0.6
+# the blue ball stays near the source's path but misshapen (a flat bar by the last frame) and the red ball shrinks
+# to a small blob by the last frame; at 0.9 the blue ball moves down at the right edge, not where the source's
+# was. The paper's ablations differ visibly (Fig. 4: without AnchorExtAttn the new content is misplaced, without
+# refinement it blends in poorly).
 
 # %%
 if MODEL == "toy":
@@ -289,10 +291,10 @@ if MODEL == "toy":
 
 # %% [markdown]
 # On the toy the first three rows agree in the numbers too: their final frames are the source outside the mask
-# (SSIM 1, PSNR infinite), and their raw `decode(x_comp)` scores 0.928, 0.929 and 0.928, all bounded by the
+# (SSIM 1, PSNR infinite), and their raw `decode(x_comp)` scores 0.927, 0.929 and 0.927, all bounded by the
 # autoencoder. SDEdit, with no protection, draws the red ball but redraws the scene at both strengths and scores
-# lower (0.737 at 0.6, 0.720 at 0.9), the low end of Table 1's trade-off. Table 1's ablation gaps (0.775 full, 0.697 without
-# AnchorExtAttn, 0.760 without refinement) do not appear here: on the toy the residual mask alone keeps the scene,
+# lower (0.843 at 0.6, 0.724 at 0.9), the low end of Table 1's trade-off. Table 1's ablation gaps (0.775 full,
+# 0.697 without AnchorExtAttn, 0.760 without refinement) do not appear here: on the toy the residual mask alone keeps the scene,
 # and the toy model draws the new ball in the same place, moving right as asked, with or without the anchors.
 #
 # ### A few held-out benchmark pairs
@@ -320,10 +322,10 @@ if MODEL == "toy":
         print(f"{name:18} | {m['success']:7.0%} | {m['iou']:10.2f} | {m['psnr']:13.1f} | {m['ssim']:8.3f}")
 
 # %% [markdown]
-# On these three pairs DynVFX and SDEdit 0.6 succeed on two (67 %), "no AnchorExtAttn" on all three. DynVFX and
-# "no AnchorExtAttn" keep the source ball exactly (IoU 1.00: the new ball is drawn apart from it); SDEdit 0.6
-# redraws it (IoU 0.72). Three pairs say little (two successes in three have a 95 % interval of about 21-94 %);
-# `benchmarks/toy_edit.py` with 60 pairs gives the intervals.
+# On these three pairs all three variants succeed on all three (100 %). DynVFX and "no AnchorExtAttn" keep the
+# source ball exactly (IoU 1.00: the new ball is drawn apart from it); SDEdit 0.6 redraws it (IoU 0.75). Three
+# pairs say little (three successes in three have a 95 % interval of about 44-100 %); `benchmarks/toy_edit.py`
+# with 60 pairs gives the intervals.
 #
 # ## Exercises
 #
@@ -386,7 +388,7 @@ print(f"PSNR outside O_edit of decode(x_comp): {mine:.2f} dB (by hand) = the lib
 # ## What to take away
 #
 # - The residual confines the edit: outside `M` the composite stays `x_orig` exactly (exercise 2: a residual of 0
-#   there with the mask, 0.08 on average without it; 30.4 vs 25.3 dB outside the `O_edit` mask), and the loop you
+#   there with the mask, 0.07 on average without it; 30.3 vs 25.5 dB outside the `O_edit` mask), and the loop you
 #   wrote out gives exactly `refine()`'s `x_res`.
 # - The passes go from strong to weak noise, and the source branch runs only in the first four (18 of the 96 steps
 #   here). On this edit the red ball's place is set in pass 1 and kept: later passes only redraw it in place.
