@@ -294,8 +294,9 @@ if MODEL == "toy":
 # (SSIM 1, PSNR infinite), and their raw `decode(x_comp)` scores 0.927, 0.929 and 0.927, all bounded by the
 # autoencoder. SDEdit, with no protection, draws the red ball but redraws the scene at both strengths and scores
 # lower (0.843 at 0.6, 0.724 at 0.9), the low end of Table 1's trade-off. Table 1's ablation gaps (0.775 full,
-# 0.697 without AnchorExtAttn, 0.760 without refinement) do not appear here: on the toy the residual mask alone keeps the scene,
-# and the toy model draws the new ball in the same place, moving right as asked, with or without the anchors.
+# 0.697 without AnchorExtAttn, 0.760 without refinement) do not appear here: on the toy the residual mask alone
+# keeps the scene, and the toy model draws the new ball in the same place, moving right as asked, with or without
+# the anchors.
 #
 # ### A few held-out benchmark pairs
 #
