@@ -244,10 +244,10 @@ print("fresh noise   :", [(t, round(e, 3)) for t, e in fresh])
 
 # %% [markdown]
 # **What you should see:** the solid curve falls in steps, not smoothly: at $t$ = 999 the background itself comes
-# out wrong (RMSE 1.28, above the RMS of $x_{orig}$, gray line); one step lower, at 949, the error drops to 0.14;
-# from 899 to 649 it stays at about 0.12 (at 899 and 799 the figure above shows the background right and the ball
-# missing); then it falls to 0.078 at 599 and 0.070 at 549, and to 0.033 at 499, where the ball is back, and
-# settles at a floor of 0.03 below that. The dashed curve, from fresh noise, lies above the
+# out wrong (RMSE 1.28, above the RMS of $x_{orig}$, gray line); one step lower, at 949, it dips to 0.035, near the
+# floor, but from 899 to 649 it is back at about 0.12 (at 899 and 799 the figure above shows the background right
+# and the ball missing); then it falls to 0.088 at 599 and 0.055 at 549, and to 0.032 at 499, where the ball is
+# back, and settles at a floor of 0.028 below that. The dashed curve, from fresh noise, lies above the
 # solid one at every $t \le 949$: the inverted latent keeps what fresh noise destroys. The first refinement pass
 # starts at the upper edge of the 0.12 plateau; inside the shaded window DynVFX's source branch never samples back
 # at all, it only reads the kept latent at each step.
@@ -281,11 +281,11 @@ for name, curve in (("from t = 999", from_noise), (f"from t = {START}", later[1]
     print(f"{name:13}:", [(n, round(e, 3)) for n, e in curve])
 
 # %% [markdown]
-# **What you should see:** from $t = 999$ (circles) the error does not fall steadily with `n`: it stays at 1.0–1.3
-# at every `n` (1.16 at 2 steps, 1.29 at 10, 1.03 at 50), above the RMS of $x_{orig}$: it measures which video the
+# **What you should see:** from $t = 999$ (circles) the error does not fall steadily with `n`: it stays at 1.2–1.3
+# at every `n` (1.18 at 2 steps, 1.29 at 10, 1.26 at 50), above the RMS of $x_{orig}$: it measures which video the
 # sampler redraws more than how accurate the inversion is. From $t = 399$ (squares) it falls steadily with `n`, from
-# 0.070 at 5 steps to 0.024 at 50, and the finer inversion schedule (triangles, 5 to 20 steps) sits below at every
-# `n` (0.048 at 5): the paper's reason to invert with 250 steps.
+# 0.065 at 5 steps to 0.023 at 50, and the finer inversion schedule (triangles, 5 to 20 steps) sits below at every
+# `n` (0.047 at 5): the paper's reason to invert with 250 steps.
 
 # %% [markdown]
 # ## The noisy latents, decoded
@@ -369,9 +369,9 @@ assert from_kept < min(with_fresh)  # the inverted latent keeps what fresh noise
 # - `x_0`, `ε` and `v` are one rotation apart; a DDIM step re-mixes the first two at the next noise level.
 # - With a zero-terminal-SNR schedule the fully inverted latent is the model's noise estimate alone: sampling back
 #   from it regenerates the video rather than reconstructing it. Lower down the kept latents carry more and more
-#   of the source (here, with the empty prompt, the whole source only from $t \approx 500$), and from there the
-#   error falls with the step count; a finer inversion schedule helps for free at sampling time, which is why
-#   the paper inverts with 250 steps.
+#   of the source (here, with the empty prompt, the whole source only from $t \approx 500$, bar a lone start at
+#   949), and from there the error falls with the step count; a finer inversion schedule helps for free at
+#   sampling time, which is why the paper inverts with 250 steps.
 # - DynVFX keeps `inv.latents[i]`, the source at every sampling timestep: in chapters 4 and 5 the source branch
 #   runs on them (its keys and values describe the source at exactly the noise level of the edit), and the
 #   refinement passes start from fresh noise at strength ≤ 0.92, so neither ever starts from $t = 999$.

@@ -286,11 +286,12 @@ figures.video_grid({"source": frames} | {mode: r.frames for mode, r in runs.item
                    title=f"{plan.instruction!r}, seed {config.seed}");
 
 # %% [markdown]
-# **What you should see:** all four modes look alike: a red ball appears at the bottom left and moves *right*
-# along the bottom edge, as the instruction asks, ending just below and right of the blue ball in frame 16; the
-# blue ball is the source's. The table above agrees: anchor and masked differ from off by 2.6/255 per pixel, full
-# by 1.2/255; all four keep the source ball about equally (O_orig IoU ≈ 0.8 in the raw output) and find `O_edit`
-# in every pass.
+# **What you should see:** *anchor*, *masked* and *off* look alike: a red ball appears at the bottom left and
+# moves *right* along the bottom edge, as the instruction asks, ending just below and right of the blue ball in
+# frame 16; *full* draws the red ball at the top left instead, moving right along the top edge. The blue ball is
+# the source's in every mode. The table above agrees: anchor and masked differ from off by 2.3/255 per pixel, full
+# by 12.9/255; all four keep the source ball (O_orig IoU 0.79 in the raw output, off 0.74) and find `O_edit` in
+# every pass.
 
 # %%
 figures.show_videos({"source": frames} | {mode: r.frames for mode, r in runs.items()})
@@ -313,21 +314,22 @@ figures.video_grid({"source": frames} | {mode: r.refinement.iterations[0].frames
 
 # %% [markdown]
 # **What you should see:** pass 1 redraws the whole scene, and the modes differ mostly in the blue ball. In every
-# mode `x̂` holds the red ball at the bottom left, moving right, and a blue ball moving down, larger and less round
-# than the source's: *off* puts that blue ball at the right edge, *full* on the source's path (a little left of it
-# in frame 16), *masked* and *anchor* near it at first, drifting left of it (anchor more) by frame 16 (O_orig IoU
-# in x̂: full 0.58, masked 0.50, anchor 0.34, off 0.00): the source branch pulls the edit towards the source
-# scene, full extension most, as the paper's Fig. 3 shows; the sparse anchors do part of that.
+# mode `x̂` holds the red ball at the bottom left, moving right, and a blue ball moving down, blurrier and less
+# round than the source's: *off* puts that blue ball at the right edge; *anchor*, *full* and *masked* all put it
+# on the source's path and look almost alike (O_orig IoU in x̂: anchor 0.60, full 0.59, masked 0.58, off 0.00):
+# the source branch pulls the edit towards the source scene, and here the sparse anchors do so as much as full
+# extension.
 #
-# **Why all four modes still end alike.** (1) The residual mask: each pass keeps `x̂` only inside the new
+# **Why anchor and masked still end like off.** (1) The residual mask: each pass keeps `x̂` only inside the new
 # object's mask `M`; the blue ball and the background come from `x_orig` in every mode, so whatever the anchors did
 # to them in `x̂` is thrown away. (2) The injection window: the source branch runs in 18 of the 96 denoising steps
 # (passes 1-4 only); passes 5-7 sample plainly from a composite that already holds the red ball, and by pass 5
-# anchor's and masked's `x̂` differ from off's by 2.7 and 3.0/255 (full: 1.3). (3) The anchors get a small share
-# of the attention (anchor 7.1 %, masked 6.2 %; full 36.8 %). (4) The new ball is settled in pass 1: every mode
-# draws the red ball there in the same place, bottom left and moving right, and all four keep it there (the final
-# frames above). On real videos with
-# CogVideoX-5B the final results differ (the paper's Fig. 3 and the
+# anchor's and masked's `x̂` differ from off's by 2.2/255 each. (3) The anchors get a small share of the attention
+# (anchor 7.2 %, masked 6.4 %; full 36.8 %). (4) The new ball is settled in pass 1: every mode draws the red ball
+# there in the same place, bottom left and moving right, and anchor, masked and off keep it there (the final frames
+# above). *Full* extension (over a third of the attention on the anchors) does not: its `x̂` differs from off's by
+# 26.4-26.7/255 in passes 3-5 (19.4 and 18.3 in passes 6-7), and its final red ball runs along the top edge.
+# On real videos with CogVideoX-5B all four final results differ (the paper's Fig. 3 and the
 # [project page's analysis](https://dynvfx.github.io/sm/index.html#Analysis)).
 #
 # ## 6. Where do the edit's queries put their attention?
@@ -360,7 +362,7 @@ ax.set_xlabel("transformer block"), ax.set_ylabel("attention share on anchors"),
 ax.legend(fontsize=8), ax.set_title("inside the injection window, mean over steps and queries"), fig.tight_layout();
 
 # %% [markdown]
-# **What you should see:** *full* extension takes 22-44 % of the attention depending on the block (least in
+# **What you should see:** *full* extension takes 22-43 % of the attention depending on the block (least in
 # block 1); *anchor* and *masked* 3-10 % in every block, almost the same curve: the 15 background anchors of
 # *anchor* (29 anchors, against *masked*'s 16 mask tokens) add little attention on the toy model.
 #
@@ -376,9 +378,9 @@ for mode, m in mass.items():
         print(f"{mode:6}: the new object was not found")
 
 # %% [markdown]
-# With *anchor* and *masked* extension the queries inside the new object lean on the source only about half as much
-# as the rest (4.2 vs 7.5 %, 3.4 vs 6.6 %): the direction the method wants (the new object free, the scene tied);
-# with *full* extension somewhat less (31.4 vs 37.5 %).
+# With *anchor* and *masked* extension the queries inside the new object lean on the source only a little over
+# half as much as the rest (4.5 vs 7.5 %, 3.8 vs 6.7 %): the direction the method wants (the new object free, the
+# scene tied); with *full* extension hardly less (36.3 vs 36.8 %).
 #
 # ## Exercises
 #
@@ -449,9 +451,9 @@ if MODEL == "toy":  # on CogVideoX, P holds only a slice of the queries
 #   anchor tokens, after RoPE (section 4 recomputes the library's processor exactly).
 # - The anchor set decides how much of the edit's attention goes to the source: dense on the objects the new content
 #   interacts with, sparse elsewhere. On the toy model the extension changes what each pass draws (section 5:
-#   it pulls pass 1's blue ball towards the source's, full extension most), yet all four modes end almost where
-#   no extension does: the residual mask, the short injection window and the toy model's limits hide the
-#   difference.
+#   it pulls pass 1's blue ball onto the source's path, the sparse anchors as much as full extension), yet anchor
+#   and masked extension end almost where no extension does: the residual mask, the short injection window and
+#   the toy model's limits hide the difference. Full extension ends elsewhere: its red ball runs along the top.
 # - On real videos the difference is visible: the paper's Fig. 3 and the
 #   [project page's analysis videos](https://dynvfx.github.io/sm/index.html#Analysis) (knight on a horse: full,
 #   masked and anchor extension side by side). Chapter 5 adds the last piece: refining a residual so that only the

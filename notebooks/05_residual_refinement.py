@@ -193,9 +193,9 @@ figures.video_grid(rows, frames=list(range(len(kinds))), labels=kinds, title=f"f
 # **What you should see:** pass 1 starts from the source alone (its reconstruction: the blue ball in the centre);
 # its `x̂` has a red ball at the bottom, left of centre, and the mask and `|x_res|` light up only there. From pass 2
 # on the composite already holds the red ball below the blue one. Each `x̂` redraws the blue ball a little off and
-# smeared sideways (furthest left of the source's in passes 1 and 5, a little left in 2, 3 and 7, about in place or
-# a little right in 4 and 6), but outside `M` that is discarded: the composite's blue ball never moves, and the
-# mask and the residual stay on the red ball in every pass.
+# smeared sideways (furthest right of the source's in pass 4, furthest left in pass 5, a little left in 2 and 7,
+# about in place in 1 and 3, a little right in 6), but outside `M` that is discarded: the composite's blue ball
+# never moves, and the mask and the residual stay on the red ball in every pass.
 
 # %%
 from dynvfx import widgets
@@ -255,13 +255,12 @@ else:
 
 # %% [markdown]
 # **What you should see:** *DynVFX*, *no AnchorExtAttn* and *no iterative refinement* look alike: the source's
-# blue ball and a red ball at the bottom left moving right along the bottom edge, as asked (a little larger with a
-# single pass; without anchors or with a single pass it overlaps the blue ball by the last frame). *SDEdit 0.6*
-# and *SDEdit 0.9* redraw the whole scene (speckled gray), with a red ball at the bottom left moving right: at 0.6
-# the blue ball stays near the source's path but misshapen (a flat bar by the last frame) and the red ball shrinks
-# to a small blob by the last frame; at 0.9 the blue ball moves down at the right edge, not where the source's
-# was. The paper's ablations differ visibly (Fig. 4: without AnchorExtAttn the new content is misplaced, without
-# refinement it blends in poorly).
+# blue ball and a red ball at the bottom left moving right along the bottom edge, as asked (a little larger without
+# anchors; in all three it overlaps the blue ball by the last frame, without anchors from frame 12). *SDEdit 0.6*
+# and *SDEdit 0.9* redraw the whole scene (speckled gray), with a red ball at the bottom left moving right and a
+# blue ball moving down, not where the source's was: at 0.6 misshapen and right of the source's path, at 0.9 at
+# the right edge. The paper's ablations differ visibly (Fig. 4: without AnchorExtAttn the new content is
+# misplaced, without refinement it blends in poorly).
 
 # %%
 if MODEL == "toy":
@@ -291,9 +290,9 @@ if MODEL == "toy":
 
 # %% [markdown]
 # On the toy the first three rows agree in the numbers too: their final frames are the source outside the mask
-# (SSIM 1, PSNR infinite), and their raw `decode(x_comp)` scores 0.927, 0.929 and 0.927, all bounded by the
+# (SSIM 1, PSNR infinite), and their raw `decode(x_comp)` scores 0.928, 0.926 and 0.927, all bounded by the
 # autoencoder. SDEdit, with no protection, draws the red ball but redraws the scene at both strengths and scores
-# lower (0.843 at 0.6, 0.724 at 0.9), the low end of Table 1's trade-off. Table 1's ablation gaps (0.775 full,
+# lower (0.774 at 0.6, 0.726 at 0.9), the low end of Table 1's trade-off. Table 1's ablation gaps (0.775 full,
 # 0.697 without AnchorExtAttn, 0.760 without refinement) do not appear here: on the toy the residual mask alone
 # keeps the scene, and the toy model draws the new ball in the same place, moving right as asked, with or without
 # the anchors.
@@ -389,7 +388,7 @@ print(f"PSNR outside O_edit of decode(x_comp): {mine:.2f} dB (by hand) = the lib
 # ## What to take away
 #
 # - The residual confines the edit: outside `M` the composite stays `x_orig` exactly (exercise 2: a residual of 0
-#   there with the mask, 0.07 on average without it; 30.3 vs 25.5 dB outside the `O_edit` mask), and the loop you
+#   there with the mask, 0.08 on average without it; 30.3 vs 25.0 dB outside the `O_edit` mask), and the loop you
 #   wrote out gives exactly `refine()`'s `x_res`.
 # - The passes go from strong to weak noise, and the source branch runs only in the first four (18 of the 96 steps
 #   here). On this edit the red ball's place is set in pass 1 and kept: later passes only redraw it in place.
