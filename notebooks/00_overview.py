@@ -196,9 +196,9 @@ print(f"the source object (red) moves {classify_motion(old_track)!r}: from {old_
 
 # %% [markdown]
 # **So the toy edit did what was asked, roughly.** The new ball has the right colour and moves right, not down
-# like the source ball (its centre goes from x ≈ 10.9 to 29.5 px while y stays at ≈ 38–39 px). The composited caption
-# $P_{comp}$ names two balls with two motions, and the toy model ties each motion to its own ball (the README's
-# toy-model section has the measurements). Where the toy falls short is the drawing: the new ball is a lumpy blob,
+# like the source ball (its centre goes from x ≈ 10.9 to 29.5 px while y stays at ≈ 38–39 px). The composited
+# caption $P_{comp}$ names two balls with two motions, and the toy model ties each motion to its own ball (the
+# README's toy-model section has the measurements). Where the toy falls short is the drawing: the new ball is a lumpy blob,
 # a little larger than the source ball, not a clean disc. The paper's edits, made with
 # CogVideoX-5B, add content that moves as described and interacts with the scene: watch the result videos on the
 # project page, https://dynvfx.github.io/ (the pipeline that made them is the paper's Fig. 2). Try another toy example
