@@ -483,7 +483,9 @@ def parse_args(argv=None):
     p.add_argument("--caption-dropout", type=float, default=0.1)
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="the batch at step k is drawn from (seed, k): a run continued with --init-from and the same "
+                        "seed sees the same sequence of batches (and a fresh binding probe drawn the same way)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop (resumably) after this long")
     p.add_argument("--two-object-share", type=float, default=0.5, help="share of training videos with two objects")
     p.add_argument("--high-noise-share", type=float, default=0.0,
