@@ -171,9 +171,10 @@ figures.video_grid({"source": frames, "DynVFX": result.frames, "masks": masks}, 
 
 # %% [markdown]
 # **What you should see:** a red ball appears in every frame below the blue one, over the gray background, and
-# moves *right* as asked, along the bottom edge from the lower left until it runs into the blue ball in the last
-# frame, covering part of its lower right (the green mask slides right); it is a lumpy red blob rather than a clean
-# disc. The blue ball is otherwise left as it was, and outside the green mask the frames are the source's.
+# moves *right* as asked, near the bottom edge from the lower left until it runs into the blue ball in the last
+# frames (12 and 16), covering part of its lower right (the green mask slides right); it is a lumpy, boxy red blob
+# rather than a clean disc. The blue ball is otherwise left as it was, and outside the green mask the frames are the
+# source's.
 
 # %%
 figures.show_videos({"source": frames, "DynVFX": result.frames, "O_orig (red) / O_edit (green)": masks})
@@ -196,10 +197,10 @@ print(f"the source object (red) moves {classify_motion(old_track)!r}: from {old_
 
 # %% [markdown]
 # **So the toy edit did what was asked, roughly.** The new ball has the right colour and moves right, not down
-# like the source ball (its centre goes from x ≈ 10.9 to 29.5 px while y stays at ≈ 38–39 px). The composited
+# like the source ball (its centre goes from x ≈ 11.5 to 30.9 px while y stays at ≈ 34–36 px). The composited
 # caption $P_{comp}$ names two balls with two motions, and the toy model ties each motion to its own ball (the
-# README's toy-model section has the measurements). Where the toy falls short is the drawing: the new ball is a lumpy blob,
-# a little larger than the source ball, not a clean disc. The paper's edits, made with
+# README's toy-model section has the measurements). Where the toy falls short is the drawing: the new ball is a
+# lumpy, boxy blob, a little larger than the source ball, not a clean disc. The paper's edits, made with
 # CogVideoX-5B, add content that moves as described and interacts with the scene: watch the result videos on the
 # project page, https://dynvfx.github.io/ (the pipeline that made them is the paper's Fig. 2). Try another toy example
 # with `VIDEO = "../data/examples/yellow_ball_up.mp4"` and see whether the new ball keeps its own motion there.

@@ -25,7 +25,7 @@
 #
 # - derive the v-prediction formulas CogVideoX uses and check them numerically (and against diffusers' scheduler),
 # - invert a video and sample it back from different timesteps, and see why sampling back from the *fully*
-#   inverted noise fails with CogVideoX's zero-terminal-SNR schedule (and why DynVFX never does that),
+#   inverted noise is unreliable with CogVideoX's zero-terminal-SNR schedule (and why DynVFX never does that),
 # - measure the reconstruction error per starting timestep and against the number of steps (plots),
 # - look at the noisy latents along the way, decoded,
 # - do three exercises (solutions hidden below each, they run with the notebook).
@@ -198,11 +198,12 @@ figures.video_grid(rows, title="sampling back from four starting points");
 
 # %% [markdown]
 # **What you should see:** the autoencoder's own round trip (second row) is slightly blurred, the best any
-# latent method can do here. Sampled back from the inverted noise at $t = 999$ the video is *redrawn*, not
-# reconstructed: a black background instead of gray and an oversized, misshapen blue ball that stays at the top
-# instead of moving down (latent RMSE 1.28). From the kept latents at $t = 899$ and $t = 799$ the gray background is
-# right but the ball is gone (0.12 both); from $t = 499$ the source comes back, as blurred as the autoencoder makes
-# it (0.03). The inverted noise is not like the noise the sampler expects either (std 0.47, not 1). Why the ball is
+# latent method can do here. Sampled back from the inverted noise at $t = 999$ the video is *redrawn*, and this
+# time the redraw matches: gray background, the blue ball moving down, a little larger and blurrier (latent RMSE
+# 0.045); with 2, 5 or 10 steps it does not (RMSE 1.09–1.28, the steps curve below). From the kept latents at
+# $t = 899$ and $t = 799$ the gray background is right but the ball is gone (0.12 both); from $t = 499$ the source
+# comes back, as blurred as the autoencoder makes it (0.03). The inverted noise is not like the noise the sampler
+# expects either (std 0.48, not 1). Why the ball is
 # lost at 899 and 799: we sample with the empty prompt and no guidance, and there the model's clean estimate from
 # the kept latent shows no ball, only a faint bluish smudge (see the $\hat x_0$ row of the last figure at
 # $t = 749$); DynVFX's passes sample with the caption $P_{comp}$ and guidance 6, which name the ball.
@@ -243,12 +244,12 @@ print("from inv.at(t):", [(t, round(e, 3)) for t, e in kept])
 print("fresh noise   :", [(t, round(e, 3)) for t, e in fresh])
 
 # %% [markdown]
-# **What you should see:** the solid curve falls in steps, not smoothly: at $t$ = 999 the background itself comes
-# out wrong (RMSE 1.28, above the RMS of $x_{orig}$, gray line); one step lower, at 949, it dips to 0.035, near the
-# floor, but from 899 to 649 it is back at about 0.12 (at 899 and 799 the figure above shows the background right
-# and the ball missing); then it falls to 0.088 at 599 and 0.055 at 549, and to 0.032 at 499, where the ball is
-# back, and settles at a floor of 0.028 below that. The dashed curve, from fresh noise, lies above the
-# solid one at every $t \le 949$: the inverted latent keeps what fresh noise destroys. The first refinement pass
+# **What you should see:** the solid curve does not fall smoothly: from the top two timesteps it is near the floor
+# (RMSE 0.045 at $t$ = 999, 0.051 at 949: the redraw happens to match the source), but from 899 to 699 it is up at
+# about 0.12 (at 899 and 799 the figure above shows the background right and the ball missing); then it falls
+# unevenly, 0.078 at 649, 0.047 at 599, 0.062 at 549, to 0.03 at 499, where the ball is back, and settles at a floor
+# of 0.027 below that. The dashed curve, from fresh noise, lies above the solid one at every $t$: the inverted
+# latent keeps what fresh noise destroys. The first refinement pass
 # starts at the upper edge of the 0.12 plateau; inside the shaded window DynVFX's source branch never samples back
 # at all, it only reads the kept latent at each step.
 
@@ -281,11 +282,12 @@ for name, curve in (("from t = 999", from_noise), (f"from t = {START}", later[1]
     print(f"{name:13}:", [(n, round(e, 3)) for n, e in curve])
 
 # %% [markdown]
-# **What you should see:** from $t = 999$ (circles) the error does not fall steadily with `n`: it stays at 1.2–1.3
-# at every `n` (1.18 at 2 steps, 1.29 at 10, 1.26 at 50), above the RMS of $x_{orig}$: it measures which video the
-# sampler redraws more than how accurate the inversion is. From $t = 399$ (squares) it falls steadily with `n`, from
-# 0.065 at 5 steps to 0.023 at 50, and the finer inversion schedule (triangles, 5 to 20 steps) sits below at every
-# `n` (0.047 at 5): the paper's reason to invert with 250 steps.
+# **What you should see:** from $t = 999$ (circles) the error does not fall steadily with `n`: it is 1.1–1.3 up to
+# 10 steps (1.09 at 2, 1.28 at 10), above the RMS of $x_{orig}$ (0.749), then drops to 0.045 at 20 and 0.038 at 50,
+# where the redrawn video happens to match the source: it measures which video the sampler redraws more than how
+# accurate the inversion is. From $t = 399$ (squares) it falls steadily with `n`, from 0.057 at 5 steps to 0.023 at
+# 50, and the finer inversion schedule (triangles, 5 to 20 steps) sits below at every `n` (0.045 at 5): the paper's
+# reason to invert with 250 steps.
 
 # %% [markdown]
 # ## The noisy latents, decoded
@@ -369,8 +371,8 @@ assert from_kept < min(with_fresh)  # the inverted latent keeps what fresh noise
 # - `x_0`, `ε` and `v` are one rotation apart; a DDIM step re-mixes the first two at the next noise level.
 # - With a zero-terminal-SNR schedule the fully inverted latent is the model's noise estimate alone: sampling back
 #   from it regenerates the video rather than reconstructing it. Lower down the kept latents carry more and more
-#   of the source (here, with the empty prompt, the whole source only from $t \approx 500$, bar a lone start at
-#   949), and from there the error falls with the step count; a finer inversion schedule helps for free at
+#   of the source (here, with the empty prompt, the whole source only from $t \approx 500$, bar the two top starts,
+#   999 and 949), and from there the error falls with the step count; a finer inversion schedule helps for free at
 #   sampling time, which is why the paper inverts with 250 steps.
 # - DynVFX keeps `inv.latents[i]`, the source at every sampling timestep: in chapters 4 and 5 the source branch
 #   runs on them (its keys and values describe the source at exactly the noise level of the edit), and the

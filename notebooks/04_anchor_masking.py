@@ -286,12 +286,11 @@ figures.video_grid({"source": frames} | {mode: r.frames for mode, r in runs.item
                    title=f"{plan.instruction!r}, seed {config.seed}");
 
 # %% [markdown]
-# **What you should see:** *anchor*, *masked* and *off* look alike: a red ball appears at the bottom left and
-# moves *right* along the bottom edge, as the instruction asks, ending just below and right of the blue ball in
-# frame 16; *full* draws the red ball at the top left instead, moving right along the top edge. The blue ball is
-# the source's in every mode. The table above agrees: anchor and masked differ from off by 2.3/255 per pixel, full
-# by 12.9/255; all four keep the source ball (O_orig IoU 0.79 in the raw output, off 0.74) and find `O_edit` in
-# every pass.
+# **What you should see:** all four modes look alike: a red ball appears at the bottom left and moves *right*
+# along the bottom edge, as the instruction asks, running into the blue ball's lower right from frame 12 on. The
+# blue ball is the source's in every mode. The table above agrees: anchor, full and masked differ from off by only
+# 2.1, 1.6 and 3.0/255 per pixel; all four keep the source ball (O_orig IoU 0.73-0.74 in the raw output, off 0.69)
+# and find `O_edit` in every pass.
 
 # %%
 figures.show_videos({"source": frames} | {mode: r.frames for mode, r in runs.items()})
@@ -315,20 +314,20 @@ figures.video_grid({"source": frames} | {mode: r.refinement.iterations[0].frames
 # %% [markdown]
 # **What you should see:** pass 1 redraws the whole scene, and the modes differ mostly in the blue ball. In every
 # mode `x̂` holds the red ball at the bottom left, moving right, and a blue ball moving down, blurrier and less
-# round than the source's: *off* puts that blue ball at the right edge; *anchor*, *full* and *masked* all put it
-# on the source's path and look almost alike (O_orig IoU in x̂: anchor 0.60, full 0.59, masked 0.58, off 0.00):
-# the source branch pulls the edit towards the source scene, and here the sparse anchors do so as much as full
-# extension.
+# round than the source's: *off* puts that blue ball at the left edge; *full* puts it on the source's path;
+# *anchor* and *masked* in between, left of the source's path (O_orig IoU in x̂: full 0.59, masked 0.21, anchor
+# 0.08, off 0.00): the source branch pulls the edit towards the source scene, full extension most, the sparse
+# anchors much less.
 #
-# **Why anchor and masked still end like off.** (1) The residual mask: each pass keeps `x̂` only inside the new
+# **Why all four modes end alike.** (1) The residual mask: each pass keeps `x̂` only inside the new
 # object's mask `M`; the blue ball and the background come from `x_orig` in every mode, so whatever the anchors did
 # to them in `x̂` is thrown away. (2) The injection window: the source branch runs in 18 of the 96 denoising steps
-# (passes 1-4 only); passes 5-7 sample plainly from a composite that already holds the red ball, and by pass 5
-# anchor's and masked's `x̂` differ from off's by 2.2/255 each. (3) The anchors get a small share of the attention
-# (anchor 7.2 %, masked 6.4 %; full 36.8 %). (4) The new ball is settled in pass 1: every mode draws the red ball
-# there in the same place, bottom left and moving right, and anchor, masked and off keep it there (the final frames
-# above). *Full* extension (over a third of the attention on the anchors) does not: its `x̂` differs from off's by
-# 26.4-26.7/255 in passes 3-5 (19.4 and 18.3 in passes 6-7), and its final red ball runs along the top edge.
+# (passes 1-4 only); passes 5-7 sample plainly from a composite that already holds the red ball, and by pass 7
+# anchor's, full's and masked's `x̂` differ from off's by only 3.4, 2.3 and 4.8/255. (3) The sparse anchors get a
+# small share of the attention (anchor 7.3 %, masked 6.5 %; full 37.5 %). (4) The new ball is settled in pass 1:
+# every mode draws the red ball there in the same place, bottom left and moving right, and every mode keeps it there
+# (the final frames above), even *full* extension (over a third of the attention on the anchors), whose `x̂`
+# differs from off's by 16.1-21.1/255 in passes 1-4.
 # On real videos with CogVideoX-5B all four final results differ (the paper's Fig. 3 and the
 # [project page's analysis](https://dynvfx.github.io/sm/index.html#Analysis)).
 #
@@ -362,7 +361,7 @@ ax.set_xlabel("transformer block"), ax.set_ylabel("attention share on anchors"),
 ax.legend(fontsize=8), ax.set_title("inside the injection window, mean over steps and queries"), fig.tight_layout();
 
 # %% [markdown]
-# **What you should see:** *full* extension takes 22-43 % of the attention depending on the block (least in
+# **What you should see:** *full* extension takes 23-44 % of the attention depending on the block (least in
 # block 1); *anchor* and *masked* 3-10 % in every block, almost the same curve: the 15 background anchors of
 # *anchor* (29 anchors, against *masked*'s 16 mask tokens) add little attention on the toy model.
 #
@@ -378,9 +377,9 @@ for mode, m in mass.items():
         print(f"{mode:6}: the new object was not found")
 
 # %% [markdown]
-# With *anchor* and *masked* extension the queries inside the new object lean on the source only a little over
-# half as much as the rest (4.5 vs 7.5 %, 3.8 vs 6.7 %): the direction the method wants (the new object free, the
-# scene tied); with *full* extension hardly less (36.3 vs 36.8 %).
+# With *anchor* and *masked* extension the queries inside the new object lean on the source somewhat less than
+# the rest (6.2 vs 7.4 %, 5.3 vs 6.7 %): the direction the method wants (the new object free, the scene tied); with
+# *full* extension hardly less (36.2 vs 37.7 %).
 #
 # ## Exercises
 #
@@ -451,9 +450,9 @@ if MODEL == "toy":  # on CogVideoX, P holds only a slice of the queries
 #   anchor tokens, after RoPE (section 4 recomputes the library's processor exactly).
 # - The anchor set decides how much of the edit's attention goes to the source: dense on the objects the new content
 #   interacts with, sparse elsewhere. On the toy model the extension changes what each pass draws (section 5:
-#   it pulls pass 1's blue ball onto the source's path, the sparse anchors as much as full extension), yet anchor
-#   and masked extension end almost where no extension does: the residual mask, the short injection window and
-#   the toy model's limits hide the difference. Full extension ends elsewhere: its red ball runs along the top.
+#   it pulls pass 1's blue ball towards the source's path, full extension onto it, the sparse anchors only part of
+#   the way), yet all four modes end almost where no extension does: the residual mask, the short injection window
+#   and the toy model's limits hide the difference.
 # - On real videos the difference is visible: the paper's Fig. 3 and the
 #   [project page's analysis videos](https://dynvfx.github.io/sm/index.html#Analysis) (knight on a horse: full,
 #   masked and anchor extension side by side). Chapter 5 adds the last piece: refining a residual so that only the
