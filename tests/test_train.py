@@ -42,6 +42,25 @@ def test_train_few_steps_export_and_resume(tmp_path):
     assert frames.shape == (17, 3, 48, 48)
 
 
+def test_parallel_rendering_encodes_the_same_latents(tmp_path):
+    import shutil
+
+    from dynvfx.paths import TOY_MODEL_DIR
+
+    latents = []
+    for workers in (1, 2):
+        work = tmp_path / f"w{workers}"
+        work.mkdir()
+        shutil.copytree(TOY_MODEL_DIR / "vae", work / "vae")
+        args = train.parse_args(["--workdir", str(work), "--videos", "5", "--workers", str(workers)])
+        state = train.State(work)
+        assert train.encode_videos(args, state, train.Deadline(None))
+        latents.append(torch.load(work / "latents_0000.pt", weights_only=False))
+    assert latents[0]["latents"].shape[0] == 5 and latents[0]["latents"].abs().sum() > 0
+    assert torch.equal(latents[0]["latents"], latents[1]["latents"])
+    assert latents[0]["captions"] == latents[1]["captions"] and len(set(latents[0]["captions"])) > 1
+
+
 def test_high_noise_share_draws_that_share_of_the_batch_from_the_noisy_steps():
     """--high-noise-share puts that share of each batch on timesteps >= --high-noise-from (the rest uniform)."""
     seen = []

@@ -1,9 +1,10 @@
-"""Train the toy text-to-video model from scratch on CPU: ``python -m dynvfx.toy.train``.
+"""Train the toy text-to-video model: ``python -m dynvfx.toy.train`` (CPU; ``--device cuda`` for a GPU).
 
 Three resumable stages, each checkpointed in ``--workdir`` (outside git):
 1. ``vae``: the ``AutoencoderKLCogVideoX`` on random 9-frame 32x32 crops of toy videos (MSE + a light KL);
    then its ``scaling_factor`` is set to 1 / std of the latents, as Stable Diffusion did.
-2. ``latents``: encode ``--videos`` toy training videos (held-out combinations excluded) once.
+2. ``latents``: encode ``--videos`` toy training videos (held-out combinations excluded) once (rendered by
+   ``--workers`` processes, encoded on ``--device``).
 3. ``dit``: the transformer and the T5 text encoder together, v-prediction MSE on uniform timesteps (with
    ``--high-noise-share``, that share of each batch on the noisiest ones),
    10 % empty captions (for classifier-free guidance; with ``--background-dropout``, that share without their
@@ -146,30 +147,47 @@ def train_vae(args, state: State, deadline: Deadline) -> bool:
 
 
 # ---------------------------------------------------------------- stage 2: latents
+def _render_training_video(args: tuple[int, float]) -> np.ndarray:
+    """Training video ``i`` rendered, ``[F, H, W, 3]`` (a top-level function, so a process pool can run it)."""
+    i, two_object_share = args
+    return world.render(training_scene(i, two_object_share))[0]
+
+
 def encode_videos(args, state: State, deadline: Deadline) -> bool:
+    import multiprocessing
+
     from diffusers import AutoencoderKLCogVideoX
 
-    vae = AutoencoderKLCogVideoX.from_pretrained(args.workdir / "vae").eval()
     chunk = 256
     n_chunks = math.ceil(args.videos / chunk)
-    for k in tqdm(range(n_chunks), desc="encode"):
-        path = args.workdir / f"latents_{k:04d}.pt"
-        if path.exists():
-            continue
-        if deadline.passed():
-            return False
-        t0 = time.time()
-        ids = range(k * chunk, min((k + 1) * chunk, args.videos))
-        scenes = [training_scene(i, args.two_object_share) for i in ids]
-        lat = []
-        with torch.no_grad():
-            for j in range(0, len(scenes), 32):
-                x = torch.stack([to_model_video(world.render(s)[0]) for s in scenes[j:j + 32]])
-                z = vae.encode(x).latent_dist.mean * vae.config.scaling_factor  # [B, C, F, h, w]
-                lat.append(z.permute(0, 2, 1, 3, 4).to(torch.float16))  # [B, F, C, h, w], the pipeline's layout
-        _atomic_save({"latents": torch.cat(lat), "captions": [s.caption for s in scenes]}, path)
-        state.add_time("latents", time.time() - t0)
-        state.save()
+    # the pool is made before the autoencoder touches the GPU: its forked workers only render (numpy)
+    pool = multiprocessing.get_context("fork").Pool(args.workers) if args.workers > 1 else None
+    device = torch.device(args.device)
+    vae = AutoencoderKLCogVideoX.from_pretrained(args.workdir / "vae").eval().to(device)
+    try:
+        for k in tqdm(range(n_chunks), desc="encode"):
+            path = args.workdir / f"latents_{k:04d}.pt"
+            if path.exists():
+                continue
+            if deadline.passed():
+                return False
+            t0 = time.time()
+            jobs = [(i, args.two_object_share) for i in range(k * chunk, min((k + 1) * chunk, args.videos))]
+            videos = pool.map(_render_training_video, jobs, chunksize=8) if pool else map(_render_training_video, jobs)
+            x_all = torch.stack([to_model_video(v) for v in videos])  # [B, 3, F, H, W]
+            lat = []
+            with torch.no_grad():
+                for j in range(0, len(x_all), 32):
+                    x = x_all[j:j + 32].to(device)
+                    z = vae.encode(x).latent_dist.mean * vae.config.scaling_factor  # [B, C, F, h, w]
+                    lat.append(z.permute(0, 2, 1, 3, 4).to(torch.float16).cpu())  # [B, F, C, h, w]
+            captions = [training_scene(i, args.two_object_share).caption for i, _ in jobs]
+            _atomic_save({"latents": torch.cat(lat), "captions": captions}, path)
+            state.add_time("latents", time.time() - t0)
+            state.save()
+    finally:
+        if pool:
+            pool.close()
     state.data["done"].append("latents")
     state.save()
     return True
@@ -483,6 +501,7 @@ def parse_args(argv=None):
     p.add_argument("--caption-dropout", type=float, default=0.1)
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--workers", type=int, default=1, help="processes that render the training videos (latents stage)")
     p.add_argument("--seed", type=int, default=0,
                    help="the batch at step k is drawn from (seed, k): a run continued with --init-from and the same "
                         "seed sees the same sequence of batches (and a fresh binding probe drawn the same way)")
