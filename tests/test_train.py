@@ -277,3 +277,26 @@ def test_fine_tune_with_a_rebound_text_encoder_records_it_and_exports_no_probe(t
     shipped = load_file(TOY_MODEL_DIR / "text_encoder" / "model.safetensors")
     q = "encoder.block.0.layer.0.SelfAttention.q.weight"
     assert not torch.allclose(names[q], shipped[q])  # re-initialised, then trained
+
+
+def test_gpu_script_runs_end_to_end_on_cpu(tmp_path):
+    """``scripts/train_gpu.sh`` (what a GPU session runs), shrunk to seconds on the CPU: encode, probe, train, pack."""
+    import os
+    import subprocess
+    import sys
+    import tarfile
+
+    from dynvfx.paths import TOY_MODEL_DIR
+
+    root = TOY_MODEL_DIR.parents[2]
+    env = dict(os.environ, PYTHON=sys.executable, DEVICE="cpu", VIDEOS="12", BATCH="2", WORKERS="2", PROBE_STEPS="2",
+               LRS="5e-4 1e-3", ROOT=str(tmp_path / "w"), DEST=str(tmp_path / "out"), OMP_NUM_THREADS="1")
+    done = subprocess.run(["bash", "scripts/train_gpu.sh", "0.05"], cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for i, lr in enumerate((5e-4, 1e-3)):
+        with tarfile.open(tmp_path / "out" / f"run{i}.tar") as tar:
+            assert {"transformer/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"} <= set(
+                tar.getnames())
+            record = json.load(tar.extractfile("training.json"))
+        assert record["settings"]["lr"] == lr and record["settings"]["videos"] == 12 and record["steps"] >= 1
+        assert record["init_from"]["steps"] > 0 and "latents" in record["seconds"]
