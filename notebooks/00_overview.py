@@ -60,11 +60,12 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # ## Choose the video and the model
 #
 # The default runs anywhere: a **toy model** shipped with the course, a small diffusion transformer built from
-# diffusers' own CogVideoX classes (RoPE, 3D autoencoder, T5 text encoder, v-prediction) and trained on a CPU on
-# videos of coloured balls moving over flat backgrounds (48×48 pixels, 17 frames). Its vocabulary is what it
-# draws: a colour, "ball", a motion and a background. It is small and imperfect (the README has its measured
-# quality); in particular, with *two* balls in one caption it draws both right only about four times in five,
-# which matters for an edit that adds a second ball (see the result below).
+# diffusers' own CogVideoX classes (RoPE, 3D autoencoder, T5 text encoder, v-prediction) and trained on CPUs (its
+# last two runs, about 6 minutes of training, on one H100 GPU) on videos of coloured balls moving over flat
+# backgrounds (48×48 pixels, 17 frames). Its vocabulary is what it draws: a colour, "ball", a motion and a
+# background. It is small and imperfect (the README has its measured quality); in particular, with *two* balls in
+# one caption it draws both right nearly nine times in ten, not always, which matters for an edit that adds a
+# second ball (see the result below).
 #
 # `VIDEO = None` takes the shipped toy example (with the toy model) or the course's real clip
 # (`notebook.REAL_VIDEO`, with a real model); any path works too, e.g. `"../../shared/data/videos/taxi.mp4"`, or
@@ -170,11 +171,11 @@ masks = mask_video(frames, result.source_mask, result.edit_mask)
 figures.video_grid({"source": frames, "DynVFX": result.frames, "masks": masks}, title=plan.instruction);
 
 # %% [markdown]
-# **What you should see:** a red ball appears in every frame below the blue one, over the gray background, and
-# moves *right* as asked, near the bottom edge from the lower left until it runs into the blue ball in the last
-# frames (12 and 16), covering part of its lower right (the green mask slides right); it is a lumpy, boxy red blob
-# rather than a clean disc. The blue ball is otherwise left as it was, and outside the green mask the frames are the
-# source's.
+# **What you should see:** a red ball appears in every frame, over the gray background, and moves *right* as
+# asked, along the top edge from the upper left, left of the blue ball in frame 0, to the upper right in frame 16
+# (the green mask slides right); on the way the blue ball, moving down, passes just below it and hides part of its
+# lower right (frames 4 and 8). It is a lumpy, boxy red blob rather than a clean disc. The blue ball is left as it
+# was, and outside the green mask the frames are the source's.
 
 # %%
 figures.show_videos({"source": frames, "DynVFX": result.frames, "O_orig (red) / O_edit (green)": masks})
@@ -197,7 +198,7 @@ print(f"the source object (red) moves {classify_motion(old_track)!r}: from {old_
 
 # %% [markdown]
 # **So the toy edit did what was asked, roughly.** The new ball has the right colour and moves right, not down
-# like the source ball (its centre goes from x ≈ 11.5 to 30.9 px while y stays at ≈ 34–36 px). The composited
+# like the source ball (its centre goes from x ≈ 9.6 to 31.9 px while y stays at ≈ 9–10 px). The composited
 # caption $P_{comp}$ names two balls with two motions, and the toy model ties each motion to its own ball (the
 # README's toy-model section has the measurements). Where the toy falls short is the drawing: the new ball is a
 # lumpy, boxy blob, a little larger than the source ball, not a clean disc. The paper's edits, made with

@@ -198,12 +198,13 @@ figures.video_grid(rows, title="sampling back from four starting points");
 
 # %% [markdown]
 # **What you should see:** the autoencoder's own round trip (second row) is slightly blurred, the best any
-# latent method can do here. Sampled back from the inverted noise at $t = 999$ the video is *redrawn*, and this
-# time the redraw matches: gray background, the blue ball moving down, a little larger and blurrier (latent RMSE
-# 0.045); with 2, 5 or 10 steps it does not (RMSE 1.09–1.28, the steps curve below). From the kept latents at
-# $t = 899$ and $t = 799$ the gray background is right but the ball is gone (0.12 both); from $t = 499$ the source
-# comes back, as blurred as the autoencoder makes it (0.03). The inverted noise is not like the noise the sampler
-# expects either (std 0.48, not 1). Why the ball is
+# latent method can do here. Sampled back from the inverted noise at $t = 999$ the video is *redrawn*, not
+# reconstructed: the blue ball moves down as in the source, about as large and a little blurrier, but over an
+# almost white background instead of gray (latent RMSE 0.593); with 5, 10 or 50 steps the error is higher still
+# (1.26–1.28, the steps curve below). From the kept latents at $t = 899$ and $t = 799$ the gray background is
+# right but the ball is gone (0.12 both); from $t = 499$ the source
+# comes back, as blurred as the autoencoder makes it (0.025). The inverted noise is not like the noise the sampler
+# expects either (std 0.42, not 1). Why the ball is
 # lost at 899 and 799: we sample with the empty prompt and no guidance, and there the model's clean estimate from
 # the kept latent shows no ball, only a faint bluish smudge (see the $\hat x_0$ row of the last figure at
 # $t = 749$); DynVFX's passes sample with the caption $P_{comp}$ and guidance 6, which name the ball.
@@ -244,12 +245,12 @@ print("from inv.at(t):", [(t, round(e, 3)) for t, e in kept])
 print("fresh noise   :", [(t, round(e, 3)) for t, e in fresh])
 
 # %% [markdown]
-# **What you should see:** the solid curve does not fall smoothly: from the top two timesteps it is near the floor
-# (RMSE 0.045 at $t$ = 999, 0.051 at 949: the redraw happens to match the source), but from 899 to 699 it is up at
-# about 0.12 (at 899 and 799 the figure above shows the background right and the ball missing); then it falls
-# unevenly, 0.078 at 649, 0.047 at 599, 0.062 at 549, to 0.03 at 499, where the ball is back, and settles at a floor
-# of 0.027 below that. The dashed curve, from fresh noise, lies above the solid one at every $t$: the inverted
-# latent keeps what fresh noise destroys. The first refinement pass
+# **What you should see:** the solid curve does not fall smoothly: from the top two timesteps it is far off (RMSE
+# 0.593 at $t$ = 999, the white-background redraw above, and 1.28 at 949, above the RMS of $x_{orig}$, gray line);
+# from 899 to 749 it is at about 0.12 (at 899 and 799 the figure above shows the background right and the ball
+# missing), 0.104 at 699; then it drops to 0.034 at 649 and 0.027 at 599, and settles at a floor of 0.024–0.025
+# from 549 down (at 499 the figure above shows the ball back). The dashed curve, from fresh noise, lies above the
+# solid one at every $t$ but 949: the inverted latent keeps what fresh noise destroys. The first refinement pass
 # starts at the upper edge of the 0.12 plateau; inside the shaded window DynVFX's source branch never samples back
 # at all, it only reads the kept latent at each step.
 
@@ -282,11 +283,11 @@ for name, curve in (("from t = 999", from_noise), (f"from t = {START}", later[1]
     print(f"{name:13}:", [(n, round(e, 3)) for n, e in curve])
 
 # %% [markdown]
-# **What you should see:** from $t = 999$ (circles) the error does not fall steadily with `n`: it is 1.1–1.3 up to
-# 10 steps (1.09 at 2, 1.28 at 10), above the RMS of $x_{orig}$ (0.749), then drops to 0.045 at 20 and 0.038 at 50,
-# where the redrawn video happens to match the source: it measures which video the sampler redraws more than how
-# accurate the inversion is. From $t = 399$ (squares) it falls steadily with `n`, from 0.057 at 5 steps to 0.023 at
-# 50, and the finer inversion schedule (triangles, 5 to 20 steps) sits below at every `n` (0.045 at 5): the paper's
+# **What you should see:** from $t = 999$ (circles) the error does not fall with `n`, it jumps about: 0.51 at 2
+# steps, 1.26–1.28 at 5, 10 and 50 (above the RMS of $x_{orig}$, 0.749), 0.59 at 20 (the white-background redraw
+# above); it never comes near the source: it measures which video the sampler redraws more than how accurate the
+# inversion is. From $t = 399$ (squares) it falls steadily with `n`, from 0.044 at 5 steps to 0.020 at
+# 50, and the finer inversion schedule (triangles, 5 to 20 steps) sits below at every `n` (0.032 at 5): the paper's
 # reason to invert with 250 steps.
 
 # %% [markdown]
@@ -308,8 +309,8 @@ figures.video_grid(rows, frames=list(range(len(indices))), labels=[f"t = {t}" fo
 # %% [markdown]
 # **What you should see:** top: the inverted latents, decoded as if clean, stay colour noise with a grid-like
 # pattern down to $t = 499$, show a hint of the ball at 299 and the ball at $t = 49$; middle: the model's
-# $\hat x_0$ from them is a flat greenish frame at $t = 999$ (no $x_0$ term to read), a gray frame with no ball at
-# 749 (only a faint brownish smudge on the left and a faint bluish one near the middle), and the ball clearly from
+# $\hat x_0$ from them is a flat yellowish-gray frame at $t = 999$ (no $x_0$ term to read), a gray frame with no
+# ball at 749 (only a faint bluish smudge near the middle), and the ball clearly from
 # 499 on; bottom: fresh forward noise hides the picture until $t = 49$, where a noisy ball shows.
 
 # %%
@@ -371,9 +372,9 @@ assert from_kept < min(with_fresh)  # the inverted latent keeps what fresh noise
 # - `x_0`, `ε` and `v` are one rotation apart; a DDIM step re-mixes the first two at the next noise level.
 # - With a zero-terminal-SNR schedule the fully inverted latent is the model's noise estimate alone: sampling back
 #   from it regenerates the video rather than reconstructing it. Lower down the kept latents carry more and more
-#   of the source (here, with the empty prompt, the whole source only from $t \approx 500$, bar the two top starts,
-#   999 and 949), and from there the error falls with the step count; a finer inversion schedule helps for free at
-#   sampling time, which is why the paper inverts with 250 steps.
+#   of the source (here, with the empty prompt, sampling back comes near the source only from $t \approx 650$
+#   down: RMSE 0.034 at 649, against 0.10–0.12 above it), and from there the error falls with the step count; a
+#   finer inversion schedule helps for free at sampling time, which is why the paper inverts with 250 steps.
 # - DynVFX keeps `inv.latents[i]`, the source at every sampling timestep: in chapters 4 and 5 the source branch
 #   runs on them (its keys and values describe the source at exactly the noise level of the edit), and the
 #   refinement passes start from fresh noise at strength ≤ 0.92, so neither ever starts from $t = 999$.

@@ -198,13 +198,13 @@ else:
     print("no ground-truth mask for this video: the shares need one (a toy-world clip, or your own mask)")
 
 # %% [markdown]
-# **What you should see:** layer 3 puts 6–11 % inside the mask for 'blue', 'ball' and 'gray' (up to 2× chance,
+# **What you should see:** layer 3 puts 6–10 % inside the mask for 'blue', 'ball' and 'gray' (up to 2× chance,
 # 'blue' most); 'down' reaches 10–11 % in layers 1 and 2, 'ball' 8 % in layer 2; layer 0 is at chance for every word,
 # and layer 4 puts almost nothing inside the mask for any.
 #
 # **How well does raw attention localise?** Poorly, in this model. Averaged over the blocks, a word's raw
 # attention map barely beats chance, and the block that concentrates most on the object (layer 3) does so for the
-# background's colour 'gray' (6 %) almost as much as for 'ball' (7 %), not far below 'blue' (11 %): it shows where that
+# background's colour 'gray' (6 %) as much as for 'ball' (6 %), not far below 'blue' (10 %): it shows where that
 # block reads the text at all, not which word names the object. Only the motion word has a pattern of its own (a
 # band that follows the ball's height). The toy model is small (6 blocks, 4 heads, a 6 × 6 token grid per latent
 # frame, each token 8 × 8 pixels and 4 frames), so its maps are coarse.
@@ -247,8 +247,7 @@ else:
 # %% [markdown]
 # **What you should see:** from the same seed the two captions give different videos (the pixels differ by about 0.1
 # on average): the blue ball moves up in the rows 'red left, blue up', the red ball moves up in the rows 'red up, blue
-# left'. Seed 4 draws both captions right; with seed 1 the second caption gets a second blue ball, which the strict
-# judge rejects (a duplicate), though the red one still moves up. The toy model hears which ball each word belongs to.
+# left'. With both seeds the strict judge passes both captions. The toy model hears which ball each word belongs to.
 # The toy models shipped before the fix below did not: from the same seed they gave the *same* video for both captions
 # (pixels differing by about 10⁻⁶), so one of the two was always drawn wrong. Their text encoder had learned to look
 # words up by what they are, and CogVideoX gives text tokens no positions of their own, so the caption arrived as a
@@ -317,8 +316,8 @@ for ax, name in zip(axes, ("own video", "source video")):
 axes[0].set_ylabel("attention per key / uniform"), axes[1].legend(fontsize=7), fig.tight_layout();
 
 # %% [markdown]
-# **What you should see:** in layers 1–5 the attention per key peaks at distance 0 (3.7–6.9× uniform in layers 1,
-# 2 and 5, up to 14–15× in layer 4) and is back to uniform by distance 2, for the keys of the query's own video and
+# **What you should see:** in layers 1–5 the attention per key peaks at distance 0 (3.6–8.3× uniform in layers 1,
+# 2, 3 and 5, 12–13× in layer 4) and is back to uniform by distance 2, for the keys of the query's own video and
 # for the source's alike; layer 0 is flat.
 #
 # One query, drawn: the token in the middle of the middle latent frame of the mirrored video (white box), and
@@ -373,7 +372,7 @@ for layer, c in change.items():
 # **What you should see:** in every layer the bright cells sit at the painted patch (lower left) in every latent
 # frame; deeper layers spread the change a little (layer 5 most). Numerically, 44–58 % of the key change falls on the
 # painted tokens and their neighbours, which are 25 % of the tokens (the painted tokens alone: 3 % of the tokens,
-# 8–24 % of the change). That a source key describes its own patch is the observation behind Anchor Extended
+# 8–26 % of the change). That a source key describes its own patch is the observation behind Anchor Extended
 # Attention (the paper's Sec. 4.1 and Fig. 3).
 
 # %% [markdown]

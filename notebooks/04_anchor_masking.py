@@ -286,11 +286,13 @@ figures.video_grid({"source": frames} | {mode: r.frames for mode, r in runs.item
                    title=f"{plan.instruction!r}, seed {config.seed}");
 
 # %% [markdown]
-# **What you should see:** all four modes look alike: a red ball appears at the bottom left and moves *right*
-# along the bottom edge, as the instruction asks, running into the blue ball's lower right from frame 12 on. The
-# blue ball is the source's in every mode. The table above agrees: anchor, full and masked differ from off by only
-# 2.1, 1.6 and 3.0/255 per pixel; all four keep the source ball (O_orig IoU 0.73-0.74 in the raw output, off 0.69)
-# and find `O_edit` in every pass.
+# **What you should see:** the four modes end in two pairs. *anchor* and *off* look the same (the table above: they
+# differ by 0.0/255 per pixel): a red ball appears at the top left and moves *right* along the top, as the
+# instruction asks, touching the blue ball's upper left around frames 4-8 as that one moves down. *full* and
+# *masked* look alike and differ from off by 9.8 and 9.9/255: their red ball appears at the bottom left and moves
+# right along the bottom edge, running into the blue ball's lower right from frame 12 on. The blue ball is the
+# source's in every mode. All four keep the source ball (O_orig IoU 0.77-0.79 in the raw output) and find `O_edit`
+# in every pass but one (*full* misses it in pass 3: 6 of 7).
 
 # %%
 figures.show_videos({"source": frames} | {mode: r.frames for mode, r in runs.items()})
@@ -312,22 +314,24 @@ figures.video_grid({"source": frames} | {mode: r.refinement.iterations[0].frames
                    title="pass 1: the model's output x̂, before the residual mask");
 
 # %% [markdown]
-# **What you should see:** pass 1 redraws the whole scene, and the modes differ mostly in the blue ball. In every
-# mode `x̂` holds the red ball at the bottom left, moving right, and a blue ball moving down, blurrier and less
-# round than the source's: *off* puts that blue ball at the left edge; *full* puts it on the source's path;
-# *anchor* and *masked* in between, left of the source's path (O_orig IoU in x̂: full 0.59, masked 0.21, anchor
-# 0.08, off 0.00): the source branch pulls the edit towards the source scene, full extension most, the sparse
-# anchors much less.
+# **What you should see:** pass 1 redraws the whole scene. *anchor*, *masked* and *off* draw almost the same `x̂`
+# (anchor and masked differ from off by 1.5 and 2.5/255): the red ball at the bottom left, moving right, and a blue
+# ball moving down the left edge, blurrier and less round than the source's (O_orig IoU in x̂ 0.00). *full* differs
+# (23.2/255): it puts the blue ball on the source's path (O_orig IoU 0.59) and draws no red ball at the bottom,
+# only a small red one near the top, right of centre, in the last frames. In pass 1 full extension pulls the edit
+# onto the source scene; the sparse anchors and the masked ones do not visibly move it.
 #
-# **Why all four modes end alike.** (1) The residual mask: each pass keeps `x̂` only inside the new
-# object's mask `M`; the blue ball and the background come from `x_orig` in every mode, so whatever the anchors did
-# to them in `x̂` is thrown away. (2) The injection window: the source branch runs in 18 of the 96 denoising steps
-# (passes 1-4 only); passes 5-7 sample plainly from a composite that already holds the red ball, and by pass 7
-# anchor's, full's and masked's `x̂` differ from off's by only 3.4, 2.3 and 4.8/255. (3) The sparse anchors get a
-# small share of the attention (anchor 7.3 %, masked 6.5 %; full 37.5 %). (4) The new ball is settled in pass 1:
-# every mode draws the red ball there in the same place, bottom left and moving right, and every mode keeps it there
-# (the final frames above), even *full* extension (over a third of the attention on the anchors), whose `x̂`
-# differs from off's by 16.1-21.1/255 in passes 1-4.
+# **Why the blue ball ends alike and the red one does not.** (1) The residual mask: each pass keeps `x̂` only
+# inside the new object's mask `M`; the blue ball and the background come from `x_orig` in every mode, so whatever
+# the anchors did to them in `x̂` is thrown away. (2) The injection window: the source branch runs in 18 of the 96
+# denoising steps (passes 1-4 only); passes 5-7 sample plainly from a composite that already holds the red ball and
+# keep it where it is: by pass 7 anchor's `x̂` differs from off's by 0.0/255, full's and masked's (red ball at the
+# bottom, not the top) by 15.4. (3) The sparse anchors get a small share of the attention (anchor 7.3 %, masked
+# 6.5 %; full 38.4 %), and anchor's `x̂` stays within 2.7/255 of off's in every pass but the third (16.3). (4) The
+# new ball is not settled in pass 1: there anchor, masked and off all draw it at the bottom left, but anchor and off
+# move it to the top in a later pass (chapter 5 shows this run pass by pass), while masked's `x̂` departs from off's
+# from pass 3 on (26.4, 22.3, 26.4, 18.1, 15.4/255) and ends, like full's, with the red ball at the bottom. So on
+# the toy model anchor extension ends where no extension does, and full and masked extension end elsewhere.
 # On real videos with CogVideoX-5B all four final results differ (the paper's Fig. 3 and the
 # [project page's analysis](https://dynvfx.github.io/sm/index.html#Analysis)).
 #
@@ -361,7 +365,7 @@ ax.set_xlabel("transformer block"), ax.set_ylabel("attention share on anchors"),
 ax.legend(fontsize=8), ax.set_title("inside the injection window, mean over steps and queries"), fig.tight_layout();
 
 # %% [markdown]
-# **What you should see:** *full* extension takes 23-44 % of the attention depending on the block (least in
+# **What you should see:** *full* extension takes about 22-45 % of the attention depending on the block (least in
 # block 1); *anchor* and *masked* 3-10 % in every block, almost the same curve: the 15 background anchors of
 # *anchor* (29 anchors, against *masked*'s 16 mask tokens) add little attention on the toy model.
 #
@@ -377,9 +381,10 @@ for mode, m in mass.items():
         print(f"{mode:6}: the new object was not found")
 
 # %% [markdown]
-# With *anchor* and *masked* extension the queries inside the new object lean on the source somewhat less than
-# the rest (6.2 vs 7.4 %, 5.3 vs 6.7 %): the direction the method wants (the new object free, the scene tied); with
-# *full* extension hardly less (36.2 vs 37.7 %).
+# With *masked* and *full* extension the queries inside the new object lean on the source less than the rest
+# (3.9 vs 6.8 %, 35.4 vs 38.7 %): the direction the method wants (the new object free, the scene tied). With
+# *anchor* extension they lean on it more (9.0 vs 7.1 %): its red ball runs along the top, across the upper end of
+# the bright band of `O_orig` anchors in the figure above.
 #
 # ## Exercises
 #
@@ -449,10 +454,10 @@ if MODEL == "toy":  # on CogVideoX, P holds only a slice of the queries
 # - Anchor Extended Attention is ordinary softmax attention with extra keys and values: the source's, at the
 #   anchor tokens, after RoPE (section 4 recomputes the library's processor exactly).
 # - The anchor set decides how much of the edit's attention goes to the source: dense on the objects the new content
-#   interacts with, sparse elsewhere. On the toy model the extension changes what each pass draws (section 5:
-#   it pulls pass 1's blue ball towards the source's path, full extension onto it, the sparse anchors only part of
-#   the way), yet all four modes end almost where no extension does: the residual mask, the short injection window
-#   and the toy model's limits hide the difference.
+#   interacts with, sparse elsewhere. On the toy model the extension changes what the passes draw (section 5:
+#   full extension pulls pass 1's blue ball onto the source's path, the sparse anchors hardly move it), and the
+#   residual mask keeps the source ball in every mode; anchor extension ends where no extension does, while full
+#   and masked extension put the new ball elsewhere (along the bottom instead of the top).
 # - On real videos the difference is visible: the paper's Fig. 3 and the
 #   [project page's analysis videos](https://dynvfx.github.io/sm/index.html#Analysis) (knight on a horse: full,
 #   masked and anchor extension side by side). Chapter 5 adds the last piece: refining a residual so that only the
