@@ -55,6 +55,25 @@ def test_wilson_interval():
     assert cell([{"ok": True}, {"ok": False}], "ok") == (0.5, "50% [9%, 91%]")
 
 
+def test_paired_difference_of_two_variants_on_the_same_pairs():
+    from dynvfx.toy.benchmark import EditRun, edit_report, paired_difference
+
+    a = [{"success": k < 30} for k in range(40)]  # right on the first 30 pairs
+    b = [{"success": 5 <= k < 25} for k in range(40)]  # on 20 of them, all also right in a
+    d, lo, hi, a_only, b_only = paired_difference(a, b)
+    assert d == pytest.approx(0.25) and 0.1 < lo < 0.25 < hi <= 0.4 and (a_only, b_only) == (10, 0)
+    assert paired_difference(a, a)[:3] == (0.0, 0.0, 0.0)  # a variant against itself: no difference, no spread
+    with pytest.raises(ValueError, match="same pairs"):
+        paired_difference(a, b[:-1])
+    rows = [{"success": s, "new_moves": s, "copies_source": False, "source_moves": True, "no_extra": True,
+             "iou": 0.9, "psnr": 30.0, "ssim": 1.0, "psnr_raw": 28.0} for s in (True, True, False)]
+    run = EditRun(None, {"authors": rows, "no_anchor_attn": rows[::-1]}, {"authors": [1.0] * 3,
+                  "no_anchor_attn": [1.0] * 3}, [29.0] * 3, 3.0)
+    run.config = type("C", (), {"num_inference_steps": 50, "guidance_scale": 6.0, "strengths": (1.0,)})()
+    report = edit_report(run)
+    assert "| no AnchorExtAttn (attention off) | +0 [" in report and "| 1 | 1 |" in report
+
+
 def test_load_model_tries_once(monkeypatch):
     """A model that cannot be read fails at once, with the loader's own error (no retry loop, no waiting)."""
     import dynvfx.pipeline
