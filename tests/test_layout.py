@@ -56,6 +56,7 @@ def test_wilson_interval():
 
 
 def test_paired_difference_of_two_variants_on_the_same_pairs():
+    from dynvfx.config import DynVFXConfig
     from dynvfx.toy.benchmark import EditRun, edit_report, paired_difference
 
     a = [{"success": k < 30} for k in range(40)]  # right on the first 30 pairs
@@ -67,9 +68,8 @@ def test_paired_difference_of_two_variants_on_the_same_pairs():
         paired_difference(a, b[:-1])
     rows = [{"success": s, "new_moves": s, "copies_source": False, "source_moves": True, "no_extra": True,
              "iou": 0.9, "psnr": 30.0, "ssim": 1.0, "psnr_raw": 28.0} for s in (True, True, False)]
-    run = EditRun(None, {"authors": rows, "no_anchor_attn": rows[::-1]}, {"authors": [1.0] * 3,
-                  "no_anchor_attn": [1.0] * 3}, [29.0] * 3, 3.0)
-    run.config = type("C", (), {"num_inference_steps": 50, "guidance_scale": 6.0, "strengths": (1.0,)})()
+    run = EditRun(DynVFXConfig.toy(), {"authors": rows, "no_anchor_attn": rows[::-1]},
+                  {"authors": [1.0] * 3, "no_anchor_attn": [1.0] * 3}, [29.0] * 3, 3.0)
     report = edit_report(run)
     assert "| no AnchorExtAttn (attention off) | +0 [" in report and "| 1 | 1 |" in report
 

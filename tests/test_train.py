@@ -286,12 +286,11 @@ def test_gpu_script_runs_end_to_end_on_cpu(tmp_path):
     import sys
     import tarfile
 
-    from dynvfx.paths import TOY_MODEL_DIR
+    from dynvfx.paths import REPO_ROOT
 
-    root = TOY_MODEL_DIR.parents[2]
     env = dict(os.environ, PYTHON=sys.executable, DEVICE="cpu", VIDEOS="12", BATCH="2", WORKERS="2", PROBE_STEPS="2",
                LRS="5e-4 1e-3", ROOT=str(tmp_path / "w"), DEST=str(tmp_path / "out"), OMP_NUM_THREADS="1")
-    done = subprocess.run(["bash", "scripts/train_gpu.sh", "0.05"], cwd=root, env=env, capture_output=True, text=True)
+    done = subprocess.run(["bash", "scripts/train_gpu.sh", "0.05"], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     for i, lr in enumerate((5e-4, 1e-3)):
         with tarfile.open(tmp_path / "out" / f"run{i}.tar") as tar:

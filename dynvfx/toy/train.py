@@ -147,10 +147,11 @@ def train_vae(args, state: State, deadline: Deadline) -> bool:
 
 
 # ---------------------------------------------------------------- stage 2: latents
-def _render_training_video(args: tuple[int, float]) -> np.ndarray:
-    """Training video ``i`` rendered, ``[F, H, W, 3]`` (a top-level function, so a process pool can run it)."""
-    i, two_object_share = args
-    return world.render(training_scene(i, two_object_share))[0]
+def _render_training_video(args: tuple[int, float]) -> tuple[np.ndarray, str]:
+    """Training video ``i`` rendered, ``[F, H, W, 3]``, and its caption (a top-level function, so a process pool can
+    run it)."""
+    scene = training_scene(*args)
+    return world.render(scene)[0], scene.caption
 
 
 def encode_videos(args, state: State, deadline: Deadline) -> bool:
@@ -173,7 +174,8 @@ def encode_videos(args, state: State, deadline: Deadline) -> bool:
                 return False
             t0 = time.time()
             jobs = [(i, args.two_object_share) for i in range(k * chunk, min((k + 1) * chunk, args.videos))]
-            videos = pool.map(_render_training_video, jobs, chunksize=8) if pool else map(_render_training_video, jobs)
+            rendered = pool.map(_render_training_video, jobs, chunksize=8) if pool else map(_render_training_video, jobs)
+            videos, captions = zip(*rendered)
             x_all = torch.stack([to_model_video(v) for v in videos])  # [B, 3, F, H, W]
             lat = []
             with torch.no_grad():
@@ -181,8 +183,7 @@ def encode_videos(args, state: State, deadline: Deadline) -> bool:
                     x = x_all[j:j + 32].to(device)
                     z = vae.encode(x).latent_dist.mean * vae.config.scaling_factor  # [B, C, F, h, w]
                     lat.append(z.permute(0, 2, 1, 3, 4).to(torch.float16).cpu())  # [B, F, C, h, w]
-            captions = [training_scene(i, args.two_object_share).caption for i, _ in jobs]
-            _atomic_save({"latents": torch.cat(lat), "captions": captions}, path)
+            _atomic_save({"latents": torch.cat(lat), "captions": list(captions)}, path)
             state.add_time("latents", time.time() - t0)
             state.save()
     finally:
