@@ -21,8 +21,10 @@ DEST=${DEST:-${OUT:-$ROOT/out}}
 TRAIN=("$PY" -m dynvfx.toy.train --init-from data/models/toy --device "$DEVICE" --batch "$BATCH" --videos "$VIDEOS"
        --high-noise-share 0.5 --binding-weight 1 --text-binding-weight 0.05 --threads 2)
 mkdir -p "$ROOT/lat" "$DEST"
-cp -r data/models/toy/vae "$ROOT/lat/vae"
-echo '{"seconds": {}, "done": ["vae"]}' >"$ROOT/lat/state.json"
+if [ ! -f "$ROOT/lat/state.json" ]; then  # a second call with the same ROOT reuses the encoded videos
+  cp -r data/models/toy/vae "$ROOT/lat/vae"
+  echo '{"seconds": {}, "done": ["vae"]}' >"$ROOT/lat/state.json"
+fi
 "${TRAIN[@]}" --workdir "$ROOT/lat" --out "$ROOT/lat/unused" --workers "$WORKERS" --steps 0 --threads "$WORKERS"
 encode_s=$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['seconds']['latents'])" "$ROOT/lat/state.json")
 echo "encoded $VIDEOS videos in $encode_s s"
@@ -46,6 +48,10 @@ slowest=$("$PY" -c "import json,sys; print(max(json.load(open(f))['seconds']['di
 steps=$("$PY" -c "import sys; print(int(int(sys.argv[1]) / float(sys.argv[2]) * float(sys.argv[3]) * 60 * 0.93))" \
   "$PROBE_STEPS" "$slowest" "$MINUTES")
 echo "$PROBE_STEPS steps side by side took $slowest s: $steps steps fit in $MINUTES min"
+if [ "$steps" -lt 1 ]; then
+  echo "a budget of $MINUTES min fits no training step at this speed; give more minutes" >&2
+  exit 1
+fi
 
 i=0
 for lr in $LRS; do

@@ -290,7 +290,11 @@ def test_gpu_script_runs_end_to_end_on_cpu(tmp_path):
 
     env = dict(os.environ, PYTHON=sys.executable, DEVICE="cpu", VIDEOS="12", BATCH="2", WORKERS="2", PROBE_STEPS="2",
                LRS="5e-4 1e-3", ROOT=str(tmp_path / "w"), DEST=str(tmp_path / "out"), OMP_NUM_THREADS="1")
-    done = subprocess.run(["bash", "scripts/train_gpu.sh", "0.05"], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    too_short = subprocess.run(["bash", "scripts/train_gpu.sh", "0.0001"], cwd=REPO_ROOT, env=env, capture_output=True,
+                               text=True)
+    assert too_short.returncode != 0 and "fits no training step" in too_short.stderr
+    # the same ROOT again, with a budget that fits: the encoded videos are reused
+    done = subprocess.run(["bash", "scripts/train_gpu.sh", "0.25"], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     for i, lr in enumerate((5e-4, 1e-3)):
         with tarfile.open(tmp_path / "out" / f"run{i}.tar") as tar:
