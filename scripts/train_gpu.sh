@@ -3,9 +3,10 @@
 #   bash scripts/train_gpu.sh [MINUTES]    # default 7; the trained pipelines land in $DEST/run<i>.tar
 # 1. renders VIDEOS training videos with every core and encodes them on the GPU (held-out combinations excluded);
 # 2. times PROBE_STEPS steps of every learning rate in LRS, all running side by side on the one GPU;
-# 3. trains them side by side again from the shipped weights, each with a cosine schedule sized to fill MINUTES.
+# 3. trains them side by side again from INIT (the shipped weights), each with a cosine schedule sized to fill MINUTES.
 # Environment: PYTHON, DEVICE (cuda), VIDEOS (32768), BATCH (512), LRS ("5e-4 1.5e-3"), SEED (3), WORKERS (nproc),
-# PROBE_STEPS (60), ROOT (/tmp/toy-gpu), DEST ($OUT or $ROOT/out). Evaluate each run before shipping it (README).
+# PROBE_STEPS (60), ROOT (/tmp/toy-gpu), DEST ($OUT or $ROOT/out), INIT (data/models/toy: the weights fine-tuned).
+# Evaluate each run before shipping it (README).
 set -euo pipefail
 MINUTES=${1:-7}
 PY=${PYTHON:-python3}
@@ -17,8 +18,9 @@ SEED=${SEED:-3}
 WORKERS=${WORKERS:-$(nproc)}
 PROBE_STEPS=${PROBE_STEPS:-60}
 ROOT=${ROOT:-/tmp/toy-gpu}
+INIT=${INIT:-data/models/toy}
 DEST=${DEST:-${OUT:-$ROOT/out}}
-TRAIN=("$PY" -m dynvfx.toy.train --init-from data/models/toy --device "$DEVICE" --batch "$BATCH" --videos "$VIDEOS"
+TRAIN=("$PY" -m dynvfx.toy.train --init-from "$INIT" --device "$DEVICE" --batch "$BATCH" --videos "$VIDEOS"
        --high-noise-share 0.5 --binding-weight 1 --text-binding-weight 0.05 --threads 2)
 mkdir -p "$ROOT/lat" "$DEST"
 if [ ! -f "$ROOT/lat/state.json" ]; then  # a second call with the same ROOT reuses the encoded videos

@@ -335,9 +335,9 @@ def batch_loss(nets: torch.nn.ModuleDict, g: torch.Generator, latents: torch.Ten
     per_video = (pred - v).pow(2).flatten(1).mean(1)
     loss = per_video.mean()
     if text_binding_weight > 0:
-        kept = labels[idx].to(device).masked_fill(dropped.to(device)[:, None], -100)
+        kept = labels[idx].masked_fill(dropped[:, None], -100)  # decided on the CPU: no device sync per step
         if (kept >= 0).any():
-            loss = loss + text_binding_weight * binding_probe_loss(nets["binding_probe"], emb, kept)
+            loss = loss + text_binding_weight * binding_probe_loss(nets["binding_probe"], emb, kept.to(device))
     if binding_weight > 0:
         rows = (whole & (swapped_ids[idx] >= 0).all(1)).nonzero().flatten()
         if len(rows):
@@ -418,11 +418,12 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
         opt.step()
         ema.update(nets, step)
         step += 1
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        loss = loss.detach()  # the running mean stays on the device: reading it every step would stall the GPU
+        running = loss if running is None else 0.98 * running + 0.02 * loss
         bar.update(1)
-        bar.set_postfix(loss=f"{running:.4f}")
         if step % 50 == 0:
-            log.append({"step": step, "loss": round(running, 5), "lr": opt.param_groups[0]["lr"]})
+            log.append({"step": step, "loss": round(running.item(), 5), "lr": opt.param_groups[0]["lr"]})
+            bar.set_postfix(loss=f"{log[-1]['loss']:.4f}")
         if step % args.checkpoint_every == 0 or step == args.steps or deadline.passed():
             _atomic_save({"model": nets.state_dict(), "ema": ema.module.state_dict(), "opt": opt.state_dict(),
                           "step": step, "log": log}, ckpt)
