@@ -37,6 +37,7 @@ def main() -> None:
                    help="the new ball's (colour, motion, background): held out in training (the benchmark) or seen")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of: {', '.join(VARIANTS)}")
     p.add_argument("--steps", type=int, default=None, help="override num_inference_steps (and inversion steps)")
+    p.add_argument("--guidance", type=float, default=None, help="override guidance_scale (default: the toy preset's)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args()
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
@@ -49,6 +50,8 @@ def main() -> None:
     base = DynVFXConfig.toy()
     if args.steps:
         base = base.replace(num_inference_steps=args.steps, inversion_steps=args.steps)
+    if args.guidance is not None:
+        base = base.replace(guidance_scale=args.guidance)
     run = edit_benchmark(load_pipeline(args.model), args.pairs, names, base, log=lambda line: print(line, flush=True),
                          new=args.new)
     print("\n" + edit_report(run))

@@ -15,7 +15,7 @@ are negative controls: they must score ~0.
 The logic is :mod:`dynvfx.toy.benchmark` (``held_out_cases``, ``seen_cases``, ``model_quality``,
 ``quality_table``).
 
-    python benchmarks/toy_model_quality.py [--model DIR] [--steps 50] [--guidance 6] [--control untrained]
+    python benchmarks/toy_model_quality.py [--model DIR] [--steps 50] [--guidance 2.5] [--control untrained]
                                            [--captions seen]
 """
 
@@ -26,6 +26,7 @@ import argparse
 import numpy as np
 import torch
 
+from dynvfx.config import DynVFXConfig
 from dynvfx.pipeline import load_pipeline
 from dynvfx.toy import world
 from dynvfx.toy.benchmark import PER_COMBINATION, held_out_cases, model_quality, quality_table, seen_cases, untrained
@@ -35,7 +36,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="toy", help='"toy" or a model folder (e.g. a training run\'s output)')
     p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--guidance", type=float, default=6.0)
+    p.add_argument("--guidance", type=float, default=DynVFXConfig.toy().guidance_scale)
     p.add_argument("--per-combination", type=int, default=PER_COMBINATION,
                    help="captions of each kind per held-out combination (12 combinations)")
     p.add_argument("--captions", choices=("held_out", "seen"), default="held_out",

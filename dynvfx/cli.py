@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="output .mp4")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--steps", type=int, default=50)
-    g.add_argument("--guidance", type=float, default=6.0)
+    g.add_argument("--guidance", type=float, default=None, help="default: the model's preset (toy 2.5, else 6)")
     g.add_argument("--fps", type=float, default=8.0)
     g.add_argument("--overwrite", action="store_true")
     g.add_argument("--memory", choices=MEMORY_CHOICES, default="auto", help="where the weights live (GPU)")

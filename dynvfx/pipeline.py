@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from dynvfx.config import DynVFXConfig
 from dynvfx.errors import DynVFXError
 from dynvfx.paths import TOY_MODEL_DIR
 
@@ -237,8 +238,15 @@ def rotary_embeddings(pipe, latents: torch.Tensor):
     return pipe._prepare_rotary_positional_embeddings(h * s, w * s, f, execution_device(pipe))
 
 
-def generate(pipe, caption: str, seed: int = 0, steps: int = 50, guidance: float = 6.0) -> torch.Tensor:
-    """The base text-to-video model on its own (diffusers' own sampling loop): ``[F, 3, H, W]`` in [0, 1]."""
+def preset_guidance(pipe) -> float:
+    """The guidance scale of the preset for the model ``pipe`` was loaded from (toy 2.5; otherwise the paper's 6)."""
+    return DynVFXConfig.for_model(pipe.name_or_path or "").guidance_scale
+
+
+def generate(pipe, caption: str, seed: int = 0, steps: int = 50, guidance: float | None = None) -> torch.Tensor:
+    """The base text-to-video model on its own (diffusers' own sampling loop): ``[F, 3, H, W]`` in [0, 1].
+    ``guidance=None``: :func:`preset_guidance`."""
+    guidance = preset_guidance(pipe) if guidance is None else guidance
     spec = video_spec(pipe)
     out = pipe(
         prompt=caption, num_frames=spec.num_frames, height=spec.height, width=spec.width,

@@ -14,7 +14,7 @@ import dataclasses
 import torch
 
 from dynvfx.attention import AnchorContext, AnchorExtendedAttnProcessor, AttentionRecorder, anchor_attention
-from dynvfx.pipeline import decode_latents, encode_text, execution_device, rotary_embeddings
+from dynvfx.pipeline import decode_latents, encode_text, execution_device, preset_guidance, rotary_embeddings
 from dynvfx.sampling import (add_noise, denoise, initial_noise, injection_window, predict_v, predicted_x0,
                              sampling_timesteps, start_index)
 
@@ -87,13 +87,15 @@ def tokens_of(pipe, prompt: str) -> list[str]:
 
 @torch.no_grad()
 def generate_with_recorder(pipe, caption: str, token_ids: list[int], steps: int = 20, seed: int = 0,
-                           guidance: float = 6.0, record_steps=None, record_layers=None):
+                           guidance: float | None = None, record_steps=None, record_layers=None):
     """Plain text-to-video sampling (no source branch) with an :class:`AttentionRecorder` in every block.
 
     Returns frames ``[F, 3, H, W]`` and the recorder, whose ``text_to_video[(step, layer)]`` is
     ``[heads, T, N_video]`` (attention of every video query to each of the ``T`` recorded text tokens, for the
     conditional branch). ``record_steps``/``record_layers`` limit what is kept (None = all; keep few on big models).
+    ``guidance=None``: :func:`dynvfx.pipeline.preset_guidance`.
     """
+    guidance = preset_guidance(pipe) if guidance is None else guidance
     rec = AttentionRecorder(token_ids, steps=record_steps, layers=record_layers)
     ctx = AnchorContext(mode="off", source_index=None, recorder=rec)
     timesteps = sampling_timesteps(pipe, steps)

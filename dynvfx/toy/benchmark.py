@@ -311,8 +311,9 @@ def untrained(pipe):
 
 
 def model_quality(pipe, singles: list[world.Scene], pairs: list[world.Scene], steps: int = 50,
-                  guidance: float = 6.0) -> tuple[dict, dict, list[float]]:
-    """Generate a video per caption (seed = its index) and judge it, and the renderer's own video of the scene.
+                  guidance: float | None = None) -> tuple[dict, dict, list[float]]:
+    """Generate a video per caption (seed = its index; ``guidance=None``: the model's preset, see
+    :func:`dynvfx.pipeline.generate`) and judge it, and the renderer's own video of the scene.
     ``pipe=None``: uniform colour noise instead of generated videos (the negative control).
 
     Returns ``(generated, rendered, seconds)``: ``{"single" | "pair": [checks, ...]}`` twice, and the seconds per
