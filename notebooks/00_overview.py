@@ -64,7 +64,7 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # last two runs, about 6 minutes of training, on one H100 GPU) on videos of coloured balls moving over flat
 # backgrounds (48×48 pixels, 17 frames). Its vocabulary is what it draws: a colour, "ball", a motion and a
 # background. It is small and imperfect (the README has its measured quality); in particular, with *two* balls in
-# one caption it draws both right nearly nine times in ten, not always, which matters for an edit that adds a
+# one caption it draws both right more than nine times in ten, not always, which matters for an edit that adds a
 # second ball (see the result below).
 #
 # `VIDEO = None` takes the shipped toy example (with the toy model) or the course's real clip
@@ -79,8 +79,10 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # | `"THUDM/CogVideoX-2b"` | ≈ 12.5 GB | float16, no RoPE |
 # | `"THUDM/CogVideoX-5b"` | ≈ 20.7 GB | bfloat16, the paper's model |
 #
-# DynVFX runs a source branch beside the two guidance branches (a batch of 3 instead of 2) and keeps the
-# inverted latents, so budget a few GB more; `CPU_OFFLOAD = True` needs much less GPU memory but runs slower.
+# DynVFX also runs a source branch (inside the injection window, beside the conditional branch) and keeps the
+# inverted latents. The 5B's peak, measured with random weights, is 22.4 GiB while sampling with or without the
+# source branch and 34.5 GiB in an untiled decode; `CPU_OFFLOAD = True` needs much less GPU memory but
+# runs slower.
 # Real videos also need a real segmenter (`"grounded-sam2"` or `"sam3"`) and a VLM planner (`"openai"` with an
 # `OPENAI_API_KEY`, or `"hf"` for a local model). Without a GPU the cell below falls back to the toy setup.
 
@@ -174,7 +176,7 @@ figures.video_grid({"source": frames, "DynVFX": result.frames, "masks": masks}, 
 # **What you should see:** a red ball appears in every frame, over the gray background, and moves *right* as
 # asked, along the top edge from the upper left, left of the blue ball in frame 0, to the upper right in frame 16
 # (the green mask slides right); on the way the blue ball, moving down, passes just below it and hides part of its
-# lower right (frames 4 and 8). It is a lumpy, boxy red blob rather than a clean disc. The blue ball is left as it
+# lower right (frames 4 and 8). It is a blurry, boxy red blob rather than a clean disc. The blue ball is left as it
 # was, and outside the green mask the frames are the source's.
 
 # %%
@@ -198,10 +200,10 @@ print(f"the source object (red) moves {classify_motion(old_track)!r}: from {old_
 
 # %% [markdown]
 # **So the toy edit did what was asked, roughly.** The new ball has the right colour and moves right, not down
-# like the source ball (its centre goes from x ≈ 9.6 to 31.9 px while y stays at ≈ 9–10 px). The composited
+# like the source ball (its centre goes from x ≈ 10 to 30.5 px while y stays at ≈ 9 px). The composited
 # caption $P_{comp}$ names two balls with two motions, and the toy model ties each motion to its own ball (the
 # README's toy-model section has the measurements). Where the toy falls short is the drawing: the new ball is a
-# lumpy, boxy blob, a little larger than the source ball, not a clean disc. The paper's edits, made with
+# blurry, boxy blob, a little larger than the source ball, not a clean disc. The paper's edits, made with
 # CogVideoX-5B, add content that moves as described and interacts with the scene: watch the result videos on the
 # project page, https://dynvfx.github.io/ (the pipeline that made them is the paper's Fig. 2). Try another toy example
 # with `VIDEO = "../data/examples/yellow_ball_up.mp4"` and see whether the new ball keeps its own motion there.

@@ -207,7 +207,7 @@ figures.video_grid(rows, title="sampling back from four starting points");
 # expects either (std 0.42, not 1). Why the ball is
 # lost at 899 and 799: we sample with the empty prompt and no guidance, and there the model's clean estimate from
 # the kept latent shows no ball, only a faint bluish smudge (see the $\hat x_0$ row of the last figure at
-# $t = 749$); DynVFX's passes sample with the caption $P_{comp}$ and guidance 6, which name the ball.
+# $t = 749$); DynVFX's passes sample with the caption $P_{comp}$ and classifier-free guidance, which name the ball.
 
 # %%
 figures.show_videos({"source": frames, "autoencoder only": rows["decode(x_orig)"]} |
@@ -248,7 +248,7 @@ print("fresh noise   :", [(t, round(e, 3)) for t, e in fresh])
 # **What you should see:** the solid curve does not fall smoothly: from the top two timesteps it is far off (RMSE
 # 0.593 at $t$ = 999, the white-background redraw above, and 1.28 at 949, above the RMS of $x_{orig}$, gray line);
 # from 899 to 749 it is at about 0.12 (at 899 and 799 the figure above shows the background right and the ball
-# missing), 0.104 at 699; then it drops to 0.034 at 649 and 0.027 at 599, and settles at a floor of 0.024–0.025
+# missing), 0.104 at 699; then it drops to 0.034 at 649 and 0.027 at 599, and settles at a floor of 0.024–0.026
 # from 549 down (at 499 the figure above shows the ball back). The dashed curve, from fresh noise, lies above the
 # solid one at every $t$ but 949: the inverted latent keeps what fresh noise destroys. The first refinement pass
 # starts at the upper edge of the 0.12 plateau; inside the shaded window DynVFX's source branch never samples back
@@ -373,7 +373,7 @@ assert from_kept < min(with_fresh)  # the inverted latent keeps what fresh noise
 # - With a zero-terminal-SNR schedule the fully inverted latent is the model's noise estimate alone: sampling back
 #   from it regenerates the video rather than reconstructing it. Lower down the kept latents carry more and more
 #   of the source (here, with the empty prompt, sampling back comes near the source only from $t \approx 650$
-#   down: RMSE 0.034 at 649, against 0.10–0.12 above it), and from there the error falls with the step count; a
+#   down: RMSE 0.034 at 649, against ≥ 0.10 above it), and from there the error falls with the step count; a
 #   finer inversion schedule helps for free at sampling time, which is why the paper inverts with 250 steps.
 # - DynVFX keeps `inv.latents[i]`, the source at every sampling timestep: in chapters 4 and 5 the source branch
 #   runs on them (its keys and values describe the source at exactly the noise level of the edit), and the

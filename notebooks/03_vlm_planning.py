@@ -57,7 +57,7 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 #
 # Planning loads no diffusion model, but `MODEL` still decides which video we plan for when `VIDEO = None`: a toy
 # example for the toy model (whose closed vocabulary the toy planner writes in), the course's taxi clip for
-# CogVideoX (which needs a GPU: ≈ 12.5 GB for 2B, ≈ 20.7 GB for 5B at inference, more for DynVFX's source branch).
+# CogVideoX (which needs a GPU: ≈ 12.5 GB for 2B, ≈ 20.7 GB for 5B at inference; chapter 0 gives DynVFX's peaks).
 # `VIDEO` may be any path, e.g. `"../data/examples/green_ball_left.mp4"` (a toy clip the toy planner can read) or
 # `"../../shared/data/videos/taxi.mp4"` (for a real VLM). The optional cells use `OPENAI_MODEL` (any vision model
 # behind an OpenAI-compatible endpoint) and `HF_MODEL` (a local transformers VLM).

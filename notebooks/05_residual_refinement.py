@@ -193,12 +193,11 @@ figures.video_grid(rows, frames=list(range(len(kinds))), labels=kinds, title=f"f
 # **What you should see:** pass 1 starts from the source alone (its reconstruction: the blue ball in the centre);
 # its `x̂` has a red ball at the bottom, left of centre, and the mask and `|x_res|` light up only there. Pass 2's
 # composite holds that red ball below the blue one, and pass 2's `x̂` keeps it there. Pass 3's `x̂` moves it: it
-# draws the red ball at the top, above and left of the blue one, with a smaller orange remnant at the bottom, and
-# its mask takes in both; from pass 4 on the composite holds the red ball at the top, over the blue ball's upper
-# left (pass 4 still with the remnant), and the later passes keep it there. Each `x̂` redraws the blue ball off its
-# place (at the left edge in passes 1 and 2, right of the source's in passes 3-6, furthest in 5, about in place in
-# 7), but outside `M` that is discarded: the composite's blue ball never moves, and the mask and the residual stay
-# on the red ball in every pass.
+# draws the red ball at the top, above and left of the blue one, and its mask follows it there; from pass 4 on the
+# composite holds the red ball at the top, over the blue ball's upper left, and the later passes keep it there.
+# Each `x̂` redraws the blue ball off its place (at the left edge in passes 1 and 2, right of the source's in passes
+# 3-6, furthest in 5, about in place in 7), but outside `M` that is discarded: the composite's blue ball never
+# moves, and the mask and the residual stay on the red ball in every pass.
 
 # %%
 from dynvfx import widgets
@@ -229,7 +228,7 @@ figures.video_grid({"source video": frames} | {f"composite: {how}": video for ho
 # **What you should see:** the three composites show the same edit, a red ball at the top left that moves right
 # along the top while the blue one moves down. *latent* and *reconstruction* carry the autoencoder's faint
 # speckles in the gray and a slightly blurred blue ball; *source* has the source's own pixels outside the `O_edit`
-# mask (PSNR there 29.9 dB, 31.5 dB and infinite).
+# mask (PSNR there 30.3 dB, 31.4 dB and infinite).
 #
 # ## Ablations, side by side
 #
@@ -262,8 +261,9 @@ else:
 # starts at the top left and moves right along the top, touching the blue ball's upper left around frames 4-8.
 # With one pass (*no iterative refinement*) the red ball starts at the bottom left instead and moves right along
 # the bottom edge, running into the blue ball by frame 16. *SDEdit 0.6* and *SDEdit 0.9* redraw the whole scene
-# (speckled gray), with a blue ball moving down the left edge, not where the source's was, and a red ball at the
-# bottom moving right from frame 0 (a little smaller at 0.6). The paper's ablations differ visibly (Fig. 4:
+# (speckled gray). At 0.6 a blurred blue ball moves down about the source's path and no red ball appears; at 0.9 a
+# blue ball moves down the left edge, not where the source's was, and a red ball at the bottom moves right from
+# frame 0. The paper's ablations differ visibly (Fig. 4:
 # without AnchorExtAttn the new content is misplaced, without refinement it blends in poorly).
 
 # %%
@@ -294,9 +294,10 @@ if MODEL == "toy":
 
 # %% [markdown]
 # On the toy the first three rows agree in the numbers: their final frames are the source outside the mask
-# (SSIM 1, PSNR infinite), and their raw `decode(x_comp)` scores 0.936, 0.936 and 0.928, all bounded by the
-# autoencoder. SDEdit, with no protection, redraws the scene at both strengths (the red ball is found in every
-# frame) and scores lower (0.733 at 0.6, 0.701 at 0.9), the low end of Table 1's trade-off.
+# (SSIM 1, PSNR infinite), and their raw `decode(x_comp)` scores 0.939, 0.939 and 0.930, all bounded by the
+# autoencoder. SDEdit, with no protection, redraws the scene at both strengths and scores lower (0.910 at 0.6,
+# 0.733 at 0.9), Table 1's trade-off: at 0.6 it adds nothing (the red ball is found in 0 % of the frames), at 0.9
+# the red ball is found in every frame.
 # Table 1's ablation gaps (0.775 full, 0.697 without AnchorExtAttn, 0.760 without refinement) do not appear here:
 # on the toy the residual mask alone keeps the scene, and the toy model draws the new ball in the same place,
 # moving right as asked, with or without the anchors.
@@ -326,10 +327,10 @@ if MODEL == "toy":
         print(f"{name:18} | {m['success']:7.0%} | {m['iou']:10.2f} | {m['psnr']:13.1f} | {m['ssim']:8.3f}")
 
 # %% [markdown]
-# On these three pairs each of the three variants succeeds on two (67 %). DynVFX and "no AnchorExtAttn" keep the
-# source ball exactly (IoU 1.00: the new ball is drawn apart from it); SDEdit 0.6 redraws it (IoU 0.73). Three
-# pairs say little (two successes in three have a 95 % interval of about 21-94 %); `benchmarks/toy_edit.py`
-# with 60 pairs gives the intervals.
+# On these three pairs DynVFX and "no AnchorExtAttn" succeed on all three (100 %), SDEdit 0.6 on one (33 %).
+# DynVFX and "no AnchorExtAttn" keep the source ball exactly (IoU 1.00: the new ball is drawn apart from it);
+# SDEdit 0.6 redraws it (IoU 0.83). Three pairs say little (three successes in three have a 95 % interval of about
+# 44-100 %, one in three of about 6-79 %); `benchmarks/toy_edit.py` with 60 pairs gives the intervals.
 #
 # ## Exercises
 #
@@ -392,7 +393,7 @@ print(f"PSNR outside O_edit of decode(x_comp): {mine:.2f} dB (by hand) = the lib
 # ## What to take away
 #
 # - The residual confines the edit: outside `M` the composite stays `x_orig` exactly (exercise 2: a residual of 0
-#   there with the mask, 0.08 on average without it; 29.9 vs 25.8 dB outside the `O_edit` mask), and the loop you
+#   there with the mask, 0.05 on average without it; 30.3 vs 28.1 dB outside the `O_edit` mask), and the loop you
 #   wrote out gives exactly `refine()`'s `x_res`.
 # - The passes go from strong to weak noise, and the source branch runs only in the first four (18 of the 96 steps
 #   here). On this edit pass 1 puts the red ball at the bottom, pass 3 moves it to the top, and the later passes
