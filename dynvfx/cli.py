@@ -46,11 +46,11 @@ def _check_out_file(path: Path, overwrite: bool) -> None:
 def _check_toy_caption(model: str, caption: str) -> None:
     """A closed-vocabulary model (one that ships ``prompt_vocabulary.json``) refuses captions naming no object
     it knows, or naming a shape it does not draw (e.g. "square" for a model whose only object is "ball")."""
+    from dynvfx.paths import PROMPT_VOCABULARY_FILE
+    from dynvfx.pipeline import resolve_model
     from dynvfx.toy.analysis import OTHER_SHAPE_WORDS
 
-    from dynvfx.pipeline import resolve_model
-
-    vocab_file = Path(resolve_model(model)) / "prompt_vocabulary.json"  # read before any model loads
+    vocab_file = Path(resolve_model(model)) / PROMPT_VOCABULARY_FILE  # read before any model loads
     if not vocab_file.is_file():
         return
     vocab = json.loads(vocab_file.read_text())

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from dynvfx.paths import PROMPT_VOCABULARY_FILE
+
 #: SDEdit strengths of the paper's refinement iterations: timesteps 919, 899, 779, 679, 579, 479, 379 of 1000.
 PAPER_STRENGTHS = (0.92, 0.90, 0.78, 0.68, 0.58, 0.48, 0.38)
 #: Named run presets (:meth:`DynVFXConfig.preset`); their costs: ``python -m dynvfx estimate``.
@@ -114,7 +116,8 @@ class DynVFXConfig:
     def for_model(cls, model: str) -> "DynVFXConfig":
         """The preset that matches a model: ``"toy"`` or a toy training run's folder (it ships the toy world's
         ``prompt_vocabulary.json``) -> :meth:`toy`; anything else -> the paper's."""
-        return cls.toy() if model == "toy" or (Path(model) / "prompt_vocabulary.json").is_file() else cls()
+        toy_folder = bool(model) and (Path(model) / PROMPT_VOCABULARY_FILE).is_file()  # "" is no folder
+        return cls.toy() if model == "toy" or toy_folder else cls()
 
     def replace(self, **changes) -> "DynVFXConfig":
         return dataclasses.replace(self, **changes)

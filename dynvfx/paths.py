@@ -14,6 +14,8 @@ DATA_DIR = REPO_ROOT / "data"
 EXAMPLES_DIR = DATA_DIR / "examples"
 #: The shipped toy model (what ``load_pipeline("toy")`` loads).
 TOY_MODEL_DIR = DATA_DIR / "models" / "toy"
+#: The file beside a saved toy pipeline that marks it as a toy-world model (its closed prompt vocabulary).
+PROMPT_VOCABULARY_FILE = "prompt_vocabulary.json"
 DOCS_DIR = REPO_ROOT / "docs"
 #: Real clips for the optional cells and tests (beside the repository on the course machines, not on Colab).
 SHARED_VIDEOS = REPO_ROOT.parent / "shared" / "data" / "videos"

@@ -40,7 +40,7 @@ def test_generated_videos_show_the_caption(toy_pipe):
     assert sum(j.background_ok and j.present[0] for j in judgements) >= 5, judgements
 
 
-def test_toy_models_get_the_toy_preset_and_generate_uses_its_guidance(toy_pipe, tmp_path):
+def test_toy_models_get_the_toy_preset_and_generate_uses_its_guidance(toy_pipe, tmp_path, monkeypatch):
     """The toy model, and any folder with the toy world's prompt vocabulary (a training run's output), get the toy
     preset; ``generate`` samples with that preset's guidance unless told otherwise; other models get the paper's."""
     from dynvfx.config import DynVFXConfig
@@ -51,6 +51,8 @@ def test_toy_models_get_the_toy_preset_and_generate_uses_its_guidance(toy_pipe, 
     (tmp_path / "prompt_vocabulary.json").write_text((TOY_MODEL_DIR / "prompt_vocabulary.json").read_text())
     assert DynVFXConfig.for_model(str(tmp_path)) == toy == DynVFXConfig.for_model("toy")
     assert DynVFXConfig.for_model("THUDM/CogVideoX-5b") == DynVFXConfig()
+    monkeypatch.chdir(tmp_path)  # a pipeline built in memory has no name: not the folder it happens to run in
+    assert DynVFXConfig.for_model("") == DynVFXConfig()
     assert preset_guidance(toy_pipe) == toy.guidance_scale
     caption = "a red ball moves left on a black background"
     default, preset, paper = (generate(toy_pipe, caption, steps=3, guidance=g) for g in (None, toy.guidance_scale, 6.0))

@@ -34,9 +34,10 @@ def write_prompt_vocabulary(folder) -> None:
     import json
     from pathlib import Path
 
+    from dynvfx.paths import PROMPT_VOCABULARY_FILE
     from dynvfx.toy import world
 
     data = {"colours": list(COLOURS), "objects": list(world.CAPTION_SHAPES), "motions": list(MOTIONS),
             "backgrounds": list(BACKGROUNDS), "words": vocabulary(),
             "example": world.caption_for("gray", [("red", "ball", "right")])}
-    (Path(folder) / "prompt_vocabulary.json").write_text(json.dumps(data, indent=2))
+    (Path(folder) / PROMPT_VOCABULARY_FILE).write_text(json.dumps(data, indent=2))
