@@ -15,6 +15,13 @@ One inversion per source is shared by all variants. The full run (60 pairs, ever
     python benchmarks/toy_edit.py --threads 2
     python benchmarks/toy_edit.py --pairs 2 --variants authors,previous   # a quick check
     python benchmarks/toy_edit.py --new seen --variants authors,no_anchor_attn   # new balls the model has seen
+
+Many pairs on several cores: run consecutive ranges of the same pairs in parallel, then join them:
+
+    python benchmarks/toy_edit.py --pairs 300 --variants authors,no_anchor_attn,one_iteration --threads 1 --save a.json
+    python benchmarks/toy_edit.py --pairs 600 --first 300 --variants authors,no_anchor_attn,one_iteration \
+        --threads 1 --save b.json
+    python benchmarks/toy_edit.py --merge a.json b.json   # the table of all 600 pairs
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import torch
 
 from dynvfx.config import DynVFXConfig
 from dynvfx.pipeline import load_pipeline
-from dynvfx.toy.benchmark import VARIANTS, edit_benchmark, edit_report
+from dynvfx.toy.benchmark import VARIANTS, EditRun, edit_benchmark, edit_report, merge_runs
 
 
 def main() -> None:
@@ -39,7 +46,16 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None, help="override num_inference_steps (and inversion steps)")
     p.add_argument("--guidance", type=float, default=None, help="override guidance_scale (default: the toy preset's)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--first", type=int, default=0, help="edit pairs FIRST to PAIRS-1 only (a range of the pairs)")
+    p.add_argument("--save", metavar="JSON", help="also write the per-pair scores, for --merge")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="print the table of saved runs over consecutive "
+                   "ranges of the same pairs (no editing)")
     args = p.parse_args()
+    if args.merge:
+        print(edit_report(merge_runs([EditRun.load(path) for path in args.merge])))
+        return
+    if not 0 <= args.first < args.pairs:
+        p.error(f"--first {args.first} must be in [0, --pairs)")
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
@@ -53,7 +69,9 @@ def main() -> None:
     if args.guidance is not None:
         base = base.replace(guidance_scale=args.guidance)
     run = edit_benchmark(load_pipeline(args.model), args.pairs, names, base, log=lambda line: print(line, flush=True),
-                         new=args.new)
+                         new=args.new, first=args.first)
+    if args.save:
+        run.save(args.save)
     print("\n" + edit_report(run))
 
 

@@ -1,5 +1,6 @@
 """The shipped toy model: stock CogVideoX classes, loaded by one call, and it draws what it is asked."""
 
+import dataclasses
 import json
 
 import pytest
@@ -108,3 +109,28 @@ def test_binding_probe_scores_zero_for_a_bag_of_words_and_not_for_positions(toy_
     assert pos_binding[0] > 0.01 and pos_colour[0] > 0.05
     # the shipped model (its T5 rebound in run 5) hears the binding at high noise; run 3's scored 0.00 here
     assert measured["shipped"][0][0] > 0.1
+
+
+def test_edit_benchmark_ranges_join_to_the_whole_run(toy_pipe, tmp_path):
+    """Pairs edited in two ranges (``--first``), saved and joined, score exactly as one run over all of them."""
+    from dynvfx.config import DynVFXConfig
+    from dynvfx.toy.benchmark import EditRun, edit_benchmark, edit_report, merge_runs
+
+    config = DynVFXConfig.toy().replace(num_inference_steps=3, inversion_steps=3, strengths=(0.7,))
+    names, quiet = ["authors"], (lambda line: None)
+    whole = edit_benchmark(toy_pipe, 2, names, config, log=quiet)
+    head, tail = edit_benchmark(toy_pipe, 1, names, config, log=quiet), \
+        edit_benchmark(toy_pipe, 2, names, config, log=quiet, first=1)
+    assert (head.first, len(head.ceiling), tail.first, len(tail.ceiling)) == (0, 1, 1, 1)
+    head.save(tmp_path / "head.json"), tail.save(tmp_path / "tail.json")
+    joined = merge_runs([EditRun.load(tmp_path / "tail.json"), EditRun.load(tmp_path / "head.json")])
+    assert joined.results == whole.results and joined.ceiling == whole.ceiling and joined.config == config
+    def rows(run):  # the table's rows without the seconds column
+        return [line.rsplit("|", 2)[0] for line in edit_report(run).splitlines() if line.startswith("| ")]
+
+    assert rows(joined) == rows(whole) and len(rows(whole)) == 2
+    assert "pairs 2 to 2" in edit_report(tail)
+    with pytest.raises(ValueError, match="not consecutive"):
+        merge_runs([head, head])
+    with pytest.raises(ValueError, match="differ"):
+        merge_runs([head, dataclasses.replace(tail, config=config.replace(guidance_scale=6.0))])

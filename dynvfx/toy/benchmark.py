@@ -17,9 +17,11 @@ Shares come with a 95 % Wilson interval (:func:`wilson`), means with a 95 % boot
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 import time
 import warnings
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -158,18 +160,47 @@ class EditRun:
     ceiling: list[float]
     total_seconds: float
     new: str = "held_out"  # the pairs' new balls (make_pairs)
+    first: int = 0  # index of the first pair of make_pairs this run edited
+    threads: int = 0  # torch CPU threads it ran on
+
+    def save(self, path: str | Path) -> None:
+        """Write the run (config, per-pair scores and seconds) as JSON, for :func:`merge_runs`."""
+        Path(path).write_text(json.dumps(dataclasses.asdict(self) | {"config": self.config.to_dict()}))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "EditRun":
+        d = json.loads(Path(path).read_text())
+        return cls(**(d | {"config": DynVFXConfig.from_dict(d["config"])}))
+
+
+def merge_runs(runs: list[EditRun]) -> EditRun:
+    """One run from runs over consecutive ranges of the same pairs (``--first``), same config and variants."""
+    runs = sorted(runs, key=lambda r: r.first)
+    head = runs[0]
+    for prev, run in zip(runs, runs[1:]):
+        if (run.config, run.new, list(run.results)) != (head.config, head.new, list(head.results)):
+            raise ValueError("merge_runs: the runs differ in config, pairs (new ball) or variants")
+        if run.first != prev.first + len(prev.ceiling):
+            raise ValueError(f"merge_runs: ranges not consecutive: {len(prev.ceiling)} pairs from pair {prev.first}, "
+                             f"then pair {run.first}")
+    return EditRun(head.config, {n: [r for run in runs for r in run.results[n]] for n in head.results},
+                   {n: [s for run in runs for s in run.seconds[n]] for n in head.results},
+                   [c for run in runs for c in run.ceiling], sum(run.total_seconds for run in runs), head.new,
+                   head.first, head.threads)
 
 
 def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,
-                   log: Callable[[str], None] = print, new: str = "held_out") -> EditRun:
-    """Run the ``names`` of :data:`VARIANTS` on the first ``n_pairs`` pairs of :func:`make_pairs` (``new``: the
-    new ball's combination, held out or seen) with the toy segmenter and planner; one inversion per source is
-    shared by all variants. ``log`` gets a line per pair."""
+                   log: Callable[[str], None] = print, new: str = "held_out", first: int = 0) -> EditRun:
+    """Run the ``names`` of :data:`VARIANTS` on pairs ``first`` to ``n_pairs - 1`` of :func:`make_pairs` (``new``:
+    the new ball's combination, held out or seen) with the toy segmenter and planner; one inversion per source
+    is shared by all variants. A pair's result does not depend on the range it runs in, so ranges can run in
+    parallel and be joined by :func:`merge_runs`. ``log`` gets a line per pair."""
     seg = get_segmenter("toy")
-    run = EditRun(config, {n: [] for n in names}, {n: [] for n in names}, [], 0.0, new)
+    run = EditRun(config, {n: [] for n in names}, {n: [] for n in names}, [], 0.0, new, first,
+                  torch.get_num_threads())
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as cache:
-        for k, (scene, new, instruction) in enumerate(make_pairs(n_pairs, new=new)):
+        for k, (scene, new, instruction) in enumerate(make_pairs(n_pairs, new=new)[first:], start=first):
             source = scene_frames(scene)
             run.ceiling.append(psnr_outside(decode_latents(pipe, encode_video(pipe, source)), source))
             plan = plan_edit(source, instruction, backend="toy")
@@ -187,7 +218,8 @@ def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,
 def edit_report(run: EditRun) -> str:
     """The benchmark's markdown table (one row per variant) with its heading and footer."""
     base, n_pairs = run.config, len(run.ceiling)
-    lines = [f"DynVFX on the toy model: {n_pairs} pairs (new ball {run.new.replace('_', ' ')}), "
+    span = f"pairs {run.first + 1} to {run.first + n_pairs}, " if run.first else ""
+    lines = [f"DynVFX on the toy model: {n_pairs} pairs ({span}new ball {run.new.replace('_', ' ')}), "
              f"{base.num_inference_steps} steps, guidance {base.guidance_scale}, strengths {list(base.strengths)}; "
              f"success = strict judge (background, source ball and new ball moving as asked, nothing else); "
              f"[95 % intervals]\n",
@@ -215,7 +247,8 @@ def edit_report(run: EditRun) -> str:
                          f"{b_only} |")
     lines += [f"\nautoencoder reconstruction PSNR of the sources (the ceiling outside the mask): "
               f"{np.mean(run.ceiling):.1f} dB",
-              f"total {run.total_seconds:.0f} s on {torch.get_num_threads()} CPU threads"]
+              f"total {run.total_seconds:.0f} s on {run.threads or torch.get_num_threads()} CPU threads "
+              f"(joined runs: their sum)"]
     return "\n".join(lines)
 
 
