@@ -59,6 +59,9 @@ class DynVFXConfig:
     anchor_draw: str = "per_call"  # "per_call": new anchors in every attention call (seeded) | "once" per edit
     source_text: str = "source_caption"  # the source branch's text: "source_caption" | "inversion_prompt"
     residual_mask: str = "kmeans"  # x_res's latent mask M: "kmeans" (VAE-encode, 2-means) | "maxpool"
+    # An iteration whose x_hat shows no O_edit: "keep" x_res as it was (ours) | "clear" it (x_res = M * (...) with
+    # an empty M). The authors' code has no such case (README, "Fidelity").
+    missing_edit: str = "keep"
     # iterative residual refinement
     strengths: tuple[float, ...] = PAPER_STRENGTHS
     mask_open_radius: int = 4  # pixels, morphological opening of the O_edit mask (drops specks)
@@ -73,7 +76,8 @@ class DynVFXConfig:
 
     def __post_init__(self):
         choices = {"anchor_branches": ("conditional", "both"), "anchor_draw": ("per_call", "once"),
-                   "source_text": ("source_caption", "inversion_prompt"), "residual_mask": ("kmeans", "maxpool")}
+                   "source_text": ("source_caption", "inversion_prompt"), "residual_mask": ("kmeans", "maxpool"),
+                   "missing_edit": ("keep", "clear")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")

@@ -5,8 +5,8 @@ Anchor Extended Attention (inside the injection window the source branch runs be
 latents, with the source caption as its text), decode x_hat, segment O_edit in it, and keep only the new
 content: ``x_res = M * (x_hat - x_orig)`` with M the O_edit mask on the latent grid (the authors: k-means on the
 encoded mask, ``config.residual_mask``). Outside M, x_comp stays x_orig, so the decoded result there is the
-model's reconstruction of the source. If O_edit is not found, x_res is left as it was (and a warning names
-the phrase).
+model's reconstruction of the source. If O_edit is not found, x_res is left as it was (``config.missing_edit``
+"keep"; "clear" sets it to zero) and a warning names the phrase.
 """
 
 from __future__ import annotations
@@ -166,8 +166,10 @@ def refine(
             if found:
                 x_res = m_lat[None].to(x_hat.device) * (x_hat - x_orig)  # [1, F', 1, h, w] broadcasts over C
             elif segmenter is not None:
-                warnings.warn(f"refinement {k + 1}: O_edit {objects_edit} not found; the residual is unchanged",
-                              stacklevel=2)
+                if config.missing_edit == "clear":
+                    x_res = torch.zeros_like(x_orig)
+                warnings.warn(f"refinement {k + 1}: O_edit {objects_edit} not found; the residual is "
+                              f"{'cleared' if config.missing_edit == 'clear' else 'unchanged'}", stacklevel=2)
             iterations.append(Iteration(strength, int(timesteps[i0]), x_comp.cpu(), x_hat.cpu(), frames_hat, mask,
                                         m_lat, x_res.cpu(), found, scores))
     return RefinementResult(x_orig.cpu(), x_res.cpu(), iterations)

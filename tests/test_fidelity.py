@@ -246,6 +246,30 @@ def test_refine_reads_the_source_caption_and_records_during_the_run(pipe):
         assert all((mass[s] > 0) == w for s, w in enumerate(in_window)) and any(in_window)
 
 
+class _FoundOnce(BoxSegmenter):
+    """Finds every phrase in its box on the first call only (O_edit drawn in iteration 1, lost in iteration 2)."""
+
+    def segment(self, frames, phrases):
+        seg = super().segment(frames, phrases)
+        self.empty = True
+        return seg
+
+
+def test_an_iteration_without_o_edit_keeps_or_clears_the_residual(pipe):
+    spec = video_spec(pipe)
+    frames = torch.rand(spec.num_frames, 3, spec.height, spec.width, generator=torch.Generator().manual_seed(4))
+    inv = ddim_invert(pipe, encode_video(pipe, frames), "", 4, 8, progress=False)
+    for missing in ("keep", "clear"):
+        with pytest.warns(UserWarning, match="cleared" if missing == "clear" else "unchanged"):
+            res = refine(pipe, inv, "a blue ball", ["thing"], _FoundOnce(), None, FAST.replace(missing_edit=missing),
+                         progress=False)
+        first, second = res.iterations
+        assert first.found and not second.found and first.x_res.abs().sum() > 0
+        assert torch.equal(res.x_res, first.x_res if missing == "keep" else torch.zeros_like(first.x_res))
+    with pytest.raises(ValueError, match="missing_edit"):
+        FAST.replace(missing_edit="drop")
+
+
 # --------------------------------------------------------------------------------- k-means residual mask
 def test_kmeans2_splits_two_clusters_and_labels_by_majority():
     g = torch.Generator().manual_seed(0)
