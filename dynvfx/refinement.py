@@ -64,6 +64,11 @@ class RefinementResult:
         return self.x_orig + self.x_res
 
     @property
+    def coverage(self) -> list[float]:
+        """Per iteration, the share of frames where O_edit was found in x_hat (0.0 where it was not found)."""
+        return [it.mask.flatten(1).any(1).float().mean().item() if it.found else 0.0 for it in self.iterations]
+
+    @property
     def mask(self) -> torch.Tensor:
         """``[F, 1, H, W]`` the O_edit mask of the last iteration that found it (empty if none did)."""
         found = [it for it in self.iterations if it.found]

@@ -89,3 +89,16 @@ def test_load_model_tries_once(monkeypatch):
     with pytest.raises(OSError, match="cannot parse toy"):
         notebook.load_model("toy")
     assert calls == ["toy"]
+
+
+def test_pass_story_tells_what_the_refinement_passes_did():
+    from dynvfx.config import DynVFXConfig
+    from dynvfx.toy.benchmark import EditRun, edit_report, pass_story
+
+    assert [pass_story(c) for c in ([1, 1, 1], [1, 0, 1], [0.5, 1, 1], [0, 1, 0], [1, 1, 0.4, 0], [0, 0.5, 0])] == [
+        "kept", "kept", "rescued", "rescued", "lost", "never"]
+    rows = [{"success": ok, "new_moves": ok, "copies_source": False, "source_moves": True, "no_extra": True, "iou": 0.9,
+             "psnr": 30.0, "ssim": 1.0, "psnr_raw": 28.0, "passes": passes}
+            for ok, passes in ((True, [1.0, 1.0]), (False, [1.0, 1.0]), (True, [0.0, 1.0]), (False, [1.0, 0.5]))]
+    report = edit_report(EditRun(DynVFXConfig.toy(), {"authors": rows}, {"authors": [1.0] * 4}, [29.0] * 4, 4.0))
+    assert "| the authors' defaults | 2 (1) | 1 (1) | 1 (0) | 0 (0) |" in report

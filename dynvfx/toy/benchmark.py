@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from dynvfx.config import DynVFXConfig
-from dynvfx.edit import edit_variant, run_variants
+from dynvfx.edit import edit_variant, run_edit, run_variants
 from dynvfx.metrics import iou, psnr_outside, ssim_outside
 from dynvfx.pipeline import decode_latents, encode_video, generate
 from dynvfx.planning import plan_edit
@@ -128,8 +128,24 @@ def make_pairs(n: int, seed: int = 7, new: str = "held_out"):
     return pairs
 
 
-def evaluate(out, source, scene, new, edit_mask, segmenter, raw=None) -> dict:
-    """Scores of output frames ``out`` ``[F, 3, H, W]`` (and of the raw latent output ``raw``, if given).
+def pass_story(coverage: list[float]) -> str:
+    """What the refinement passes did with the new object, from :attr:`RefinementResult.coverage`: "kept" (the
+    first pass finds it in every frame, and so does the last pass that finds it), "rescued" (the first does not,
+    the last does), "lost" (a pass finds it in every frame, the last pass that finds it does not) or "never"."""
+    found = [c for c in coverage if c > 0]
+    if 1.0 not in coverage:
+        return "never"
+    if found[-1] < 1.0:
+        return "lost"
+    return "kept" if coverage[0] == 1.0 else "rescued"
+
+
+PASS_STORIES = ("kept", "rescued", "lost", "never")
+
+
+def evaluate(out, source, scene, new, edit_mask, segmenter, raw=None, coverage=None) -> dict:
+    """Scores of output frames ``out`` ``[F, 3, H, W]`` (and of the raw latent output ``raw``, if given;
+    ``coverage``: the refinement's per-pass coverage of O_edit, kept as ``passes``).
 
     ``success``: the strict judge of ``out`` against the source ball(s) plus the new ball ``new``;
     ``copies_source``: the new ball is there but moves like the source ball instead (their motions differ).
@@ -146,7 +162,8 @@ def evaluate(out, source, scene, new, edit_mask, segmenter, raw=None) -> dict:
             "copies_source": bool(copies),
             "background": verdict.background_ok, "no_extra": verdict.extra == 0, "iou": iou(src, gt),
             "psnr": psnr_outside(out, source, edit_mask), "ssim": ssim_outside(out, source, edit_mask)} | (
-                {} if raw is None else {"psnr_raw": psnr_outside(raw, source, edit_mask)})
+                {} if raw is None else {"psnr_raw": psnr_outside(raw, source, edit_mask)}) | (
+                {} if coverage is None else {"passes": list(coverage)})
 
 
 @dataclasses.dataclass
@@ -189,6 +206,14 @@ def merge_runs(runs: list[EditRun]) -> EditRun:
                    head.first, head.threads)
 
 
+def _edit(pipe, source, plan, segmenter, config, changes, cache_dir):
+    """:func:`edit_variant`'s output and, for a DynVFX variant, its refinement's coverage of O_edit (else None)."""
+    if isinstance(changes, dict):
+        res = run_edit(pipe, source, plan, segmenter, config.replace(**changes), cache_dir=cache_dir, progress=False)
+        return res.frames, res.edit_mask, res.decoded, res.refinement.coverage
+    return (*edit_variant(pipe, source, plan, segmenter, config, changes, cache_dir=cache_dir), None)
+
+
 def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,
                    log: Callable[[str], None] = print, new: str = "held_out", first: int = 0) -> EditRun:
     """Run the ``names`` of :data:`VARIANTS` on pairs ``first`` to ``n_pairs - 1`` of :func:`make_pairs` (``new``:
@@ -206,9 +231,9 @@ def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,
             plan = plan_edit(source, instruction, backend="toy")
             for name in names:
                 t = time.perf_counter()
-                out, mask, raw = edit_variant(pipe, source, plan, seg, config, VARIANTS[name][1], cache_dir=cache)
+                out, mask, raw, coverage = _edit(pipe, source, plan, seg, config, VARIANTS[name][1], cache)
                 run.seconds[name].append(time.perf_counter() - t)
-                run.results[name].append(evaluate(out, source, scene, new, mask, seg, raw=raw))
+                run.results[name].append(evaluate(out, source, scene, new, mask, seg, raw=raw, coverage=coverage))
             log(f"pair {k + 1}/{n_pairs} ({time.perf_counter() - start:.0f} s): {instruction!r} on "
                 f"{scene.caption!r}")
     run.total_seconds = time.perf_counter() - start
@@ -245,6 +270,18 @@ def edit_report(run: EditRun) -> str:
             d, lo, hi, a_only, b_only = paired_difference(run.results["authors"], run.results[name])
             lines.append(f"| {VARIANTS[name][0]} | {100 * d:+.0f} [{100 * lo:+.0f}, {100 * hi:+.0f}] | {a_only} | "
                          f"{b_only} |")
+    stories = {name: rows for name, rows in run.results.items() if rows and len(rows[0].get("passes", [])) > 1}
+    if stories:
+        lines += ["\nthe refinement passes, pair by pair (pass_story): *kept* the first pass finds the new ball in every "
+                  "frame of x_hat and so does the last pass that finds it; *rescued* the first does not, the last does; "
+                  "*lost* a pass finds it in every frame, the last pass that finds it does not; *never*; pairs "
+                  "(of which succeed)\n",
+                  "| variant | " + " | ".join(PASS_STORIES) + " |", "|---|" + "---|" * len(PASS_STORIES)]
+        for name, rows in stories.items():
+            told = [(pass_story(r["passes"]), r["success"]) for r in rows]
+            lines.append(f"| {VARIANTS[name][0]} | " + " | ".join(
+                f"{sum(s == story for s, _ in told)} ({sum(ok for s, ok in told if s == story)})"
+                for story in PASS_STORIES) + " |")
     lines += [f"\nautoencoder reconstruction PSNR of the sources (the ceiling outside the mask): "
               f"{np.mean(run.ceiling):.1f} dB",
               f"total {run.total_seconds:.0f} s on {run.threads or torch.get_num_threads()} CPU threads "
