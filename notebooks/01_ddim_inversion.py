@@ -174,9 +174,10 @@ print(f"kept latents {tuple(inv.latents.shape)} ([T, 1, F', C, h, w]) at timeste
 # zero (printed below).
 #
 # DynVFX never samples back from the fully inverted noise. Its source branch reads the kept latent `inv.at(t)` at
-# each timestep of the *injection window* (the paper: $t$ = 899 … 619 of 50 steps), and each refinement pass is an
-# SDEdit run that starts from $x_{orig} + x_{res}$ noised with *fresh* noise at strength ≤ 0.92 (the first pass:
-# $t$ = 919 at 50 steps, 899 at our 20). So we sample back from four places: the inverted noise at $t = 999$,
+# each timestep of the *injection window* (the authors' code: $t$ = 899 … 619 of 50 steps), and each refinement
+# pass is an SDEdit run that starts from $x_{orig} + x_{res}$ noised with *fresh* noise at strength ≤ 0.92 (the
+# first pass: $t$ = 919 at 50 steps, 899 at our 20). So we sample back from four places: the inverted noise at
+# $t = 999$,
 # the kept latent at the first refinement timestep, and the kept latents at $t = 799$ and $t = 499$.
 
 # %%

@@ -373,7 +373,7 @@ for layer, c in change.items():
 # frame; deeper layers spread the change a little (layer 5 most). Numerically, 44–58 % of the key change falls on the
 # painted tokens and their neighbours, which are 25 % of the tokens (the painted tokens alone: 3 % of the tokens,
 # 8–26 % of the change). That a source key describes its own patch is the observation behind Anchor Extended
-# Attention (the paper's Sec. 4.1 and Fig. 3).
+# Attention (the paper's Sec. 4.2 and Fig. 3).
 
 # %% [markdown]
 # ## Exercises
@@ -438,6 +438,6 @@ for layer_, c in change2.items():
 # - A video token's key mostly describes its own patch, and a query mostly looks near its own position, also into
 #   another video in the batch. So letting the edit attend to *all* source tokens ties every place of the edit to
 #   the same place of the source (the new object has no room), while letting it attend to a sparse, chosen set of
-#   source tokens ties it only there: the observation behind Anchor Extended Attention (the paper's Sec. 4.1 and
+#   source tokens ties it only there: the observation behind Anchor Extended Attention (the paper's Sec. 4.2 and
 #   Fig. 3; the project page, https://dynvfx.github.io/, shows the edits it makes possible). Chapter 4 builds that
 #   set.

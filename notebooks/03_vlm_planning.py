@@ -337,5 +337,5 @@ assert found_share(good.objects_orig) == 1.0 and found_share(["purple ball"]) ==
 # - The toy planner is a stand-in: it reads colours and motions and writes the toy model's grammar. With a real VLM
 #   the captions carry what the paper's results need (placement, scale, interaction); see the
 #   [project page's results](https://dynvfx.github.io/) and where the text-to-video model still fails to follow
-#   them (the paper's Fig. 7, [limitations](https://dynvfx.github.io/sm/index.html#Limitations)).
+#   them (the paper's Fig. 8, [limitations](https://dynvfx.github.io/sm/index.html#Limitations)).
 # - Next, chapter 4 uses `O_orig` to choose the anchors.

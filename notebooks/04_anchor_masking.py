@@ -21,7 +21,7 @@
 #
 # **What you will learn.** During the edit the source video runs through the model beside it (its inverted
 # latents, chapter 1), and in the attention layers the edit's queries may also attend to some of the source's
-# keys and values. Which ones is the heart of DynVFX (the paper's Sec. 4.1 and Fig. 3). You will
+# keys and values. Which ones is the heart of DynVFX (the paper's Sec. 4.2 and Fig. 3). You will
 #
 # - segment the prominent source objects `O_orig` and map their masks onto the transformer's token grid,
 # - sample the **anchors** — most tokens of `O_orig`, a few of the background — and play with the keep rates,
@@ -334,8 +334,8 @@ figures.video_grid({"source": frames} | {mode: r.refinement.iterations[0].frames
 # finds the new ball only from pass 3 on; its `x̂` then comes close to off's (15.1/255 in pass 3, 5.5 and 6.3 in
 # passes 4 and 5, 2.1 by pass 7) and ends, like off's, with the red ball at the top. So on the toy model anchor and
 # full extension end (nearly) where no extension does, and masked extension ends elsewhere.
-# On real videos with CogVideoX-5B all four final results differ (the paper's Fig. 3 and the
-# [project page's analysis](https://dynvfx.github.io/sm/index.html#Analysis)).
+# On real videos with CogVideoX-5B the modes' results differ (the paper's Fig. 3: full, masked, anchor; Fig. 4:
+# off; and the [project page's analysis](https://dynvfx.github.io/sm/index.html#Analysis)).
 #
 # ## 6. Where do the edit's queries put their attention?
 #

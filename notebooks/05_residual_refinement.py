@@ -21,15 +21,16 @@
 #
 # **What you will learn.** The last stage of DynVFX decides *what may change*. Instead of re-generating the
 # video, it grows a residual `x_res` on top of the source latents, only where the new object is, over several
-# SDEdit passes of decreasing strength (the right half of the paper's method overview, Fig. 2). You will
+# SDEdit passes of decreasing strength (the bottom row of the paper's method overview, Fig. 2). You will
 #
 # - run the passes with the library and then write the refinement loop out in one cell, checking that it gives
 #   exactly the library's `x_res`;
 # - browse, per pass, the composite that was noised, the model's output `x̂`, the `O_edit` mask found in it and
 #   the residual `|x_res|`;
 # - compare the ways of compositing the final frames;
-# - run the paper's ablations side by side (no Anchor Extended Attention, a single pass, plain SDEdit; the paper's
-#   Fig. 4 and Table 1) and score them with the metrics of `dynvfx.metrics`, also on a few held-out benchmark pairs;
+# - run the paper's ablations side by side (no Anchor Extended Attention, a single pass; the paper's Fig. 4) and
+#   its SDEdit baseline (Table 1), and score them with the metrics of `dynvfx.metrics`, also on a few held-out
+#   benchmark pairs;
 # - and try three exercises (count the steps, the `x_res` update without its mask, a metric by hand).
 #
 # **Run time.** About 2 min on a 2-core CPU with the toy model (20 sampling steps, 3 benchmark pairs);
@@ -275,8 +276,8 @@ if MODEL == "toy":
 #
 # `dynvfx.metrics` measures how well the rest of the video is kept: PSNR and SSIM between output and source over
 # the pixels *outside* the edit mask (where nothing should change; the paper's Table 1 reports this "masked SSIM"
-# of its outputs, i.e. of the raw `decode(x_comp)`:
-# full method 0.775, without AnchorExtAttn 0.697, without iterative refinement 0.760, SDEdit 0.6 0.567, SDEdit 0.9
+# of its outputs, i.e. of the raw `decode(x_comp)`; arXiv v2: full method 0.749, without AnchorExtAttn 0.691,
+# without iterative refinement 0.736, SDEdit 0.6 0.558, SDEdit 0.9 0.321 — v1 had 0.775, 0.697, 0.760, 0.567,
 # 0.332), and IoU between masks. Whether the new object is there at all is checked by segmenting `O_edit` in the
 # output (share of frames where it is found). Note that with the default compositing the output *is* the source
 # outside the mask, so there PSNR is infinite and SSIM is 1 (it is averaged only where its 7x7 window lies wholly
@@ -298,7 +299,7 @@ if MODEL == "toy":
 # autoencoder. SDEdit, with no protection, redraws the scene at both strengths and scores lower (0.910 at 0.6,
 # 0.733 at 0.9), Table 1's trade-off: at 0.6 it adds nothing (the red ball is found in 0 % of the frames), at 0.9
 # the red ball is found in every frame.
-# Table 1's ablation gaps (0.775 full, 0.697 without AnchorExtAttn, 0.760 without refinement) do not appear here:
+# Table 1's ablation gaps (v2: 0.749 full, 0.691 without AnchorExtAttn, 0.736 without refinement) do not appear here:
 # on the toy the residual mask alone keeps the scene, and the toy model draws the new ball in the same place,
 # moving right as asked, with or without the anchors.
 #
