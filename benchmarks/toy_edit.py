@@ -52,7 +52,8 @@ def main() -> None:
                    "ranges of the same pairs (no editing)")
     args = p.parse_args()
     if args.merge:
-        print(edit_report(merge_runs([EditRun.load(path) for path in args.merge])))
+        print(edit_report(merge_runs([EditRun.load(path) for path in args.merge]))
+              + f" in all, over the {len(args.merge)} joined runs")
         return
     if not 0 <= args.first < args.pairs:
         p.error(f"--first {args.first} must be in [0, --pairs)")

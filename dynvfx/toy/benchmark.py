@@ -284,8 +284,7 @@ def edit_report(run: EditRun) -> str:
                 for story in PASS_STORIES) + " |")
     lines += [f"\nautoencoder reconstruction PSNR of the sources (the ceiling outside the mask): "
               f"{np.mean(run.ceiling):.1f} dB",
-              f"total {run.total_seconds:.0f} s on {run.threads or torch.get_num_threads()} CPU threads "
-              f"(joined runs: their sum)"]
+              f"total {run.total_seconds:.0f} s on {run.threads or torch.get_num_threads()} CPU threads"]
     return "\n".join(lines)
 
 
