@@ -323,3 +323,19 @@ def test_quality_checks_count_swapped_motions_and_the_renderer_never_swaps():
         analysis.judge(drawn, scene.background, [("red", "left")], analysis.colour_labels(drawn[:-1])[0])
     same = world.sample_scene(3, triples=[("red", "ball", "left"), ("blue", "ball", "left")], background="gray")
     assert swapped_judgement(scene_frames(same), same) is None
+
+
+def test_edit_benchmark_negative_controls_the_untouched_source_and_noise_score_zero():
+    """The edit benchmark's success on outputs that add nothing: the source itself, and colour noise."""
+    from dynvfx.segmentation import get_segmenter
+    from dynvfx.toy.benchmark import evaluate, make_pairs
+    from dynvfx.toy.examples import scene_frames
+
+    seg = get_segmenter("toy")
+    for k, (scene, new, _) in enumerate(make_pairs(8)):
+        source = scene_frames(scene)
+        empty = torch.zeros(source.shape[0], 1, *source.shape[2:], dtype=torch.bool)
+        noise = torch.rand(source.shape, generator=torch.Generator().manual_seed(k))
+        untouched, noisy = (evaluate(out, source, scene, new, empty, seg) for out in (source, noise))
+        assert untouched["source_moves"] and not untouched["success"] and not untouched["new_moves"]
+        assert not noisy["success"] and not noisy["new_moves"] and not noisy["source_moves"]
