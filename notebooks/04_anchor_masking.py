@@ -83,8 +83,8 @@ notebook.print_cost(MODEL, config.replace(strengths=config.strengths[:1]))  # on
 # ## 1. Segment O_orig
 #
 # The segmenter is prompted with the `O_orig` phrases from the plan (the toy segmenter finds toy objects by colour
-# alone, all being balls; on real videos Grounded-SAM 2 or SAM 3 do this). The mask is then widened by
-# `config.source_mask_dilate_radius` pixels (0 for the toy model's 48-pixel frames).
+# alone, all being balls; on real videos Grounded-SAM 2 or SAM 3 do this). The mask could be widened by
+# `config.source_mask_dilate_radius` pixels; both presets leave it as segmented (0), as the authors do.
 
 # %%
 from dynvfx.masks import dilate

@@ -1,5 +1,6 @@
 """Fidelity to the authors' released code: injection window, conditional-only extension, per-call anchors, the
-source caption on the source branch and the k-means residual mask (tiny random CogVideoX pipelines with RoPE)."""
+source caption on the source branch, the k-means residual mask and the mask radii (tiny random CogVideoX pipelines
+with RoPE)."""
 
 from types import SimpleNamespace
 
@@ -15,7 +16,7 @@ from dynvfx import anchors
 from dynvfx.attention import AnchorContext, AttentionRecorder, anchor_attention
 from dynvfx.config import PAPER_STRENGTHS, DynVFXConfig
 from dynvfx.inversion import ddim_invert
-from dynvfx.masks import kmeans2, kmeans_latent_mask, to_latent_grid
+from dynvfx.masks import clean_mask, dilate, kmeans2, kmeans_latent_mask, to_latent_grid
 from dynvfx.pipeline import encode_text, encode_video, rotary_embeddings, video_spec
 from dynvfx.refinement import refine
 from dynvfx.sampling import denoise, injection_window, sampling_timesteps, start_index
@@ -115,6 +116,21 @@ def test_paper_and_toy_presets_follow_the_authors():
         with pytest.raises(ValueError):
             DynVFXConfig(**bad)
     assert DynVFXConfig.from_dict(paper.to_dict()) == paper
+
+
+def test_paper_preset_cleans_masks_as_the_authors():
+    """The authors open O_edit's mask with a 3 x 3 square (kornia, no erosion after it) and add no margin, neither
+    to O_edit nor to O_orig; a reference opening written with max-pooling must equal the paper preset's cleaning."""
+    cfg = DynVFXConfig.paper()
+    mask = torch.zeros(2, 1, 24, 32, dtype=torch.bool)
+    mask[:, :, 4:12, 5:15] = True  # a blob the opening keeps
+    mask[:, :, 20, 3] = mask[1, :, 2, 28] = True  # specks it drops
+    mask[0, :, 16:18, 20:30] = True  # a 2-pixel line it drops
+    x = mask.float()
+    opened = F.max_pool2d(-F.max_pool2d(-x, 3, 1, 1), 3, 1, 1) > 0  # dilation(erosion(x)), 3 x 3, border kept
+    assert opened.sum() == 2 * 8 * 10  # only the blobs survive
+    assert torch.equal(clean_mask(mask, cfg.mask_open_radius, dilate_radius=cfg.mask_dilate_radius), opened)
+    assert torch.equal(dilate(mask, cfg.source_mask_dilate_radius), mask)
 
 
 def test_window_is_899_to_619_and_holds_43_of_236_paper_steps():
