@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from dynvfx.config import DynVFXConfig
-from dynvfx.edit import edit_variant, run_edit, run_variants
+from dynvfx.edit import edit_variant, run_variants
 from dynvfx.metrics import iou, psnr_outside, ssim_outside
 from dynvfx.pipeline import decode_latents, encode_video, generate
 from dynvfx.planning import plan_edit
@@ -206,14 +206,6 @@ def merge_runs(runs: list[EditRun]) -> EditRun:
                    head.first, head.threads)
 
 
-def _edit(pipe, source, plan, segmenter, config, changes, cache_dir):
-    """:func:`edit_variant`'s output and, for a DynVFX variant, its refinement's coverage of O_edit (else None)."""
-    if isinstance(changes, dict):
-        res = run_edit(pipe, source, plan, segmenter, config.replace(**changes), cache_dir=cache_dir, progress=False)
-        return res.frames, res.edit_mask, res.decoded, res.refinement.coverage
-    return (*edit_variant(pipe, source, plan, segmenter, config, changes, cache_dir=cache_dir), None)
-
-
 def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,
                    log: Callable[[str], None] = print, new: str = "held_out", first: int = 0) -> EditRun:
     """Run the ``names`` of :data:`VARIANTS` on pairs ``first`` to ``n_pairs - 1`` of :func:`make_pairs` (``new``:
@@ -231,7 +223,8 @@ def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,
             plan = plan_edit(source, instruction, backend="toy")
             for name in names:
                 t = time.perf_counter()
-                out, mask, raw, coverage = _edit(pipe, source, plan, seg, config, VARIANTS[name][1], cache)
+                out, mask, raw, coverage = edit_variant(pipe, source, plan, seg, config, VARIANTS[name][1], cache,
+                                                        with_coverage=True)
                 run.seconds[name].append(time.perf_counter() - t)
                 run.results[name].append(evaluate(out, source, scene, new, mask, seg, raw=raw, coverage=coverage))
             log(f"pair {k + 1}/{n_pairs} ({time.perf_counter() - start:.0f} s): {instruction!r} on "
