@@ -52,8 +52,7 @@ def main() -> None:
                    "ranges of the same pairs (no editing)")
     args = p.parse_args()
     if args.merge:
-        print(edit_report(merge_runs([EditRun.load(path) for path in args.merge]))
-              + f" in all, over the {len(args.merge)} joined runs")
+        print(edit_report(merge_runs([EditRun.load(path) for path in args.merge])))
         return
     if not 0 <= args.first < args.pairs:
         p.error(f"--first {args.first} must be in [0, --pairs)")

@@ -130,6 +130,7 @@ def test_edit_benchmark_ranges_join_to_the_whole_run(toy_pipe, tmp_path):
 
     assert rows(joined) == rows(whole) and len(rows(whole)) == 2
     assert "pairs 2 to 2" in edit_report(tail)
+    assert edit_report(joined).endswith("over the 2 joined runs") and "joined" not in edit_report(whole)
     with pytest.raises(ValueError, match="not consecutive"):
         merge_runs([head, head])
     with pytest.raises(ValueError, match="differ"):

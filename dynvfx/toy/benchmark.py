@@ -179,6 +179,7 @@ class EditRun:
     new: str = "held_out"  # the pairs' new balls (make_pairs)
     first: int = 0  # index of the first pair of make_pairs this run edited
     threads: int = 0  # torch CPU threads it ran on
+    joined: int = 1  # how many runs over consecutive ranges :func:`merge_runs` joined into this one
 
     def save(self, path: str | Path) -> None:
         """Write the run (config, per-pair scores and seconds) as JSON, for :func:`merge_runs`."""
@@ -203,7 +204,7 @@ def merge_runs(runs: list[EditRun]) -> EditRun:
     return EditRun(head.config, {n: [r for run in runs for r in run.results[n]] for n in head.results},
                    {n: [s for run in runs for s in run.seconds[n]] for n in head.results},
                    [c for run in runs for c in run.ceiling], sum(run.total_seconds for run in runs), head.new,
-                   head.first, head.threads)
+                   head.first, head.threads, sum(run.joined for run in runs))
 
 
 def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,
@@ -277,7 +278,8 @@ def edit_report(run: EditRun) -> str:
                 for story in PASS_STORIES) + " |")
     lines += [f"\nautoencoder reconstruction PSNR of the sources (the ceiling outside the mask): "
               f"{np.mean(run.ceiling):.1f} dB",
-              f"total {run.total_seconds:.0f} s on {run.threads or torch.get_num_threads()} CPU threads"]
+              f"total {run.total_seconds:.0f} s on {run.threads or torch.get_num_threads()} CPU threads"
+              + (f" in all, over the {run.joined} joined runs" if run.joined > 1 else "")]
     return "\n".join(lines)
 
 
