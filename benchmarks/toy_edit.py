@@ -16,7 +16,9 @@ One inversion per source is shared by all variants. The full run (60 pairs, ever
     python benchmarks/toy_edit.py --pairs 2 --variants authors,previous   # a quick check
     python benchmarks/toy_edit.py --new seen --variants authors,no_anchor_attn   # new balls the model has seen
 
-Many pairs on several cores: run consecutive ranges of the same pairs in parallel, then join them:
+Many pairs on several cores: ``--processes N`` runs N consecutive ranges of the pairs side by side and joins
+them (``python benchmarks/toy_edit.py --pairs 600 --variants authors --processes 2 --threads 1``); or, to spread
+the ranges over machines or sessions, run them yourself and join the saved runs:
 
     python benchmarks/toy_edit.py --pairs 300 --variants authors,no_anchor_attn,one_iteration --threads 1 --save a.json
     python benchmarks/toy_edit.py --pairs 600 --first 300 --variants authors,no_anchor_attn,one_iteration \
@@ -33,7 +35,8 @@ import torch
 
 from dynvfx.config import DynVFXConfig
 from dynvfx.pipeline import load_pipeline
-from dynvfx.toy.benchmark import VARIANTS, EditRun, edit_benchmark, edit_report, merge_runs
+from dynvfx.toy.benchmark import (VARIANTS, EditRun, edit_benchmark, edit_benchmark_parallel, edit_report,
+                                  merge_runs)
 
 
 def main() -> None:
@@ -47,6 +50,9 @@ def main() -> None:
     p.add_argument("--guidance", type=float, default=None, help="override guidance_scale (default: the toy preset's)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--first", type=int, default=0, help="edit pairs FIRST to PAIRS-1 only (a range of the pairs)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="split the pairs into this many consecutive ranges run side by side (--threads each, "
+                        "default 1), joined into one table")
     p.add_argument("--save", metavar="JSON", help="also write the per-pair scores, for --merge")
     p.add_argument("--merge", nargs="+", metavar="JSON", help="print the table of saved runs over consecutive "
                    "ranges of the same pairs (no editing)")
@@ -68,8 +74,12 @@ def main() -> None:
         base = base.replace(num_inference_steps=args.steps, inversion_steps=args.steps)
     if args.guidance is not None:
         base = base.replace(guidance_scale=args.guidance)
-    run = edit_benchmark(load_pipeline(args.model), args.pairs, names, base, log=lambda line: print(line, flush=True),
-                         new=args.new, first=args.first)
+    if args.processes > 1:
+        run = edit_benchmark_parallel(args.model, args.pairs, names, base, args.processes, args.threads or 1,
+                                      new=args.new, first=args.first)
+    else:
+        run = edit_benchmark(load_pipeline(args.model), args.pairs, names, base,
+                             log=lambda line: print(line, flush=True), new=args.new, first=args.first)
     if args.save:
         run.save(args.save)
     print("\n" + edit_report(run))

@@ -112,9 +112,10 @@ def test_binding_probe_scores_zero_for_a_bag_of_words_and_not_for_positions(toy_
 
 
 def test_edit_benchmark_ranges_join_to_the_whole_run(toy_pipe, tmp_path):
-    """Pairs edited in two ranges (``--first``), saved and joined, score exactly as one run over all of them."""
+    """Pairs edited in two ranges (``--first``), saved and joined, or in two processes side by side
+    (``--processes``), score exactly as one run over all of them."""
     from dynvfx.config import DynVFXConfig
-    from dynvfx.toy.benchmark import EditRun, edit_benchmark, edit_report, merge_runs
+    from dynvfx.toy.benchmark import EditRun, edit_benchmark, edit_benchmark_parallel, edit_report, merge_runs
 
     config = DynVFXConfig.toy().replace(num_inference_steps=3, inversion_steps=3, strengths=(0.7,))
     names, quiet = ["authors"], (lambda line: None)
@@ -131,6 +132,8 @@ def test_edit_benchmark_ranges_join_to_the_whole_run(toy_pipe, tmp_path):
     assert rows(joined) == rows(whole) and len(rows(whole)) == 2
     assert "pairs 2 to 2" in edit_report(tail)
     assert edit_report(joined).endswith("over the 2 joined runs") and "joined" not in edit_report(whole)
+    side_by_side = edit_benchmark_parallel("toy", 2, names, config, processes=2, threads=torch.get_num_threads())
+    assert side_by_side.joined == 2 and rows(side_by_side) == rows(whole)
     with pytest.raises(ValueError, match="not consecutive"):
         merge_runs([head, head])
     with pytest.raises(ValueError, match="differ"):

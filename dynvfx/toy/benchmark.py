@@ -234,6 +234,33 @@ def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,
     return run
 
 
+def _range_run(model: str, n_pairs: int, first: int, names: list[str], config: DynVFXConfig, new: str,
+               threads: int) -> EditRun:
+    """One worker of :func:`edit_benchmark_parallel`: load the model, edit pairs ``first`` to ``n_pairs - 1``."""
+    from dynvfx.pipeline import load_pipeline
+
+    torch.set_num_threads(threads)
+    warnings.simplefilter("ignore")
+    return edit_benchmark(load_pipeline(model), n_pairs, names, config, new=new, first=first,
+                          log=lambda line: print(line, flush=True))
+
+
+def edit_benchmark_parallel(model: str, n_pairs: int, names: list[str], config: DynVFXConfig, processes: int,
+                            threads: int = 1, new: str = "held_out", first: int = 0) -> EditRun:
+    """:func:`edit_benchmark` on pairs ``first`` to ``n_pairs - 1`` split into ``processes`` consecutive ranges,
+    each in its own process with ``threads`` torch threads and its own copy of ``model`` (a
+    :func:`~dynvfx.pipeline.load_pipeline` name), joined by :func:`merge_runs`: the same scores as one run."""
+    import concurrent.futures
+    import multiprocessing
+
+    bounds = np.linspace(first, n_pairs, min(processes, n_pairs - first) + 1).round().astype(int).tolist()
+    ctx = multiprocessing.get_context("spawn")  # no torch thread pools or model state copied into the workers
+    with concurrent.futures.ProcessPoolExecutor(len(bounds) - 1, mp_context=ctx) as pool:
+        futures = [pool.submit(_range_run, model, b, a, names, config, new, threads)
+                   for a, b in zip(bounds, bounds[1:])]
+        return merge_runs([f.result() for f in futures])
+
+
 def edit_report(run: EditRun) -> str:
     """The benchmark's markdown table (one row per variant) with its heading and footer."""
     base, n_pairs = run.config, len(run.ceiling)
