@@ -16,8 +16,10 @@ Shares come with a 95 % Wilson interval (:func:`wilson`), means with a 95 % boot
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
+import multiprocessing
 import tempfile
 import time
 import warnings
@@ -30,7 +32,7 @@ import torch
 from dynvfx.config import DynVFXConfig
 from dynvfx.edit import edit_variant, run_variants
 from dynvfx.metrics import iou, psnr_outside, ssim_outside
-from dynvfx.pipeline import decode_latents, encode_video, generate
+from dynvfx.pipeline import decode_latents, encode_video, generate, load_pipeline
 from dynvfx.planning import plan_edit
 from dynvfx.sampling import add_noise, predicted_x0
 from dynvfx.segmentation import get_segmenter
@@ -237,8 +239,6 @@ def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,
 def _range_run(model: str, n_pairs: int, first: int, names: list[str], config: DynVFXConfig, new: str,
                threads: int) -> EditRun:
     """One worker of :func:`edit_benchmark_parallel`: load the model, edit pairs ``first`` to ``n_pairs - 1``."""
-    from dynvfx.pipeline import load_pipeline
-
     torch.set_num_threads(threads)
     warnings.simplefilter("ignore")
     return edit_benchmark(load_pipeline(model), n_pairs, names, config, new=new, first=first,
@@ -250,9 +250,6 @@ def edit_benchmark_parallel(model: str, n_pairs: int, names: list[str], config: 
     """:func:`edit_benchmark` on pairs ``first`` to ``n_pairs - 1`` split into ``processes`` consecutive ranges,
     each in its own process with ``threads`` torch threads and its own copy of ``model`` (a
     :func:`~dynvfx.pipeline.load_pipeline` name), joined by :func:`merge_runs`: the same scores as one run."""
-    import concurrent.futures
-    import multiprocessing
-
     bounds = np.linspace(first, n_pairs, min(processes, n_pairs - first) + 1).round().astype(int).tolist()
     ctx = multiprocessing.get_context("spawn")  # no torch thread pools or model state copied into the workers
     with concurrent.futures.ProcessPoolExecutor(len(bounds) - 1, mp_context=ctx) as pool:
