@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from dynvfx.config import DynVFXConfig
+from dynvfx.config import PAPER_STRENGTHS, DynVFXConfig
 from dynvfx.edit import edit_variant, run_variants
 from dynvfx.metrics import iou, psnr_outside, ssim_outside
 from dynvfx.pipeline import decode_latents, encode_video, generate, load_pipeline
@@ -103,6 +103,8 @@ VARIANTS = {
     "previous": ("previous behaviour (all five reverted)", {k: v for d in REVERTS.values() for k, v in d.items()}),
     "no_anchor_attn": ("no AnchorExtAttn (attention off)", dict(attention_mode="off")),
     "one_iteration": ("no iterative refinement (one iteration)", dict(strengths=(0.92,))),
+    "six_passes": ("the authors' 0.9 base_config: 6 passes (no 0.92)", dict(strengths=PAPER_STRENGTHS[1:])),
+    "wide_margin": ("a 4-pixel margin around O_edit (toy: 1)", dict(mask_dilate_radius=4)),
     "full_attention": ("full attention", dict(attention_mode="full")),
     "masked_attention": ("masked attention", dict(attention_mode="masked")),
     "sdedit_0.6": ("SDEdit 0.6", 0.6),
