@@ -14,11 +14,8 @@ import yaml
 
 from dynvfx.paths import PROMPT_VOCABULARY_FILE
 
-#: SDEdit strengths of the refinement passes in the authors' released config (``max_guidance_timestep`` 0.9): their
-#: loop visits timesteps 899, 779, 679, 579, 479, 379 of 1000 (README, "Fidelity").
-PAPER_STRENGTHS = (0.90, 0.78, 0.68, 0.58, 0.48, 0.38)
-#: The other version of their config (``max_guidance_timestep`` 0.92) adds a first pass at 919: seven passes.
-SEVEN_STRENGTHS = (0.92,) + PAPER_STRENGTHS
+#: SDEdit strengths of the paper's refinement iterations: timesteps 919, 899, 779, 679, 579, 479, 379 of 1000.
+PAPER_STRENGTHS = (0.92, 0.90, 0.78, 0.68, 0.58, 0.48, 0.38)
 #: Named run presets (:meth:`DynVFXConfig.preset`); their costs: ``python -m dynvfx estimate``.
 PRESETS = ("paper", "classroom", "toy")
 
@@ -65,8 +62,7 @@ class DynVFXConfig:
     # An iteration whose x_hat shows no O_edit: "keep" x_res as it was (ours) | "clear" it (x_res = M * (...) with
     # an empty M). The authors' code has no such case (README, "Fidelity").
     missing_edit: str = "keep"
-    # iterative residual refinement: one SDEdit pass per strength (the authors' 0.9 config: 6 passes; earlier 7,
-    # SEVEN_STRENGTHS)
+    # iterative residual refinement
     strengths: tuple[float, ...] = PAPER_STRENGTHS
     # O_edit's pixel mask before M: opened by a (2r+1)-pixel square (drops specks; the authors: 3 x 3, r = 1), then
     # dilated by a safety margin (the authors: none; earlier paper preset: open 4, dilate 8, source 4 pixels)
@@ -100,9 +96,9 @@ class DynVFXConfig:
 
     @classmethod
     def paper(cls) -> "DynVFXConfig":
-        """The paper's run (= ``DynVFXConfig()``): 250-step inversion, 50 steps, 6 iterations (190 refinement
-        steps). Estimate (``python -m dynvfx estimate``): CogVideoX-5B ≈ 12 min on an H100, ≈ 37 min on an A100;
-        2B ≈ 71 min on a T4 (lean)."""
+        """The paper's run (= ``DynVFXConfig()``): 250-step inversion, 50 steps, 7 iterations (236 refinement
+        steps). Estimate (``python -m dynvfx estimate``): CogVideoX-5B ≈ 13 min on an H100, ≈ 42 min on an A100;
+        2B ≈ 81 min on a T4 (lean)."""
         return cls()
 
     @classmethod
@@ -110,7 +106,7 @@ class DynVFXConfig:
         """A free Colab GPU's run, meant for CogVideoX-2B: 25 steps, a 50-step inversion, 3 iterations (0.9, 0.7,
         0.5; 53 refinement steps). Estimate: 2B ≈ 21 min on a T4 (lean), ≈ 1 min on an H100. Gives up: a coarser
         inversion (the source is reconstructed less exactly, so more of it drifts), fewer iterations (the new
-        object's mask and residual are sharpened 3 times, not 6; no late low-strength passes that fix detail) and
+        object's mask and residual are sharpened 3 times, not 7; no late low-strength passes that fix detail) and
         half the sampling steps (less detail). The inversion is cached: a second instruction on the same clip
         skips it."""
         return cls(num_inference_steps=25, inversion_steps=50, strengths=(0.9, 0.7, 0.5))

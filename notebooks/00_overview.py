@@ -174,10 +174,10 @@ figures.video_grid({"source": frames, "DynVFX": result.frames, "masks": masks}, 
 
 # %% [markdown]
 # **What you should see:** a red ball appears in every frame, over the gray background, and moves *right* as
-# asked, along the bottom edge from the lower left in frame 0 to the lower right in frame 16 (the green mask slides
-# right); the blue ball, moving down, comes to touch it in frame 12 and covers its upper left in frame 16. It is a
-# blurry, boxy red blob rather than a clean disc. The blue ball is left as it was, and outside the green mask the
-# frames are the source's.
+# asked, along the top edge from the upper left, left of the blue ball in frame 0, to the upper right in frame 16
+# (the green mask slides right); on the way the blue ball, moving down, passes just below it and hides part of its
+# lower right (frames 4 and 8). It is a blurry, boxy red blob rather than a clean disc. The blue ball is left as it
+# was, and outside the green mask the frames are the source's.
 
 # %%
 figures.show_videos({"source": frames, "DynVFX": result.frames, "O_orig (red) / O_edit (green)": masks})
@@ -200,10 +200,10 @@ print(f"the source object (red) moves {classify_motion(old_track)!r}: from {old_
 
 # %% [markdown]
 # **So the toy edit did what was asked, roughly.** The new ball has the right colour and moves right, not down
-# like the source ball (its centre goes from x ≈ 10 to 29 px while y stays near 38 px). The composited
+# like the source ball (its centre goes from x ≈ 10 to 30.5 px while y stays at ≈ 9 px). The composited
 # caption $P_{comp}$ names two balls with two motions, and the toy model ties each motion to its own ball (the
 # README's toy-model section has the measurements). Where the toy falls short is the drawing: the new ball is a
-# blurry, boxy blob about the source ball's size, not a clean disc. The paper's edits, made with
+# blurry, boxy blob, a little larger than the source ball, not a clean disc. The paper's edits, made with
 # CogVideoX-5B, add content that moves as described and interacts with the scene: watch the result videos on the
 # project page, https://dynvfx.github.io/ (the pipeline that made them is the paper's Fig. 2). Try another toy example
 # with `VIDEO = "../data/examples/yellow_ball_up.mp4"` and see whether the new ball keeps its own motion there.

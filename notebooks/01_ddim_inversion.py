@@ -175,17 +175,16 @@ print(f"kept latents {tuple(inv.latents.shape)} ([T, 1, F', C, h, w]) at timeste
 #
 # DynVFX never samples back from the fully inverted noise. Its source branch reads the kept latent `inv.at(t)` at
 # each timestep of the *injection window* (the authors' code: $t$ = 899 … 619 of 50 steps), and each refinement
-# pass is an SDEdit run that starts from $x_{orig} + x_{res}$ noised with *fresh* noise at strength ≤ 0.9 (the
-# first pass: $t$ = 899, at 50 steps and at our 20). So we sample back from four places: the inverted noise at
+# pass is an SDEdit run that starts from $x_{orig} + x_{res}$ noised with *fresh* noise at strength ≤ 0.92 (the
+# first pass: $t$ = 919 at 50 steps, 899 at our 20). So we sample back from four places: the inverted noise at
 # $t = 999$,
 # the kept latent at the first refinement timestep, and the kept latents at $t = 799$ and $t = 499$.
 
 # %%
-from dynvfx.config import PAPER_STRENGTHS
 from dynvfx.pipeline import decode_latents
 from dynvfx.sampling import start_index
 
-T_REFINE = int(inv.timesteps[start_index(NUM_STEPS, PAPER_STRENGTHS[0])])  # where the first refinement pass starts
+T_REFINE = int(inv.timesteps[start_index(NUM_STEPS, 0.92)])  # where the first refinement pass starts
 STARTS = {"inverted noise, t = 999": 999, f"kept latent, t = {T_REFINE}": T_REFINE, "kept latent, t = 799": 799,
           "kept latent, t = 499": 499}
 rows = {"source": frames, "decode(x_orig)": decode_latents(pipe, x_orig)}
@@ -379,4 +378,4 @@ assert from_kept < min(with_fresh)  # the inverted latent keeps what fresh noise
 #   finer inversion schedule helps for free at sampling time, which is why the paper inverts with 250 steps.
 # - DynVFX keeps `inv.latents[i]`, the source at every sampling timestep: in chapters 4 and 5 the source branch
 #   runs on them (its keys and values describe the source at exactly the noise level of the edit), and the
-#   refinement passes start from fresh noise at strength ≤ 0.9, so neither ever starts from $t = 999$.
+#   refinement passes start from fresh noise at strength ≤ 0.92, so neither ever starts from $t = 999$.

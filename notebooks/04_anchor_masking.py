@@ -286,13 +286,13 @@ figures.video_grid({"source": frames} | {mode: r.frames for mode, r in runs.item
                    title=f"{plan.instruction!r}, seed {config.seed}");
 
 # %% [markdown]
-# **What you should see:** the four modes end in two groups. *anchor*, *masked* and *off* look the same (the
-# table above: anchor and masked differ from off by 0.2/255 per pixel): a red ball appears at the bottom left and
-# moves *right* along the bottom edge, as the instruction asks; the blue ball, moving down, comes to touch its upper
-# left in frames 12-16. *full* differs from off by 9.8/255: its red ball appears at the top left and moves right
-# along the top, across the blue ball's upper left around frames 4-8, to the top right. The blue ball is the
-# source's in every mode. All four keep the source ball (O_orig IoU 0.79-0.80 in the raw output) and find `O_edit`
-# in every pass, except *full* in passes 1 and 2 (4 of 6).
+# **What you should see:** the four modes end in two groups. *anchor*, *full* and *off* look the same (the table
+# above: anchor and full differ from off by 0.3 and 1.4/255 per pixel): a red ball appears at the top left and
+# moves *right* along the top, as the instruction asks, touching the blue ball's upper left around frames 4-8 as
+# that one moves down. *masked* differs from off by 10.4/255: its red ball appears at the bottom left and moves
+# right along the bottom edge, running into the blue ball's lower right from frame 12 on. The blue ball is the
+# source's in every mode. All four keep the source ball (O_orig IoU 0.79-0.81 in the raw output) and find `O_edit`
+# in every pass, except *full* in passes 1 and 2 (5 of 7).
 
 # %%
 figures.show_videos({"source": frames} | {mode: r.frames for mode, r in runs.items()})
@@ -315,24 +315,25 @@ figures.video_grid({"source": frames} | {mode: r.refinement.iterations[0].frames
 
 # %% [markdown]
 # **What you should see:** pass 1 redraws the whole scene. *anchor*, *masked* and *off* draw almost the same `x̂`
-# (anchor and masked differ from off by 1.2 and 2.2/255): the red ball near the bottom left, moving right, and a
-# blue ball moving down the left edge, blurrier and less round than the source's (O_orig IoU in x̂ 0.00). *full*
-# differs (21.1/255): it puts the blue ball on the source's path (O_orig IoU 0.67) and draws no red ball at all
-# (`O_edit` is not found in its passes 1 and 2). In pass 1 full extension pulls the edit onto the source scene;
-# the sparse anchors and the masked ones do not visibly move it.
+# (anchor and masked differ from off by 1.2 and 2.2/255): the red ball at the bottom left, moving right, and a blue
+# ball moving down the left edge, blurrier and less round than the source's (O_orig IoU in x̂ 0.00). *full* differs
+# (21.1/255): it puts the blue ball on the source's path (O_orig IoU 0.67) and draws no red ball at all (`O_edit`
+# is not found in its passes 1 and 2). In pass 1 full extension pulls the edit onto the source scene; the sparse
+# anchors and the masked ones do not visibly move it.
 #
 # **Why the blue ball ends alike and the red one does not.** (1) The residual mask: each pass keeps `x̂` only
 # inside the new object's mask `M`; the blue ball and the background come from `x_orig` in every mode, so whatever
-# the anchors did to them in `x̂` is thrown away. (2) The injection window: the source branch runs in 12 of the 78
-# denoising steps (passes 1-3 only); passes 4-6 sample plainly from a composite that already holds the red ball and
-# keep it where it is: by pass 6 anchor's and masked's `x̂` differ from off's by 0.3/255, full's (red ball at the
-# top, not the bottom) by 13.3. (3) The sparse anchors get a small share of the attention (anchor 7.3 %, masked
-# 6.5 %; full 38.7 %), and anchor's `x̂` stays within 5.8/255 of off's in every pass. (4) For anchor, masked and
-# off the new ball is settled in pass 1, at the bottom (chapter 5 shows the anchor run pass by pass); masked's `x̂`
-# moves away from off's in passes 2 and 3 (8.7, 13.8/255) and back in passes 4-6 (1.1, 0.5, 0.3). *full* finds
-# the new ball only from pass 3 on, and its `x̂` stays far from off's to the end (23.2, 23.1, 15.4, 13.3/255 in
-# passes 3-6), with the red ball at the top. So on the toy model anchor and masked extension end (nearly) where no
-# extension does, and full extension ends elsewhere.
+# the anchors did to them in `x̂` is thrown away. (2) The injection window: the source branch runs in 18 of the 96
+# denoising steps (passes 1-4 only); passes 5-7 sample plainly from a composite that already holds the red ball and
+# keep it where it is: by pass 7 anchor's and full's `x̂` differ from off's by 0.5 and 2.1/255, masked's (red ball
+# at the bottom, not the top) by 14.7. (3) The sparse anchors get a small share of the attention (anchor 7.4 %,
+# masked 6.5 %; full 38.5 %), and anchor's `x̂` stays within 3.1/255 of off's in every pass but the third (10.6).
+# (4) The new ball is not settled in pass 1: there anchor, masked and off all draw it at the bottom left, but anchor
+# and off move it to the top in a later pass (chapter 5 shows this run pass by pass), while masked's `x̂` departs
+# from off's from pass 3 on (22.5, 23.3, 23.6, 16.7, 14.7/255) and ends with the red ball at the bottom. *full*
+# finds the new ball only from pass 3 on; its `x̂` then comes close to off's (15.1/255 in pass 3, 5.5 and 6.3 in
+# passes 4 and 5, 2.1 by pass 7) and ends, like off's, with the red ball at the top. So on the toy model anchor and
+# full extension end (nearly) where no extension does, and masked extension ends elsewhere.
 # On real videos with CogVideoX-5B the modes' results differ (the paper's Fig. 3: full, masked, anchor; Fig. 4:
 # off; and the [project page's analysis](https://dynvfx.github.io/sm/index.html#Analysis)).
 #
@@ -382,10 +383,10 @@ for mode, m in mass.items():
         print(f"{mode:6}: the new object was not found")
 
 # %% [markdown]
-# In all three modes the queries inside the new object lean on the source less than the rest (anchor 4.6 vs
-# 7.6 %, masked 3.9 vs 6.8 %, full 37.8 vs 38.8 %): the direction the method wants (the new object free, the scene
-# tied). With *anchor* and *masked* the red ball runs along the bottom, below most of the bright band of `O_orig`
-# anchors in the figure above.
+# With *masked* and *full* extension the queries inside the new object lean on the source less than the rest
+# (4.0 vs 6.8 %, 37.6 vs 38.7 %): the direction the method wants (the new object free, the scene tied). With
+# *anchor* extension they lean on it more (8.8 vs 7.2 %): its red ball runs along the top, across the upper end of
+# the bright band of `O_orig` anchors in the figure above.
 #
 # ## Exercises
 #
@@ -457,8 +458,8 @@ if MODEL == "toy":  # on CogVideoX, P holds only a slice of the queries
 # - The anchor set decides how much of the edit's attention goes to the source: dense on the objects the new content
 #   interacts with, sparse elsewhere. On the toy model the extension changes what the passes draw (section 5:
 #   full extension pulls pass 1's blue ball onto the source's path, the sparse anchors hardly move it), and the
-#   residual mask keeps the source ball in every mode; anchor and masked extension end (nearly) where no
-#   extension does, while full extension puts the new ball elsewhere (along the top instead of the bottom).
+#   residual mask keeps the source ball in every mode; anchor and full extension end (nearly) where no extension
+#   does, while masked extension puts the new ball elsewhere (along the bottom instead of the top).
 # - On real videos the difference is visible: the paper's Fig. 3 and the
 #   [project page's analysis videos](https://dynvfx.github.io/sm/index.html#Analysis) (knight on a horse: full,
 #   masked and anchor extension side by side). Chapter 5 adds the last piece: refining a residual so that only the

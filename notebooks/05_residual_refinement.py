@@ -34,7 +34,7 @@
 # - and try three exercises (count the steps, the `x_res` update without its mask, a metric by hand).
 #
 # **Run time.** About 2 min on a 2-core CPU with the toy model (20 sampling steps, 3 benchmark pairs);
-# about 20 s on a GPU with the toy model. With CogVideoX-5B one edit at the paper's settings takes about 12 min on
+# about 20 s on a GPU with the toy model. With CogVideoX-5B one edit at the paper's settings takes about 13 min on
 # an H100 (the estimate is printed before the first heavy cell), so the ablations and the benchmark run only with
 # the toy model.
 
@@ -85,7 +85,7 @@ notebook.print_cost(MODEL, config)  # one edit; this chapter runs two with CogVi
 # %% [markdown]
 # ## The algorithm
 #
-# Start with $x_{res} = 0$. For each strength $s_k$ (the authors' released config: 0.9, 0.78, 0.68, 0.58, 0.48, 0.38):
+# Start with $x_{res} = 0$. For each strength $s_k$ (paper: 0.92, 0.90, 0.78, 0.68, 0.58, 0.48, 0.38):
 #
 # 1. $x_{comp} = x_{orig} + x_{res}$, noised with fresh noise to the timestep $t_k$ where a fraction $s_k$ of the
 #    sampling steps remains (SDEdit);
@@ -192,12 +192,13 @@ figures.video_grid(rows, frames=list(range(len(kinds))), labels=kinds, title=f"f
 
 # %% [markdown]
 # **What you should see:** pass 1 starts from the source alone (its reconstruction: the blue ball in the centre);
-# its `x̂` has a red ball at the bottom, left of centre, and the mask and `|x_res|` light up only there. From pass 2
-# on the composite holds that red ball below the blue one, and every later `x̂` keeps it there: the later passes
-# only sharpen it, and the mask stays in place. Each `x̂` redraws the blue ball off its place (at the left in passes
-# 1 and 3, a little left in pass 2, about in place in passes 4 and 5, right of it and lower in pass 6), but outside
-# `M` that is discarded: the composite's blue ball never moves, and the mask and the residual stay on the red ball
-# in every pass.
+# its `x̂` has a red ball at the bottom, left of centre, and the mask and `|x_res|` light up only there. Pass 2's
+# composite holds that red ball below the blue one, and pass 2's `x̂` keeps it there. Pass 3's `x̂` moves it: it
+# draws the red ball at the top, above and left of the blue one, and its mask follows it there; from pass 4 on the
+# composite holds the red ball at the top, over the blue ball's upper left, and the later passes keep it there.
+# Each `x̂` redraws the blue ball off its place (at the left edge in passes 1 and 2, right of the source's in passes
+# 3-6, furthest in 5, about in place in 7), but outside `M` that is discarded: the composite's blue ball never
+# moves, and the mask and the residual stay on the red ball in every pass.
 
 # %%
 from dynvfx import widgets
@@ -225,10 +226,10 @@ for how, video in finals.items():
 figures.video_grid({"source video": frames} | {f"composite: {how}": video for how, video in finals.items()});
 
 # %% [markdown]
-# **What you should see:** the three composites show the same edit, a red ball at the bottom left that moves right
-# along the bottom while the blue one moves down to touch it (frames 12-16). *latent* and *reconstruction* carry
-# the autoencoder's faint speckles in the gray and a slightly blurred blue ball; *source* has the source's own
-# pixels outside the `O_edit` mask (PSNR there 30.4 dB, 31.2 dB and infinite).
+# **What you should see:** the three composites show the same edit, a red ball at the top left that moves right
+# along the top while the blue one moves down. *latent* and *reconstruction* carry the autoencoder's faint
+# speckles in the gray and a slightly blurred blue ball; *source* has the source's own pixels outside the `O_edit`
+# mask (PSNR there 30.3 dB, 31.4 dB and infinite).
 #
 # ## Ablations, side by side
 #
@@ -236,7 +237,7 @@ figures.video_grid({"source video": frames} | {f"composite: {how}": video for ho
 # [project page](https://dynvfx.github.io/sm/index.html#Ablations)):
 #
 # - **no AnchorExtAttn** — the passes run without the source branch (paper: the new content is placed wrongly);
-# - **no iterative refinement** — a single pass at strength 0.9, the first (paper: poor harmonisation);
+# - **no iterative refinement** — a single pass at strength 0.92 (paper: poor harmonisation);
 # - **SDEdit 0.6 / 0.9** — noise the whole source once and denoise with `P_comp`: no anchors, no residual, no mask
 #   (a weak strength keeps the source but adds little; a strong one adds content but redraws the scene).
 
@@ -244,7 +245,7 @@ figures.video_grid({"source video": frames} | {f"composite: {how}": video for ho
 from dynvfx.edit import edit_variant
 
 VARIANTS = {"DynVFX": {}, "no AnchorExtAttn": {"attention_mode": "off"},
-            "no iterative refinement": {"strengths": config.strengths[:1]}, "SDEdit 0.6": 0.6, "SDEdit 0.9": 0.9}
+            "no iterative refinement": {"strengths": (0.92,)}, "SDEdit 0.6": 0.6, "SDEdit 0.9": 0.9}
 if MODEL == "toy":  # each output: (final frames, O_edit mask, raw decode(x_comp)), the raw one as the paper scores it
     outputs = {"DynVFX": (result.frames, result.edit_mask, result.decoded)}
     with warnings.catch_warnings():
@@ -257,11 +258,13 @@ else:
 
 # %% [markdown]
 # **What you should see:** *DynVFX*, *no AnchorExtAttn* and *no iterative refinement* all keep the source's blue
-# ball and add a red ball moving right, as asked, and look the same: the red ball starts at the bottom left and
-# moves right along the bottom edge, and the blue ball, moving down, comes to touch it in frames 12-16. *SDEdit 0.6*
-# and *SDEdit 0.9* redraw the whole scene (speckled gray). At 0.6 a blurred blue ball moves down about the source's
-# path and no red ball appears; at 0.9 a blue ball moves down the left edge, not where the source's was, and a red
-# ball at the bottom moves right from frame 0. The paper's ablations differ visibly (Fig. 4:
+# ball and add a red ball moving right, as asked. *DynVFX* and *no AnchorExtAttn* look the same: the red ball
+# starts at the top left and moves right along the top, touching the blue ball's upper left around frames 4-8.
+# With one pass (*no iterative refinement*) the red ball starts at the bottom left instead and moves right along
+# the bottom edge, running into the blue ball by frame 16. *SDEdit 0.6* and *SDEdit 0.9* redraw the whole scene
+# (speckled gray). At 0.6 a blurred blue ball moves down about the source's path and no red ball appears; at 0.9 a
+# blue ball moves down the left edge, not where the source's was, and a red ball at the bottom moves right from
+# frame 0. The paper's ablations differ visibly (Fig. 4:
 # without AnchorExtAttn the new content is misplaced, without refinement it blends in poorly).
 
 # %%
@@ -292,7 +295,7 @@ if MODEL == "toy":
 
 # %% [markdown]
 # On the toy the first three rows agree in the numbers: their final frames are the source outside the mask
-# (SSIM 1, PSNR infinite), and their raw `decode(x_comp)` scores 0.929, 0.929 and 0.930, all bounded by the
+# (SSIM 1, PSNR infinite), and their raw `decode(x_comp)` scores 0.939, 0.939 and 0.930, all bounded by the
 # autoencoder. SDEdit, with no protection, redraws the scene at both strengths and scores lower (0.910 at 0.6,
 # 0.733 at 0.9), Table 1's trade-off: at 0.6 it adds nothing (the red ball is found in 0 % of the frames), at 0.9
 # the red ball is found in every frame.
@@ -336,7 +339,7 @@ if MODEL == "toy":
 # checks itself with an `assert`.
 #
 # **1 · Count the steps (predict, then run).** With the schedule printed at the top, how many transformer steps do
-# the six passes take in all, and in how many of them does the source branch run? Predict, then count with
+# the seven passes take in all, and in how many of them does the source branch run? Predict, then count with
 # `start_index` and `window`, and compare with `dynvfx.cost.refinement_steps(config)` (what the GPU cost estimate
 # uses) and with the steps where the recorder above saw attention on anchors.
 
@@ -391,14 +394,14 @@ print(f"PSNR outside O_edit of decode(x_comp): {mine:.2f} dB (by hand) = the lib
 # ## What to take away
 #
 # - The residual confines the edit: outside `M` the composite stays `x_orig` exactly (exercise 2: a residual of 0
-#   there with the mask, 0.06 on average without it; 30.4 vs 28.9 dB outside the `O_edit` mask), and the loop you
+#   there with the mask, 0.05 on average without it; 30.3 vs 28.1 dB outside the `O_edit` mask), and the loop you
 #   wrote out gives exactly `refine()`'s `x_res`.
-# - The passes go from strong to weak noise, and the source branch runs only in the first three (12 of the 78
-#   steps here). On this edit pass 1 puts the red ball at the bottom, and the later passes keep it there and
-#   sharpen it.
-# - On this edit the ablations do not separate: without anchors, and with a single pass, the result looks like
-#   the full method's (the red ball along the bottom, moving right; the blue ball the source's), while SDEdit shows
-#   what the residual avoids: at 0.6 and at 0.9 it redraws the scene. What
+# - The passes go from strong to weak noise, and the source branch runs only in the first four (18 of the 96 steps
+#   here). On this edit pass 1 puts the red ball at the bottom, pass 3 moves it to the top, and the later passes
+#   keep it there.
+# - On the toy model the ablations hardly separate: without anchors the result is the full method's, and with a
+#   single pass the red ball runs along the bottom instead of the top (still moving right, the blue ball still
+#   the source's), while SDEdit shows what the residual avoids: at 0.6 and at 0.9 it redraws the scene. What
 #   anchors and refinement add on real videos is in the paper's Table 1 and Fig. 4 and in the
 #   [project page's ablation videos](https://dynvfx.github.io/sm/index.html#Ablations) and
 #   [results](https://dynvfx.github.io/); here the residual mask and the small toy model hide it.

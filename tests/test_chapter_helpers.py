@@ -48,7 +48,7 @@ def test_captured_call_is_the_extended_attention_written_out(small):
     anchors = torch.tensor([0, 3, 5, 10])
     call = capture_anchor_call(pipe, inv, "a red ball", "a blue ball", anchors, cfg, layer=1)
     assert call.hidden.shape[0] == 2 and call.output.shape == call.hidden.shape
-    assert call.timestep == 899  # strength 0.9 on 10 steps starts at index 1
+    assert call.timestep == 899  # strength 0.92 on 10 steps starts at index 1
     assert torch.allclose(_explicit(call, anchors), call.output[0], atol=1e-5)
     # the anchors matter: other anchors, or none, give another output (so the comparison can fail)
     assert not torch.allclose(_explicit(call, torch.tensor([1, 2])), call.output[0], atol=1e-4)

@@ -25,10 +25,10 @@ def test_peaks_match_the_measured_ones():
 def test_injection_window_counts():
     cfg = DynVFXConfig()
     anchor, plain = refinement_steps(cfg)
-    assert anchor + plain == 190
-    assert anchor == 28  # the authors' window, t = 899 ... 619
+    assert anchor + plain == 236
+    assert anchor == 43  # the authors' window, t = 899 ... 619
     everywhere = refinement_steps(cfg.replace(attention_mode="off"))
-    assert everywhere == (0, 190)
+    assert everywhere == (0, 236)
 
 
 def test_paper_on_t4_needs_offload_and_classroom_is_cheaper():

@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from dynvfx.config import PAPER_STRENGTHS, SEVEN_STRENGTHS, DynVFXConfig
+from dynvfx.config import PAPER_STRENGTHS, DynVFXConfig
 from dynvfx.edit import edit_variant, run_variants
 from dynvfx.metrics import iou, psnr_outside, ssim_outside
 from dynvfx.pipeline import decode_latents, encode_video, generate, load_pipeline
@@ -102,10 +102,8 @@ VARIANTS = {
     "revert_mask": ("  max-pooled residual mask", REVERTS["revert_mask"]),
     "previous": ("previous behaviour (all five reverted)", {k: v for d in REVERTS.values() for k, v in d.items()}),
     "no_anchor_attn": ("no AnchorExtAttn (attention off)", dict(attention_mode="off")),
-    "one_iteration": ("no iterative refinement (one iteration)", dict(strengths=PAPER_STRENGTHS[:1])),
-    "seven_passes": ("7 passes, 0.92 first (our earlier value)", dict(strengths=SEVEN_STRENGTHS)),
-    "config_092": ("the authors' 0.92 base_config (7 passes, window from 919)",
-                   dict(strengths=SEVEN_STRENGTHS, injection_max_timestep=0.92)),
+    "one_iteration": ("no iterative refinement (one iteration)", dict(strengths=(0.92,))),
+    "six_passes": ("the authors' 0.9 base_config: 6 passes (no 0.92)", dict(strengths=PAPER_STRENGTHS[1:])),
     "wide_margin": ("a 4-pixel margin around O_edit (toy: 1)", dict(mask_dilate_radius=4)),
     "full_attention": ("full attention", dict(attention_mode="full")),
     "masked_attention": ("masked attention", dict(attention_mode="masked")),
