@@ -55,7 +55,7 @@ def main() -> None:
                         "default 1), joined into one table")
     p.add_argument("--save", metavar="JSON", help="also write the per-pair scores, for --merge")
     p.add_argument("--merge", nargs="+", metavar="JSON", help="print the table of saved runs over consecutive "
-                   "ranges of the same pairs (no editing)")
+                   "ranges of the same pairs (no editing), for the variants they all have")
     args = p.parse_args()
     if args.merge:
         print(edit_report(merge_runs([EditRun.load(path) for path in args.merge])))

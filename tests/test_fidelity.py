@@ -133,6 +133,25 @@ def test_paper_preset_cleans_masks_as_the_authors():
     assert torch.equal(dilate(mask, cfg.source_mask_dilate_radius), mask)
 
 
+def test_passes_are_the_timesteps_the_authors_loop_visits_with_their_092_config():
+    """Their run() walks the schedule from max_guidance_timestep down to min_guidance_timestep (0.3) and runs a pass
+    at each of method_steps met on the way: with their 0.92 config all 7 (ours), with the 0.9 one 919 is skipped
+    (the benchmark's six_passes variant). Our window is the 0.9 config's (README, "Fidelity")."""
+    from dynvfx.toy.benchmark import VARIANTS
+
+    sched = SimpleNamespace(scheduler=CogVideoXDDIMScheduler(**SCHEDULER_CONFIG))
+    ts = sampling_timesteps(sched, 50).tolist()
+    method_steps = (919, 899, 779, 679, 579, 479, 379)
+
+    def visited(max_guidance):
+        return [t for t in ts[50 - int(50 * max_guidance): 50 - int(50 * 0.3)] if t in method_steps]
+
+    for cfg in (DynVFXConfig(), DynVFXConfig.toy()):
+        assert [ts[start_index(50, s)] for s in cfg.strengths] == visited(0.92) == list(method_steps)
+    six = VARIANTS["six_passes"][1]["strengths"]
+    assert [ts[start_index(50, s)] for s in six] == visited(0.9) == list(method_steps[1:])
+
+
 def test_window_is_899_to_619_and_holds_43_of_236_paper_steps():
     """The authors' rule on CogVideoX's 50-step trailing schedule, and the cost model's step count."""
     sched = SimpleNamespace(scheduler=CogVideoXDDIMScheduler(**SCHEDULER_CONFIG))

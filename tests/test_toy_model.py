@@ -138,3 +138,8 @@ def test_edit_benchmark_ranges_join_to_the_whole_run(toy_pipe, tmp_path):
         merge_runs([head, head])
     with pytest.raises(ValueError, match="differ"):
         merge_runs([head, dataclasses.replace(tail, config=config.replace(guidance_scale=6.0))])
+    both = dataclasses.replace(head, results=head.results | {"other": head.results["authors"]},
+                               seconds=head.seconds | {"other": head.seconds["authors"]})
+    assert list(merge_runs([both, tail]).results) == ["authors"]  # joined on the variants both runs have
+    with pytest.raises(ValueError, match="share no variant"):
+        merge_runs([dataclasses.replace(both, results={"other": both.results["other"]}), tail])

@@ -104,6 +104,8 @@ VARIANTS = {
     "no_anchor_attn": ("no AnchorExtAttn (attention off)", dict(attention_mode="off")),
     "one_iteration": ("no iterative refinement (one iteration)", dict(strengths=(0.92,))),
     "six_passes": ("the authors' 0.9 base_config: 6 passes (no 0.92)", dict(strengths=PAPER_STRENGTHS[1:])),
+    "config_092": ("the authors' 0.92 base_config: 7 passes, window from 919",
+                   dict(injection_max_timestep=0.92)),
     "wide_margin": ("a 4-pixel margin around O_edit (toy: 1)", dict(mask_dilate_radius=4)),
     "full_attention": ("full attention", dict(attention_mode="full")),
     "masked_attention": ("masked attention", dict(attention_mode="masked")),
@@ -196,17 +198,21 @@ class EditRun:
 
 
 def merge_runs(runs: list[EditRun]) -> EditRun:
-    """One run from runs over consecutive ranges of the same pairs (``--first``), same config and variants."""
+    """One run from runs over consecutive ranges of the same pairs (``--first``) and config, over the variants that
+    every run has (a range run with the authors' defaults alone joins a run of all variants on ``authors``)."""
     runs = sorted(runs, key=lambda r: r.first)
     head = runs[0]
+    shared = [n for n in head.results if all(n in run.results for run in runs)]
+    if not shared:
+        raise ValueError("merge_runs: the runs share no variant")
     for prev, run in zip(runs, runs[1:]):
-        if (run.config, run.new, list(run.results)) != (head.config, head.new, list(head.results)):
-            raise ValueError("merge_runs: the runs differ in config, pairs (new ball) or variants")
+        if (run.config, run.new) != (head.config, head.new):
+            raise ValueError("merge_runs: the runs differ in config or pairs (new ball)")
         if run.first != prev.first + len(prev.ceiling):
             raise ValueError(f"merge_runs: ranges not consecutive: {len(prev.ceiling)} pairs from pair {prev.first}, "
                              f"then pair {run.first}")
-    return EditRun(head.config, {n: [r for run in runs for r in run.results[n]] for n in head.results},
-                   {n: [s for run in runs for s in run.seconds[n]] for n in head.results},
+    return EditRun(head.config, {n: [r for run in runs for r in run.results[n]] for n in shared},
+                   {n: [s for run in runs for s in run.seconds[n]] for n in shared},
                    [c for run in runs for c in run.ceiling], sum(run.total_seconds for run in runs), head.new,
                    head.first, head.threads, sum(run.joined for run in runs))
 
