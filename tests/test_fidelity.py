@@ -14,7 +14,7 @@ from diffusers.models.embeddings import apply_rotary_emb
 from conftest import BoxSegmenter, tiny_pipeline
 from dynvfx import anchors
 from dynvfx.attention import AnchorContext, AttentionRecorder, anchor_attention
-from dynvfx.config import PAPER_STRENGTHS, DynVFXConfig
+from dynvfx.config import PAPER_STRENGTHS, DynVFXConfig, window_indices
 from dynvfx.inversion import ddim_invert
 from dynvfx.masks import clean_mask, dilate, kmeans2, kmeans_latent_mask, to_latent_grid
 from dynvfx.pipeline import encode_text, encode_video, rotary_embeddings, video_spec
@@ -143,8 +143,9 @@ def test_passes_are_the_timesteps_the_authors_loop_visits_with_their_092_config(
     ts = sampling_timesteps(sched, 50).tolist()
     method_steps = (919, 899, 779, 679, 579, 479, 379)
 
-    def visited(max_guidance):
-        return [t for t in ts[50 - int(50 * max_guidance): 50 - int(50 * 0.3)] if t in method_steps]
+    def visited(max_guidance):  # their guidance_schedule runs down to min_guidance_timestep 0.3
+        start, stop = window_indices(50, max_guidance, 0.3)
+        return [t for t in ts[start:stop] if t in method_steps]
 
     for cfg in (DynVFXConfig(), DynVFXConfig.toy()):
         assert [ts[start_index(50, s)] for s in cfg.strengths] == visited(0.92) == list(method_steps)

@@ -102,7 +102,7 @@ VARIANTS = {
     "revert_mask": ("  max-pooled residual mask", REVERTS["revert_mask"]),
     "previous": ("previous behaviour (all five reverted)", {k: v for d in REVERTS.values() for k, v in d.items()}),
     "no_anchor_attn": ("no AnchorExtAttn (attention off)", dict(attention_mode="off")),
-    "one_iteration": ("no iterative refinement (one iteration)", dict(strengths=(0.92,))),
+    "one_iteration": ("no iterative refinement (one iteration)", dict(strengths=PAPER_STRENGTHS[:1])),
     "six_passes": ("the authors' 0.9 base_config: 6 passes (no 0.92)", dict(strengths=PAPER_STRENGTHS[1:])),
     "config_092": ("the authors' 0.92 base_config: 7 passes, window from 919",
                    dict(injection_max_timestep=0.92)),
