@@ -29,6 +29,7 @@ the ranges over machines or sessions, run them yourself and join the saved runs:
 from __future__ import annotations
 
 import argparse
+import time
 import warnings
 
 import torch
@@ -74,6 +75,7 @@ def main() -> None:
         base = base.replace(num_inference_steps=args.steps, inversion_steps=args.steps)
     if args.guidance is not None:
         base = base.replace(guidance_scale=args.guidance)
+    wall = time.perf_counter()
     if args.processes > 1:
         run = edit_benchmark_parallel(args.model, args.pairs, names, base, args.processes, args.threads or 1,
                                       new=args.new, first=args.first)
@@ -83,6 +85,8 @@ def main() -> None:
     if args.save:
         run.save(args.save)
     print("\n" + edit_report(run))
+    if run.joined > 1:  # the report's total adds up the processes' times
+        print(f"wall clock {time.perf_counter() - wall:.0f} s, {run.joined} processes side by side")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -143,3 +144,54 @@ def test_edit_benchmark_ranges_join_to_the_whole_run(toy_pipe, tmp_path):
     assert list(merge_runs([both, tail]).results) == ["authors"]  # joined on the variants both runs have
     with pytest.raises(ValueError, match="share no variant"):
         merge_runs([dataclasses.replace(both, results={"other": both.results["other"]}), tail])
+
+
+_POOL_OWNER = '''
+import concurrent.futures, multiprocessing, os, sys, time
+from dynvfx.toy.benchmark import follow_parent
+
+if __name__ == "__main__":
+    follow = sys.argv[1] == "follow"
+    pool = concurrent.futures.ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn"), initializer=follow_parent if follow else None,
+        initargs=(os.getpid(), 0.1) if follow else ())
+    print(pool.submit(os.getpid).result(), flush=True)
+    pool.submit(time.sleep, 120)  # a long range of pairs
+    time.sleep(120)
+'''
+
+
+def _running(pid: int) -> bool:
+    """Is ``pid`` a live process (not gone, not a zombie waiting for its new parent to reap it)?"""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("follow", [True, False])
+def test_benchmark_workers_end_when_their_parent_is_killed(tmp_path, follow):
+    """``edit_benchmark_parallel``'s workers run :func:`follow_parent`: a parent killed by a signal skips the pool's
+    shutdown, and without the watcher (the control) its worker edits on as an orphan."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "owner.py"
+    script.write_text(_POOL_OWNER)
+    owner = subprocess.Popen([sys.executable, str(script), "follow" if follow else "plain"], stdout=subprocess.PIPE,
+                             text=True)
+    worker = int(owner.stdout.readline())
+    assert _running(worker)
+    owner.kill(), owner.wait()
+    for _ in range(100 if follow else 20):  # up to 10 s to go; the control gets 2 s
+        if not _running(worker):
+            break
+        time.sleep(0.1)
+    alive = _running(worker)
+    if alive:
+        os.kill(worker, signal.SIGKILL)
+    assert alive is not follow

@@ -20,7 +20,9 @@ import concurrent.futures
 import dataclasses
 import json
 import multiprocessing
+import os
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -253,6 +255,20 @@ def _range_run(model: str, n_pairs: int, first: int, names: list[str], config: D
                           log=lambda line: print(line, flush=True))
 
 
+def follow_parent(parent: int, poll_s: float = 1.0) -> None:
+    """Pool worker initializer: end this worker once process ``parent`` (the pool's owner) is gone.
+
+    A parent killed by a signal (``kill``, ``pkill``) never shuts its pool down, and a worker in the middle of a
+    range of pairs would edit on for hours; a watcher thread sees the worker re-parented and exits it.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
+
+
 def edit_benchmark_parallel(model: str, n_pairs: int, names: list[str], config: DynVFXConfig, processes: int,
                             threads: int = 1, new: str = "held_out", first: int = 0) -> EditRun:
     """:func:`edit_benchmark` on pairs ``first`` to ``n_pairs - 1`` split into ``processes`` consecutive ranges,
@@ -260,7 +276,8 @@ def edit_benchmark_parallel(model: str, n_pairs: int, names: list[str], config: 
     :func:`~dynvfx.pipeline.load_pipeline` name), joined by :func:`merge_runs`: the same scores as one run."""
     bounds = np.linspace(first, n_pairs, min(processes, n_pairs - first) + 1).round().astype(int).tolist()
     ctx = multiprocessing.get_context("spawn")  # no torch thread pools or model state copied into the workers
-    with concurrent.futures.ProcessPoolExecutor(len(bounds) - 1, mp_context=ctx) as pool:
+    with concurrent.futures.ProcessPoolExecutor(len(bounds) - 1, mp_context=ctx, initializer=follow_parent,
+                                                initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_range_run, model, b, a, names, config, new, threads)
                    for a, b in zip(bounds, bounds[1:])]
         return merge_runs([f.result() for f in futures])
