@@ -17,6 +17,7 @@ import dataclasses
 import time
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -164,23 +165,27 @@ def composite(decoded: torch.Tensor, mask: torch.Tensor, reconstruction: torch.T
     return m * decoded + (1 - m) * base
 
 
+class VariantOutput(NamedTuple):
+    """One variant's edit (:func:`edit_variant`)."""
+
+    frames: torch.Tensor  #: the output ``[F, 3, H, W]``
+    mask: torch.Tensor  #: O_edit's mask ``[F, 1, H, W]``
+    raw: torch.Tensor  #: decode(x_comp) ``[F, 3, H, W]``; for SDEdit the output itself
+    coverage: list[float] | None  #: per pass, the share of x_hat's frames with O_edit (None for SDEdit)
+
+
 def edit_variant(pipe, frames: torch.Tensor, plan: VFXPlan, segmenter: Segmenter, config: DynVFXConfig,
-                 changes: dict | float, cache_dir: str | Path | None = None, with_coverage: bool = False):
+                 changes: dict | float, cache_dir: str | Path | None = None) -> VariantOutput:
     """One variant of the edit of ``frames`` ``[F, 3, H, W]``, for ablations: ``changes`` is a dict of config
     fields for :func:`run_edit`, or a float, an SDEdit strength (the O_edit mask is then segmented in its output).
-
-    Returns ``(frames [F, 3, H, W], O_edit mask [F, 1, H, W], raw decode(x_comp) [F, 3, H, W])``; for SDEdit the
-    raw output is the output itself. ``with_coverage`` appends the refinement's per-pass coverage of O_edit
-    (:attr:`RefinementResult.coverage`; None for SDEdit).
     """
     if isinstance(changes, dict):
         res = run_edit(pipe, frames, plan, segmenter, config.replace(**changes), cache_dir=cache_dir, progress=False)
-        out = res.frames, res.edit_mask, res.decoded
-        return (*out, res.refinement.coverage) if with_coverage else out
+        return VariantOutput(res.frames, res.edit_mask, res.decoded, res.refinement.coverage)
     video = sdedit(pipe, frames, plan.composited_caption, float(changes), config, progress=False)
     found = segmenter.segment(video, plan.objects_edit).union
-    out = video, clean_mask(found, config.mask_open_radius, dilate_radius=config.mask_dilate_radius), video
-    return (*out, None) if with_coverage else out
+    return VariantOutput(video, clean_mask(found, config.mask_open_radius, dilate_radius=config.mask_dilate_radius),
+                         video, None)
 
 
 def run_variants(pipe, frames: torch.Tensor, plan: VFXPlan, segmenter: Segmenter, config: DynVFXConfig,

@@ -242,12 +242,12 @@ figures.video_grid({"source video": frames} | {f"composite: {how}": video for ho
 #   (a weak strength keeps the source but adds little; a strong one adds content but redraws the scene).
 
 # %%
-from dynvfx.edit import edit_variant
+from dynvfx.edit import VariantOutput, edit_variant
 
 VARIANTS = {"DynVFX": {}, "no AnchorExtAttn": {"attention_mode": "off"},
             "no iterative refinement": {"strengths": (0.92,)}, "SDEdit 0.6": 0.6, "SDEdit 0.9": 0.9}
-if MODEL == "toy":  # each output: (final frames, O_edit mask, raw decode(x_comp)), the raw one as the paper scores it
-    outputs = {"DynVFX": (result.frames, result.edit_mask, result.decoded)}
+if MODEL == "toy":  # each output: final frames, O_edit mask, raw decode(x_comp) (as the paper scores it), coverage
+    outputs = {"DynVFX": VariantOutput(result.frames, result.edit_mask, result.decoded, result.refinement.coverage)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         outputs |= {name: edit_variant(pipe, frames, plan, segmenter, config, changes)
@@ -288,7 +288,7 @@ if MODEL == "toy":
 if MODEL == "toy":
     print(f"{'':24}  O_edit in  | outside the O_edit mask: SSIM (PSNR dB)")
     print(f"{'':24}  the frames | final frames   | raw decode(x_comp)")
-    for name, (video, mask, raw) in outputs.items():
+    for name, (video, mask, raw, _) in outputs.items():
         present = segmenter.segment(video, plan.objects_edit).found().float().mean().item()
         print(f"{name:24}: {present:9.0%} | {ssim_outside(video, frames, mask):.3f} ({psnr_outside(video, frames, mask):4.1f})"
               f" | {ssim_outside(raw, frames, mask):.3f} ({psnr_outside(raw, frames, mask):4.1f})")

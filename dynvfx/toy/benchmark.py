@@ -236,8 +236,7 @@ def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,
             plan = plan_edit(source, instruction, backend="toy")
             for name in names:
                 t = time.perf_counter()
-                out, mask, raw, coverage = edit_variant(pipe, source, plan, seg, config, VARIANTS[name][1], cache,
-                                                        with_coverage=True)
+                out, mask, raw, coverage = edit_variant(pipe, source, plan, seg, config, VARIANTS[name][1], cache)
                 run.seconds[name].append(time.perf_counter() - t)
                 run.results[name].append(evaluate(out, source, scene, new, mask, seg, raw=raw, coverage=coverage))
             log(f"pair {k + 1}/{n_pairs} ({time.perf_counter() - start:.0f} s): {instruction!r} on "
