@@ -108,6 +108,7 @@ VARIANTS = {
     "six_passes": ("the authors' 0.9 base_config: 6 passes (no 0.92)", dict(strengths=PAPER_STRENGTHS[1:])),
     "config_092": ("the authors' 0.92 base_config: 7 passes, window from 919",
                    dict(injection_max_timestep=0.92)),
+    "paper_inversion": ("the paper's 250-step inversion (toy: 50)", dict(inversion_steps=250)),
     "wide_margin": ("a 4-pixel margin around O_edit (toy: 1)", dict(mask_dilate_radius=4)),
     "full_attention": ("full attention", dict(attention_mode="full")),
     "masked_attention": ("masked attention", dict(attention_mode="masked")),
