@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from dynvfx.paths import PROMPT_VOCABULARY_FILE
+from dynvfx.paths import is_toy_model
 
 #: SDEdit strengths of the paper's refinement iterations: timesteps 919, 899, 779, 679, 579, 479, 379 of 1000.
 PAPER_STRENGTHS = (0.92, 0.90, 0.78, 0.68, 0.58, 0.48, 0.38)
@@ -122,8 +122,7 @@ class DynVFXConfig:
     def for_model(cls, model: str) -> "DynVFXConfig":
         """The preset that matches a model: ``"toy"`` or a toy training run's folder (it ships the toy world's
         ``prompt_vocabulary.json``) -> :meth:`toy`; anything else -> the paper's."""
-        toy_folder = bool(model) and (Path(model) / PROMPT_VOCABULARY_FILE).is_file()  # "" is no folder
-        return cls.toy() if model == "toy" or toy_folder else cls()
+        return cls.toy() if model == "toy" or is_toy_model(model) else cls()
 
     def replace(self, **changes) -> "DynVFXConfig":
         return dataclasses.replace(self, **changes)

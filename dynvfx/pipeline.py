@@ -13,7 +13,7 @@ import torch
 
 from dynvfx.config import DynVFXConfig
 from dynvfx.errors import DynVFXError
-from dynvfx.paths import TOY_MODEL_DIR
+from dynvfx.paths import TOY_MODEL_DIR, is_toy_model
 
 KNOWN_HUB_IDS = ("THUDM/CogVideoX-5b", "THUDM/CogVideoX-2b")
 
@@ -44,7 +44,7 @@ def load_pipeline(name: str = "toy", device: str | torch.device | None = None, d
 
     Args:
         device: defaults to CUDA when available, else CPU.
-        dtype: defaults to float32 on CPU; on GPU bfloat16 (5B) or float16 (2B), as their model cards advise.
+        dtype: :func:`default_dtype`.
         memory: where the weights live (see :func:`apply_memory_mode`): ``"full"``, ``"lean"``, ``"offload"``,
             ``"sequential"``, or ``"auto"`` (on a GPU the fastest mode whose estimated peak fits its free memory;
             on a CPU ``"full"``).
@@ -60,8 +60,7 @@ def load_pipeline(name: str = "toy", device: str | torch.device | None = None, d
         memory = "offload"
     path = resolve_model(name)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dtype is None:
-        dtype = torch.float32 if device.type == "cpu" else (torch.float16 if "2b" in path.lower() else torch.bfloat16)
+    dtype = dtype or default_dtype(path, device)
     try:
         pipe = CogVideoXPipeline.from_pretrained(path, dtype=dtype)
     except OSError as e:
@@ -71,6 +70,15 @@ def load_pipeline(name: str = "toy", device: str | torch.device | None = None, d
     apply_memory_mode(pipe, memory, device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def default_dtype(path: str, device: str | torch.device) -> torch.dtype:
+    """float32 on a CPU and for a toy-world model anywhere (small, trained in float32: a GPU then computes what a
+    CPU does, and a T4, which lacks bfloat16, runs it natively); on a GPU bfloat16 for CogVideoX-5B and float16 for
+    2B, as their model cards advise."""
+    if torch.device(device).type == "cpu" or is_toy_model(path):
+        return torch.float32
+    return torch.float16 if "2b" in path.lower() else torch.bfloat16
 
 
 def choose_memory_mode(pipe, device: torch.device) -> str:

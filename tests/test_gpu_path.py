@@ -98,3 +98,18 @@ def test_unknown_memory_mode():
         load_pipeline("toy", memory="tiny")
     with pytest.raises(DynVFXError, match="contradicts"):
         load_pipeline("toy", memory="full", cpu_offload=True)
+
+
+def test_default_dtypes_follow_the_model_cards_and_keep_toy_models_in_float32(tmp_path):
+    """On a GPU CogVideoX-5B loads in bfloat16 and 2B in float16; a toy-world model (it ships its prompt
+    vocabulary) stays float32 on every device, and a saved folder without one counts as a real model."""
+    from dynvfx.paths import PROMPT_VOCABULARY_FILE, TOY_MODEL_DIR
+    from dynvfx.pipeline import default_dtype
+
+    assert default_dtype("THUDM/CogVideoX-5b", "cuda") == torch.bfloat16
+    assert default_dtype("THUDM/CogVideoX-2b", "cuda:0") == torch.float16
+    assert default_dtype(str(TOY_MODEL_DIR), "cuda") == torch.float32
+    assert {default_dtype(m, "cpu") for m in ("THUDM/CogVideoX-5b", str(TOY_MODEL_DIR))} == {torch.float32}
+    assert default_dtype(str(tmp_path), "cuda") == torch.bfloat16  # a fine-tuned 5B saved without a vocabulary
+    (tmp_path / PROMPT_VOCABULARY_FILE).write_text("{}")
+    assert default_dtype(str(tmp_path), "cuda") == torch.float32
