@@ -88,7 +88,8 @@ class DynVFXConfig:
 
     @classmethod
     def toy(cls) -> "DynVFXConfig":
-        """The toy model's values: inversion on the sampling schedule itself; a 1-pixel margin around O_edit (the
+        """The toy model's values: inversion on the sampling schedule itself (the paper's 250 steps succeed on the
+        same share of held-out toy edits, at 1.2x the time: README, "Fidelity"); a 1-pixel margin around O_edit (the
         authors: none); guidance 2.5, not the paper's 6 (README, "Fidelity"): chosen on captions whose combinations
         the toy model has seen, where guidance 1.5 to 3.5 draw one ball per object best and 6 to 9 draw a duplicate
         more often."""
