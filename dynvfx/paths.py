@@ -16,11 +16,11 @@ EXAMPLES_DIR = DATA_DIR / "examples"
 TOY_MODEL_DIR = DATA_DIR / "models" / "toy"
 #: The file beside a saved toy pipeline that marks it as a toy-world model (its closed prompt vocabulary).
 PROMPT_VOCABULARY_FILE = "prompt_vocabulary.json"
+DOCS_DIR = REPO_ROOT / "docs"
+#: Real clips for the optional cells and tests (beside the repository on the course machines, not on Colab).
+SHARED_VIDEOS = REPO_ROOT.parent / "shared" / "data" / "videos"
 
 
 def is_toy_model(folder: str | Path) -> bool:
     """Is ``folder`` a saved toy-world pipeline (it ships :data:`PROMPT_VOCABULARY_FILE`)? ``""`` is no folder."""
     return bool(str(folder)) and (Path(folder) / PROMPT_VOCABULARY_FILE).is_file()
-DOCS_DIR = REPO_ROOT / "docs"
-#: Real clips for the optional cells and tests (beside the repository on the course machines, not on Colab).
-SHARED_VIDEOS = REPO_ROOT.parent / "shared" / "data" / "videos"

@@ -74,8 +74,8 @@ def load_pipeline(name: str = "toy", device: str | torch.device | None = None, d
 
 def default_dtype(path: str, device: str | torch.device) -> torch.dtype:
     """float32 on a CPU and for a toy-world model anywhere (small, saved in float32: its GPU runs stay comparable
-    with CPU ones, and a T4, which lacks bfloat16, runs it natively); on a GPU bfloat16 for CogVideoX-5B and float16 for
-    2B, as their model cards advise."""
+    with CPU ones, and a T4, which lacks bfloat16, runs it natively); on a GPU bfloat16 for CogVideoX-5B and
+    float16 for 2B, as their model cards advise."""
     if torch.device(device).type == "cpu" or is_toy_model(path):
         return torch.float32
     return torch.float16 if "2b" in path.lower() else torch.bfloat16
