@@ -148,13 +148,11 @@ def test_edit_benchmark_ranges_join_to_the_whole_run(toy_pipe, tmp_path):
 
 _POOL_OWNER = '''
 import concurrent.futures, multiprocessing, os, sys, time
-from dynvfx.toy.benchmark import follow_parent
+from dynvfx.toy.benchmark import worker_pool
 
-if __name__ == "__main__":
-    follow = sys.argv[1] == "follow"
-    pool = concurrent.futures.ProcessPoolExecutor(
-        1, mp_context=multiprocessing.get_context("spawn"), initializer=follow_parent if follow else None,
-        initargs=(os.getpid(), 0.1) if follow else ())
+if __name__ == "__main__":  # the benchmark's pool, or (the control) a plain one
+    pool = worker_pool(1) if sys.argv[1] == "follow" else concurrent.futures.ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn"))
     print(pool.submit(os.getpid).result(), flush=True)
     pool.submit(time.sleep, 120)  # a long range of pairs
     time.sleep(120)
@@ -172,8 +170,8 @@ def _running(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
 @pytest.mark.parametrize("follow", [True, False])
 def test_benchmark_workers_end_when_their_parent_is_killed(tmp_path, follow):
-    """``edit_benchmark_parallel``'s workers run :func:`follow_parent`: a parent killed by a signal skips the pool's
-    shutdown, and without the watcher (the control) its worker edits on as an orphan."""
+    """``edit_benchmark_parallel``'s pool (:func:`worker_pool`): a parent killed by a signal skips the pool's
+    shutdown, yet its worker ends (:func:`follow_parent`); in a plain pool (the control) it edits on as an orphan."""
     import os
     import signal
     import subprocess
@@ -187,7 +185,7 @@ def test_benchmark_workers_end_when_their_parent_is_killed(tmp_path, follow):
     worker = int(owner.stdout.readline())
     assert _running(worker)
     owner.kill(), owner.wait()
-    for _ in range(100 if follow else 20):  # up to 10 s to go; the control gets 2 s
+    for _ in range(100 if follow else 30):  # up to 10 s to go (the watcher looks every second); the control 3 s
         if not _running(worker):
             break
         time.sleep(0.1)

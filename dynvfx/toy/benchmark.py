@@ -269,15 +269,20 @@ def follow_parent(parent: int, poll_s: float = 1.0) -> None:
     threading.Thread(target=watch, name="follow-parent", daemon=True).start()
 
 
+def worker_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """``workers`` fresh (spawned: no torch thread pools or model state copied in) processes that end with this
+    one (:func:`follow_parent`)."""
+    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                  initializer=follow_parent, initargs=(os.getpid(),))
+
+
 def edit_benchmark_parallel(model: str, n_pairs: int, names: list[str], config: DynVFXConfig, processes: int,
                             threads: int = 1, new: str = "held_out", first: int = 0) -> EditRun:
     """:func:`edit_benchmark` on pairs ``first`` to ``n_pairs - 1`` split into ``processes`` consecutive ranges,
     each in its own process with ``threads`` torch threads and its own copy of ``model`` (a
     :func:`~dynvfx.pipeline.load_pipeline` name), joined by :func:`merge_runs`: the same scores as one run."""
     bounds = np.linspace(first, n_pairs, min(processes, n_pairs - first) + 1).round().astype(int).tolist()
-    ctx = multiprocessing.get_context("spawn")  # no torch thread pools or model state copied into the workers
-    with concurrent.futures.ProcessPoolExecutor(len(bounds) - 1, mp_context=ctx, initializer=follow_parent,
-                                                initargs=(os.getpid(),)) as pool:
+    with worker_pool(len(bounds) - 1) as pool:
         futures = [pool.submit(_range_run, model, b, a, names, config, new, threads)
                    for a, b in zip(bounds, bounds[1:])]
         return merge_runs([f.result() for f in futures])
