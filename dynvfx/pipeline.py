@@ -35,6 +35,49 @@ def resolve_model(name: str) -> str:
                       f"or a CogVideoX hub id such as {', '.join(KNOWN_HUB_IDS)}")
 
 
+def locate_model(name: str) -> str:
+    """Where :func:`load_pipeline` will read ``name`` from, checked without loading it.
+
+    ``"toy"`` and folders as :func:`resolve_model`; a hub id held in the local Hugging Face cache -> its snapshot
+    folder (loads offline); a hub id the hub says exists -> the id itself (``from_pretrained`` downloads it).
+    Raises :class:`DynVFXError` with what to do for a hub id that is neither cached nor reachable.
+    """
+    path = resolve_model(name)
+    if Path(path).is_dir():
+        return path
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(path, "model_index.json")
+    if isinstance(cached, str):
+        return str(Path(cached).parent)
+    how = (f"download it where the internet is reachable (`hf download {path}`, about 20 GB for CogVideoX-5B) "
+           "and copy the cache, or pass a local folder saved with save_pretrained")
+    status = hub_status(path)
+    if status == "missing":
+        raise DynVFXError(f"no model {path!r} on the Hugging Face hub; known CogVideoX ids: {', '.join(KNOWN_HUB_IDS)}")
+    if status != "found":
+        raise DynVFXError(f"model {path!r} is not in the local Hugging Face cache and the hub is {status}: {how}")
+    return path
+
+
+def hub_status(repo_id: str, timeout: float = 10.0) -> str:
+    """``"found"``, ``"missing"``, or why it can't be fetched (``"unreachable"``, offline, gated) for a hub id."""
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    if constants.HF_HUB_OFFLINE:
+        return "offline (HF_HUB_OFFLINE is set)"
+    try:
+        HfApi().model_info(repo_id, timeout=timeout)
+    except GatedRepoError:
+        return "gated (log in with `hf auth login` after accepting its licence)"
+    except RepositoryNotFoundError:
+        return "missing"
+    except Exception:  # noqa: BLE001 - a closed network surfaces as whichever transport error the client uses
+        return "unreachable"
+    return "found"
+
+
 MEMORY_MODES = ("auto", "full", "lean", "offload", "sequential")
 
 
@@ -58,7 +101,7 @@ def load_pipeline(name: str = "toy", device: str | torch.device | None = None, d
         if memory not in ("auto", "offload"):
             raise DynVFXError(f"cpu_offload=True contradicts memory={memory!r}")
         memory = "offload"
-    path = resolve_model(name)
+    path = locate_model(name)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = dtype or default_dtype(path, device)
     try:

@@ -56,12 +56,14 @@ def load_video(path: str | Path) -> tuple[torch.Tensor, float]:
         if not files:
             raise DynVFXError(f"no PNG/JPG frames in folder {path}")
         return _to_tensor(np.stack(_read_images(files, path))), 8.0
+    if path.stat().st_size == 0:
+        raise DynVFXError(f"video file is empty (0 bytes): {path}")
     with tempfile.TemporaryDirectory() as tmp:
         run = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), f"{tmp}/%06d.ppm"],
                              capture_output=True, text=True)
         if run.returncode != 0:
             last = [ln for ln in run.stderr.strip().splitlines() if ln.strip()] or ["ffmpeg failed"]
-            raise DynVFXError(f"cannot read video {path}: {last[-1].strip()}")
+            raise DynVFXError(f"cannot read video {path}: not a video ffmpeg can decode ({last[-1].strip()})")
         fps = re.search(r"([\d.]+) fps", run.stderr)
         fps = float(fps.group(1)) if fps else 8.0
         arrays = _read_images(sorted(Path(tmp).iterdir()), path)

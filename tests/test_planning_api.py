@@ -88,7 +88,7 @@ def test_word_limits_are_enforced():
     SceneReply(source_caption=ok, conversation=TURNS, composited_caption=ok)
     with pytest.raises(ValidationError, match="limit"):
         SceneReply(source_caption=ok, conversation=TURNS, composited_caption=ok + " more")
-    with pytest.raises(ValidationError, match="turns"):
+    with pytest.raises(ValidationError, match=r"conversation\n.*at least 2"):
         SceneReply(source_caption=ok, conversation=TURNS[:1], composited_caption=ok)
     with pytest.raises(ValidationError, match="speaker"):
         SceneReply(source_caption=ok, conversation=[{"speaker": "director", "text": "x"}] * 2, composited_caption=ok)

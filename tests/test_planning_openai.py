@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -48,6 +49,24 @@ def status(code: int):
 def slow(seconds: float, content: str):
     """Action: wait ``seconds`` before answering (bounded to 3 s)."""
     return lambda body: (200, _completion(body, content), min(seconds, 3.0))
+
+
+def from_schema(body: dict):
+    """Action: answer with the least the request's JSON schema allows (as a server with guided decoding might):
+    arrays of ``minItems`` items, the first enum value, the shortest of "", "x", "x x" matching ``pattern``."""
+    schema = body["response_format"]["json_schema"]["schema"]
+
+    def least(node):
+        node = schema["$defs"][node["$ref"].split("/")[-1]] if "$ref" in node else node
+        if node["type"] == "object":
+            return {k: least(node["properties"][k]) for k in node["required"]}
+        if node["type"] == "array":
+            return [least(node["items"]) for _ in range(node.get("minItems", 0))]
+        if "enum" in node:
+            return node["enum"][0]
+        return next(t for t in ("", "x", "x x") if re.search(node.get("pattern", ""), t))
+
+    return 200, _completion(body, json.dumps(least(schema))), 0.0
 
 
 def _completion(body: dict, content: str) -> dict:
@@ -174,6 +193,16 @@ def test_valid_reply_gives_plan_and_request_carries_images_and_instruction(frame
     assert {"role": "assistant", "content": json.dumps(SCENE)} in second["messages"]
     assert "objects_edit" in json.dumps(second["response_format"])
     assert "objects_orig" in second["messages"][-1]["content"]
+
+
+def test_a_server_that_only_follows_the_schema_gives_a_valid_plan_at_once(frames):
+    """Every rule the reply validators check that JSON Schema can state (turn count, list lengths, speakers, word
+    limits as patterns) is in the schema sent, so the least reply it allows validates on the first attempt."""
+    with ChatServer([from_schema, from_schema]) as srv:
+        plan = run(srv, frames, mode="structured", max_attempts=1)
+    assert len(srv.requests) == 2
+    assert len(plan.conversation) == 2 and plan.conversation[0].speaker == "assistant"
+    assert plan.objects_orig == ["x"] and plan.objects_edit == ["x"] and plan.composited_caption == "x"
 
 
 def test_malformed_then_valid_feeds_the_problem_back(frames):

@@ -124,3 +124,18 @@ def test_numpy_frames():
     scene, frames = render(3, n_objects=1)
     plan = plan_toy(np.ascontiguousarray(frames.permute(0, 2, 3, 1).numpy()), "add a red ball")
     assert plan.source_caption == scene.caption
+
+
+def test_patches_of_colour_that_are_not_balls_are_not_counted():
+    """A red bar (the shape of a stripe in a real video) and a red ball: only the ball is a source object."""
+    _, frames = render(3, n_objects=1)
+    bar = frames.clone()
+    bar[:, :, 40:44, 2:46] = torch.tensor(world.COLOURS["red"]).view(1, 3, 1, 1)
+    with pytest.warns(UserWarning, match="not ball-shaped"):
+        plan = plan_toy(bar, "add a yellow ball moving up")
+    assert plan.objects_orig == plan_toy(frames, "add a yellow ball moving up").objects_orig
+
+
+def test_unreadable_instructions_name_the_vlm_planners():
+    with pytest.raises(ValueError, match="--planner openai or hf"):
+        parse_instruction("add a puppy peeking out of the box")

@@ -18,7 +18,7 @@ from typing import Callable, TypeVar
 from PIL import Image
 from pydantic import BaseModel, ValidationError
 
-from .errors import PlanningError, shorten
+from .errors import PlanningError, describe_validation, shorten
 from .prompts import SYSTEM_PROMPT, ObjectsReply, SceneReply, objects_question, retry_message, scene_question
 from .schema import Turn, VFXPlan
 
@@ -64,13 +64,7 @@ def extract_json(text: str) -> dict:
 
 def describe_problem(err: Exception) -> str:
     """A short, model-readable account of why a reply was refused."""
-    if isinstance(err, ValidationError):
-        lines = []
-        for e in err.errors():
-            where = ".".join(str(p) for p in e["loc"]) or "reply"
-            lines.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
-        return "; ".join(lines)
-    return str(err)
+    return describe_validation(err) if isinstance(err, ValidationError) else str(err)
 
 
 def parse_reply(text: str, reply_model: type[R]) -> R:

@@ -24,3 +24,12 @@ def shorten(text: str, limit: int = 600) -> str:
     head = limit * 2 // 3
     tail = limit - head
     return f"{text[:head]} [... {len(text) - limit} chars cut ...] {text[-tail:]}"
+
+
+def describe_validation(err) -> str:
+    """A pydantic ``ValidationError`` as one line: ``field: problem; field: problem``."""
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "top level"
+        lines.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+    return "; ".join(lines)

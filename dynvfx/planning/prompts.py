@@ -12,9 +12,9 @@ Captions feed CogVideoX's T5 encoder, which reads at most 226 tokens, so the wor
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import Annotated, get_args
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from .schema import MAX_CAPTION_WORDS, MAX_OBJECT_WORDS, Speaker
 
@@ -105,11 +105,22 @@ def _check_text(text: str, max_words: int, what: str) -> str:
     return text
 
 
+def words_pattern(max_words: int) -> str:
+    """The JSON Schema ``pattern`` of what :func:`_check_text` accepts: 1 to ``max_words`` words."""
+    return rf"^\s*\S+(\s+\S+){{0,{max_words - 1}}}\s*$"
+
+
+def Words(max_words: int):  # noqa: N802 - a type, as Annotated aliases are named
+    """A ``str`` whose JSON schema carries its word limit as a ``pattern``, so a server that follows the schema
+    (structured outputs, guided decoding) writes text the validators accept; the validators give the message."""
+    return Annotated[str, Field(json_schema_extra={"pattern": words_pattern(max_words)})]
+
+
 class ArtistTurn(BaseModel):
     """One turn of the imagined talk with the VFX artist, as the model writes it."""
 
     speaker: Speaker  # a Literal: the JSON schema sent to the server carries the enum
-    text: str
+    text: Words(MAX_TURN_WORDS)
 
     @field_validator("speaker", mode="before")
     @classmethod
@@ -128,37 +139,29 @@ class ArtistTurn(BaseModel):
 class SceneReply(BaseModel):
     """The answer to question (a)."""
 
-    source_caption: str
-    conversation: list[ArtistTurn]
-    composited_caption: str
+    source_caption: Words(MAX_CAPTION_WORDS)
+    conversation: list[ArtistTurn] = Field(min_length=MIN_TURNS, max_length=MAX_TURNS)
+    composited_caption: Words(MAX_CAPTION_WORDS)
 
     @field_validator("source_caption", "composited_caption")
     @classmethod
     def _caption(cls, v: str, info) -> str:
         return _check_text(v, MAX_CAPTION_WORDS, info.field_name)
 
-    @field_validator("conversation")
-    @classmethod
-    def _conversation(cls, v: list[ArtistTurn]) -> list[ArtistTurn]:
-        if not MIN_TURNS <= len(v) <= MAX_TURNS:
-            raise ValueError(f"needs {MIN_TURNS} to {MAX_TURNS} turns, got {len(v)}")
-        return v
-
 
 class ObjectsReply(BaseModel):
     """The answer to question (b)."""
 
-    objects_orig: list[str]
-    objects_edit: list[str]
+    objects_orig: list[Words(MAX_OBJECT_WORDS)] = Field(min_length=1, max_length=MAX_OBJECTS)
+    objects_edit: list[Words(MAX_OBJECT_WORDS)] = Field(min_length=1, max_length=MAX_OBJECTS)
 
     @field_validator("objects_orig", "objects_edit")
     @classmethod
     def _phrases(cls, v: list[str], info) -> list[str]:
+        """Each phrase within the word limit; repeats (ignoring case) dropped."""
         out: list[str] = []
         for phrase in v:
             phrase = _check_text(phrase, MAX_OBJECT_WORDS, f"phrase {phrase!r}")
             if phrase.lower() not in (p.lower() for p in out):
                 out.append(phrase)
-        if not 1 <= len(out) <= MAX_OBJECTS:
-            raise ValueError(f"needs 1 to {MAX_OBJECTS} distinct phrases, got {len(out)}")
         return out

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from .errors import describe_validation
 
 #: Word limits that keep prompts inside the text encoder's window (CogVideoX's T5 takes 226 tokens).
 MAX_CAPTION_WORDS = 120
@@ -50,4 +53,16 @@ class VFXPlan(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> "VFXPlan":
-        return cls.model_validate_json(Path(path).read_text())
+        """Read a plan file. ``ValueError`` in one line says what is wrong: an empty file, a JSON syntax error
+        (with its line and column), or each field that fails validation."""
+        text = Path(path).read_text()
+        if not text.strip():
+            raise ValueError(f"{path} is empty")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise ValueError(f"{path} is not a valid plan: {describe_validation(e)}") from None

@@ -11,6 +11,8 @@ only has balls, rather than quietly drawing a ball the artist did not ask for.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -21,6 +23,8 @@ BACKEND = "toy-rules"
 EXAMPLE = "add a red ball moving right"
 #: Preference order for the motion of a new object when the instruction names none.
 DEFAULT_MOTIONS: tuple[str, ...] = ("right", "left", "down", "up", "bounce")
+#: Where an instruction outside the toy grammar can go instead.
+VLM_PLANNERS = "for free-form instructions use a VLM planner: --planner openai or hf (plan_edit(backend=...))"
 #: Words that ask for something other than adding an object, which this planner can't do.
 UNSUPPORTED_VERBS = frozenset({"remove", "delete", "erase", "replace", "recolor", "recolour", "change"})
 
@@ -49,18 +53,20 @@ def parse_instruction(instruction: str) -> tuple[str, str | None]:
     if not ws:
         raise ValueError(f"toy planner: the instruction is empty; try e.g. {EXAMPLE!r}")
     if UNSUPPORTED_VERBS & set(ws[:3]):  # e.g. "please remove the ..."
-        raise ValueError(f"toy planner: it can only add objects, not {instruction!r}; try e.g. {EXAMPLE!r}")
+        raise ValueError(f"toy planner: it can only add objects, not {instruction!r}; try e.g. {EXAMPLE!r}; "
+                         f"{VLM_PLANNERS}")
     other = next((w for w in ws if w in analysis.OTHER_SHAPE_WORDS), None)
     if other is not None:
         raise ValueError(
             f"toy planner: the toy world only has balls, not {other!r} (the toy model never learnt shapes); "
-            f"try e.g. {EXAMPLE!r}"
+            f"try e.g. {EXAMPLE!r}; {VLM_PLANNERS}"
         )
     colour = _ball_colour(ws)
     if colour is None:
         raise ValueError(
             f"toy planner: can't find a colour and a ball in {instruction!r}; try e.g. {EXAMPLE!r} "
-            f"(colours: {', '.join(world.COLOURS)}; object: {analysis.NOUN}; motions: {', '.join(world.MOTIONS)})"
+            f"(colours: {', '.join(world.COLOURS)}; object: {analysis.NOUN}; motions: {', '.join(world.MOTIONS)}); "
+            f"{VLM_PLANNERS}"
         )
     return colour, analysis.first_name(instruction, analysis.MOTION_WORDS)
 
@@ -98,16 +104,14 @@ def check_keyframes(keyframes: list[int], frames: int) -> list[int]:
     return out
 
 
-def _notes(source: list[Triple], new: Triple, motion_given: bool) -> list[str]:
-    """Caveats the assistant mentions about the plan."""
-    notes = []
-    if not motion_given:
-        notes.append(f"You didn't say how it should move, so I picked '{new[2]}' (a motion no source object has).")
-    if any((c, s) == new[:2] for c, s, _ in source):
-        notes.append(f"There is already a {new[0]} {new[1]}; masks of that phrase will cover both.")
+def _caveats(source: list[Triple], new: Triple) -> list[str]:
+    """What may go wrong with the plan (also raised as warnings, so the command line shows them)."""
+    caveats = []
+    if any((c, sh) == new[:2] for c, sh, _ in source):
+        caveats.append(f"There is already a {new[0]} {new[1]}; masks of that phrase will cover both.")
     if len(source) + 1 > 2:
-        notes.append(f"That makes {len(source) + 1} objects; the toy model was trained on at most 2.")
-    return notes
+        caveats.append(f"That makes {len(source) + 1} objects; the toy model was trained on at most 2.")
+    return caveats
 
 
 def _conversation(instruction: str, new: Triple, notes: list[str], fields: dict) -> list[Turn]:
@@ -137,7 +141,11 @@ def plan_toy(
     video = analysis.as_video(frames)
     keyframes = default_keyframes(len(video)) if keyframes is None else check_keyframes(keyframes, len(video))
     background = analysis.background_colour(video)
-    objects = analysis.detect_objects(video)
+    found = analysis.detect_objects(video)
+    objects = [o for o in found if analysis.looks_like_ball(o)]
+    if len(objects) < len(found):
+        warnings.warn(f"toy planner: ignored {len(found) - len(objects)} patch(es) of colour that are not "
+                      "ball-shaped (the toy world has only balls)", stacklevel=2)
     source = [o.triple for o in objects]
     new = (colour, analysis.NOUN, motion or default_motion(source))
     fields = {
@@ -146,5 +154,10 @@ def plan_toy(
         "objects_orig": list(dict.fromkeys(o.phrase for o in objects)),
         "objects_edit": [f"{colour} {analysis.NOUN}"],
     }
-    turns = _conversation(instruction, new, _notes(source, new, motion is not None), fields)
+    caveats = _caveats(source, new)
+    for caveat in caveats:
+        warnings.warn(f"toy planner: {caveat}", stacklevel=2)
+    chosen = [] if motion else [f"You didn't say how it should move, so I picked '{new[2]}' (a motion no source "
+                                "object has)."]
+    turns = _conversation(instruction, new, chosen + caveats, fields)
     return VFXPlan(instruction=instruction, conversation=turns, keyframes=keyframes, backend=BACKEND, **fields)

@@ -410,6 +410,22 @@ def compactness(mask: np.ndarray) -> float:
     return float(len(xs) / (2 * np.pi * spread))
 
 
+def ball_area_range(h: int, w: int) -> tuple[float, float]:
+    """Smallest and largest area (pixels) a blob may have to pass as a toy ball in ``h x w`` frames."""
+    scale = h * w / world.SIZE**2  # ball sizes are given for the toy world's frame size
+    return (BLOB_AREA[0] * np.pi * world.RADIUS_RANGE[0] ** 2 * scale,
+            BLOB_AREA[1] * np.pi * world.RADIUS_RANGE[1] ** 2 * scale)
+
+
+def looks_like_ball(obj: DetectedObject, min_share: float = 0.5) -> bool:
+    """Is a tracked object a toy ball: ball-sized and disc-like (:func:`compactness`) in at least ``min_share``
+    of the frames where it is seen? Patches of colour in a real video mostly are not."""
+    lo, hi = ball_area_range(*obj.masks.shape[1:])
+    seen = [m for m in obj.masks if m.any()]
+    balls = sum(lo <= m.sum() <= hi and compactness(m) >= MIN_COMPACTNESS for m in seen)
+    return bool(seen) and balls >= min_share * len(seen)
+
+
 def _blob_track(layer: np.ndarray, min_area: int, area_range: tuple[float, float]) -> np.ndarray:
     """``[F, 2]`` centroids of one colour's blob in frames where ``layer`` (``[F, H, W]`` bool) holds exactly
     one component of at least ``min_area`` px, sized within ``area_range`` and compact; NaN elsewhere."""
@@ -456,9 +472,7 @@ def judge(frames: torch.Tensor | np.ndarray, background: str, objects: list[tupl
         raise ValueError(f"judge: labels {labels.shape} do not match the video's frames {video.shape[:3]}")
     f, h, w = labels.shape
     min_area, max_jump = max(2, round(MIN_AREA_FRAC * h * w)), MAX_JUMP_FRAC * min(h, w)
-    scale = h * w / world.SIZE**2  # ball sizes are given for the toy world's frame size
-    area_range = (BLOB_AREA[0] * np.pi * world.RADIUS_RANGE[0] ** 2 * scale,
-                  BLOB_AREA[1] * np.pi * world.RADIUS_RANGE[1] ** 2 * scale)
+    area_range = ball_area_range(h, w)
     present, moves = [], []
     for colour, motion in objects:
         track = _blob_track(labels == COLOUR_NAMES.index(colour), min_area, area_range)
