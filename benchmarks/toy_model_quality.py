@@ -16,7 +16,10 @@ The logic is :mod:`dynvfx.toy.benchmark` (``held_out_cases``, ``seen_cases``, ``
 ``quality_table``).
 
     python benchmarks/toy_model_quality.py [--model DIR] [--steps 50] [--guidance 2.5] [--control untrained]
-                                           [--captions seen]
+                                           [--captions seen] [--save JSON]
+
+``--save`` writes the per-caption checks with the settings (``QualityRun``); ``scripts/docs_tables.py`` renders
+the docs' tables from the files in ``benchmarks/results/``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ import torch
 from dynvfx.config import DynVFXConfig
 from dynvfx.pipeline import load_pipeline
 from dynvfx.toy import world
-from dynvfx.toy.benchmark import PER_COMBINATION, held_out_cases, model_quality, quality_table, seen_cases, untrained
+from dynvfx.toy.benchmark import (PER_COMBINATION, QualityRun, held_out_cases, model_quality, quality_table, seen_cases,
+                                  untrained)
 
 
 def main() -> None:
@@ -45,6 +49,7 @@ def main() -> None:
     p.add_argument("--control", choices=("none", "noise", "untrained"), default="none",
                    help="negative control: colour noise instead of videos, or a freshly initialised transformer")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--save", metavar="JSON", help="also write the per-caption checks and the settings")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -63,6 +68,10 @@ def main() -> None:
           f"guidance {args.guidance}\n")
     print(quality_table(generated, rendered))
     print(f"\nseconds per generated video: {np.mean(seconds):.2f} ({torch.get_num_threads()} CPU threads)")
+    if args.save:
+        settings = {"model": args.model, "captions": args.captions, "control": args.control, "steps": args.steps,
+                    "guidance": args.guidance, "limit": args.limit, "threads": torch.get_num_threads()}
+        QualityRun(settings, generated, rendered, seconds).save(args.save)
 
 
 if __name__ == "__main__":

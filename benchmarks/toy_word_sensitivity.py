@@ -13,21 +13,25 @@ difference; 0: it ignores the word). *Binding*: for a two-ball scene, exchange t
 moves left and a blue ball moves up" -> "a red ball moves up and a blue ball moves left", each ball starting where
 its new motion starts; both combinations seen in training). The caption keeps the same words, only bound the other
 way, so a model that conditions on the bag of words scores 0 there. (Shape left the toy vocabulary after this
-benchmark found the shape word heard about half as loudly as the colour word; the README keeps those numbers.)
+benchmark found the shape word heard about half as loudly as the colour word: docs/toy-model.md.)
 
 The logic is :mod:`dynvfx.toy.benchmark` (``counterfactual``, ``binding_scene``, ``ratios``, ``word_sensitivity``).
 
-    python benchmarks/toy_word_sensitivity.py [--model toy] [--scenes 12]
+    python benchmarks/toy_word_sensitivity.py [--model toy] [--scenes 12] [--save JSON]
+
+``--save`` writes the mean ratios with the settings, for ``scripts/docs_tables.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 import torch
 
 from dynvfx.pipeline import load_pipeline
-from dynvfx.toy.benchmark import sensitivity_table, word_sensitivity
+from dynvfx.toy.benchmark import SENSITIVITY_TIMESTEPS, sensitivity_table, word_sensitivity
 
 
 def main() -> None:
@@ -35,6 +39,7 @@ def main() -> None:
     p.add_argument("--model", default="toy")
     p.add_argument("--scenes", type=int, default=12)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--save", metavar="JSON", help="also write the mean ratios and the settings")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -43,6 +48,9 @@ def main() -> None:
           f"({args.scenes} single-ball scenes for a word swap, {args.scenes} two-ball scenes for exchanged motions; "
           f"1 = draws it, 0 = ignores it)\n")
     print(sensitivity_table(mean))
+    if args.save:
+        settings = {"model": args.model, "scenes": args.scenes, "timesteps": list(SENSITIVITY_TIMESTEPS)}
+        Path(args.save).write_text(json.dumps({"settings": settings, "mean": {w: m.tolist() for w, m in mean.items()}}))
 
 
 if __name__ == "__main__":

@@ -33,9 +33,10 @@
 #   video changes the keys there and hardly anywhere else. This is what makes the *anchors* of chapter 4 work;
 # - do three exercises (solutions hidden below each, they run with the notebook).
 #
-# **Run time.** About 20 s on a 2-core CPU with the toy model (20 timesteps); a few seconds on a GPU with the toy
-# model. With CogVideoX-5B on an A100, about 2 min for the inversion, a minute for the recorded calls (a few layers
-# and steps recorded) and a minute for the rest (estimates).
+# **Run time.** 20 s on 2 CPU threads with the toy model (measured by `notebooks/build.py`).
+# It records 20 timesteps; on a GPU the toy chapter takes a few seconds. With CogVideoX-5B on an A100, about
+# 2 min for the inversion, a minute for the recorded calls (a few layers and steps recorded) and a minute for the rest
+# (estimates).
 
 # %% [markdown]
 # ## Setup

@@ -31,9 +31,10 @@
 # - measure where the edit's queries spend their attention: on the anchors, or on the edit itself,
 # - and try three exercises (per-call anchor draws, a keep-rate sweep, the anchor-mass metric).
 #
-# **Run time.** About 1 min on a 2-core CPU with the toy model (four edits with 20 sampling steps); about 15 s
-# on a GPU with the toy model. With CogVideoX-5B the four full edits would take about an hour on an H100, so the
-# comparison cell runs a single refinement pass per mode there; the cost estimate is printed before it.
+# **Run time.** 1 min on 2 CPU threads with the toy model (measured by `notebooks/build.py`).
+# It runs four edits with 20 sampling steps; on a GPU the toy chapter takes about 15 s. With CogVideoX-5B the
+# four full edits would take about an hour on an H100, so the comparison cell runs a single refinement pass per mode
+# there; the cost estimate is printed before it.
 
 # %% [markdown]
 # ## Setup

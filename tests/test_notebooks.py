@@ -2,15 +2,20 @@
 
 Every chapter is a jupytext ``py:percent`` file paired with an executed ``.ipynb``; both must hold the same cells.
 Cells stay short (a function longer than a few lines goes to the library module of its stage, see
-``HELPER_HOMES``), the first cell says what the chapter teaches and how long it takes on a CPU and on a GPU, and
-each chapter has a Colab badge, a setup cell and a model switch. What the notebooks take from ``dynvfx`` exists.
+``HELPER_HOMES``), the first cell says what the chapter teaches and how long it takes on a CPU (the time
+``notebooks/build.py`` measured, from ``run_times.json``) and on a GPU, and each chapter has a Colab badge and a
+setup cell that point at the repository ``pyproject.toml`` names, and a model switch. What the notebooks take from
+``dynvfx`` exists.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
+import json
 import re
+import tomllib
 from pathlib import Path
 
 import jupytext
@@ -34,8 +39,22 @@ HELPER_HOMES = {
     "benchmark logic": "dynvfx/toy/benchmark.py",
 }
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
-BADGE_LINK = "https://colab.research.google.com/github/dynvfx-course/dynvfx/blob/main/notebooks/{}.ipynb"
+with open(REPO_ROOT / "pyproject.toml", "rb") as _f:
+    #: The public repository: pyproject.toml's [project.urls], the one place that names it.
+    REPOSITORY = tomllib.load(_f)["project"]["urls"]["Repository"].rstrip("/")
+BADGE_LINK = ("https://colab.research.google.com/github/" + REPOSITORY.removeprefix("https://github.com/")
+              + "/blob/main/notebooks/{}.ipynb")
+RUN_TIMES = json.loads((NOTEBOOKS / "run_times.json").read_text())
 DURATION = re.compile(r"\d+(\.\d+)?\s*(s|sec|seconds?|min|minutes?|h|hours?)\b")
+
+
+@pytest.fixture(scope="module")
+def build():
+    """``notebooks/build.py`` as a module (it writes the chapters' badges, install cells and run times)."""
+    spec = importlib.util.spec_from_file_location("notebooks_build", NOTEBOOKS / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _cells(path: Path) -> list[tuple[str, str]]:
@@ -155,13 +174,39 @@ def test_what_the_notebooks_take_from_dynvfx_exists(name):
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_first_cell_says_what_and_how_long(name):
+def test_first_cell_says_what_and_how_long(name, build):
     kind, text = _cells(NOTEBOOKS / f"{name}.py")[0]
     assert kind == "markdown", f"{name}: the first cell should be markdown"
     assert "learn" in text.lower(), f"{name}: the first cell should say what you will learn"
-    for word in ("CPU", "GPU"):
-        assert word in text, f"{name}: the first cell should give the run time on a {word}"
-    assert DURATION.search(text), f"{name}: the first cell gives no duration (e.g. '1 min', '30 s')"
+    assert "GPU" in text, f"{name}: the first cell should say what the chapter takes on a GPU"
+    assert build.run_time_line(RUN_TIMES[name]) in text, \
+        f"{name}: the first cell should state the CPU time of run_times.json; run `python notebooks/build.py --links`"
+    rest = [s for s in re.split(r"(?<=[.;])\s+", build.RUN_TIME.sub("", text)) if "CPU" in s and DURATION.search(s)]
+    assert not rest, f"{name}: a CPU time besides the measured one: {rest}"
+
+
+def test_run_times_say_where_they_were_measured():
+    assert sorted(RUN_TIMES) == sorted(CHAPTERS)
+    for name, entry in RUN_TIMES.items():
+        assert entry["seconds"] > 0 and entry["threads"] >= 1 and entry["cpu"] and entry["date"], name
+
+
+def test_chapter_tables_follow_run_times_and_the_repository(build):
+    from docs_tables import read_block  # build.py puts scripts/ on the path
+
+    assert read_block((REPO_ROOT / "README.md").read_text(), "chapters") == build.chapters_table(REPOSITORY, RUN_TIMES)
+    assert read_block((NOTEBOOKS / "README.md").read_text(), "run_times") == build.run_times_table(RUN_TIMES)
+
+
+def test_a_fork_url_reaches_every_link(build):
+    """What ``build.py --links`` does to a chapter after pyproject.toml names another repository."""
+    text = (NOTEBOOKS / "00_overview.py").read_text()
+    forked = build.front_matter(text, "00_overview", "https://github.com/someone/course", RUN_TIMES)
+    assert REPOSITORY not in forked and REPOSITORY.removeprefix("https://github.com/") not in forked
+    assert "colab.research.google.com/github/someone/course/blob/main/notebooks/00_overview.ipynb" in forked
+    assert "git clone -q --depth 1 https://github.com/someone/course dynvfx-course" in forked
+    with pytest.raises(ValueError, match="GitHub"):
+        build.colab_url("00_overview", "https://gitlab.com/someone/course")
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
@@ -191,6 +236,8 @@ def test_setup_cell_installs_only_when_needed(name, monkeypatch):
     code = _code(name)
     setup = [src for src in code if "pip install" in src and "dynvfx" in src]
     assert len(setup) == 1, f"{name}: expected one setup cell that installs dynvfx"
+    assert f"git clone -q --depth 1 {REPOSITORY} dynvfx-course" in setup[0], \
+        f"{name}: the setup cell should clone pyproject.toml's Repository; run `python notebooks/build.py --links`"
     assert _run_setup_cell(setup[0], installed=True, monkeypatch=monkeypatch) == [], \
         f"{name}: the setup cell does something although dynvfx is installed"
     calls = _run_setup_cell(setup[0], installed=False, monkeypatch=monkeypatch)

@@ -450,6 +450,24 @@ def model_quality(pipe, singles: list[world.Scene], pairs: list[world.Scene], st
     return gen, ref, seconds
 
 
+@dataclasses.dataclass
+class QualityRun:
+    """What :func:`model_quality` measured and how (``settings``: model, captions, control, steps, guidance,
+    threads), as ``toy_model_quality.py --save`` writes it for the docs' tables."""
+
+    settings: dict
+    generated: dict
+    rendered: dict
+    seconds: list[float]
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "QualityRun":
+        return cls(**json.loads(Path(path).read_text()))
+
+
 def quality_table(generated: dict, rendered: dict) -> str:
     """The markdown table of :data:`QUALITY_ROWS`: generated and rendered shares with intervals, and the bar."""
     lines = ["| check | generated [95 % interval] | renderer (ceiling) | bar |", "|---|---|---|---|"]
