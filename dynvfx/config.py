@@ -48,8 +48,8 @@ class DynVFXConfig:
     bg_keep: float = 0.05
     anchor_blocks: tuple[int, ...] | None = None  # None = every transformer block
     anchor_token_threshold: float = 0.25  # share of a token's pixels in the O_orig mask that makes it "in the mask"
-    # Fidelity to the authors' released code (README, "Fidelity to the authors' released code"); each field's
-    # other value restores this project's earlier behaviour.
+    # Fidelity to the authors' released code (docs/fidelity.md); each field's other value restores the behaviour
+    # the benchmarks compare against (toy_edit.py's "previous" variant).
     # Injection window: the source branch and the extension run only at sampling steps
     # timesteps[n - int(n * max) : n - int(n * min)] of the n-step schedule (the authors' get_timesteps rule;
     # n = 50: t = 899 ... 619); plain CFG elsewhere. (1.0, 0.0) = every step.
@@ -60,12 +60,12 @@ class DynVFXConfig:
     source_text: str = "source_caption"  # the source branch's text: "source_caption" | "inversion_prompt"
     residual_mask: str = "kmeans"  # x_res's latent mask M: "kmeans" (VAE-encode, 2-means) | "maxpool"
     # An iteration whose x_hat shows no O_edit: "keep" x_res as it was (ours) | "clear" it (x_res = M * (...) with
-    # an empty M). The authors' code has no such case (README, "Fidelity").
+    # an empty M). The authors' code has no such case (docs/fidelity.md).
     missing_edit: str = "keep"
     # iterative residual refinement
     strengths: tuple[float, ...] = PAPER_STRENGTHS
     # O_edit's pixel mask before M: opened by a (2r+1)-pixel square (drops specks; the authors: 3 x 3, r = 1), then
-    # dilated by a safety margin (the authors: none; earlier paper preset: open 4, dilate 8, source 4 pixels)
+    # dilated by a safety margin (the authors: none)
     mask_open_radius: int = 1
     mask_dilate_radius: int = 0
     source_mask_dilate_radius: int = 0  # pixels, margin around the O_orig mask before it becomes anchors
@@ -89,8 +89,8 @@ class DynVFXConfig:
     @classmethod
     def toy(cls) -> "DynVFXConfig":
         """The toy model's values: inversion on the sampling schedule itself (the paper's 250 steps succeed on the
-        same share of held-out toy edits, at 1.2x the time: README, "Fidelity"); a 1-pixel margin around O_edit (the
-        authors: none); guidance 2.5, not the paper's 6 (README, "Fidelity"): chosen on captions whose combinations
+        same share of held-out toy edits, at 1.2x the time: docs/fidelity.md); a 1-pixel margin around O_edit (the
+        authors: none); guidance 2.5, not the paper's 6 (docs/fidelity.md): chosen on captions whose combinations
         the toy model has seen, where guidance 1.5 to 3.5 draw one ball per object best and 6 to 9 draw a duplicate
         more often."""
         return cls(inversion_steps=50, guidance_scale=2.5, mask_dilate_radius=1)

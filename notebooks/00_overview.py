@@ -64,7 +64,7 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # diffusers' own CogVideoX classes (RoPE, 3D autoencoder, T5 text encoder, v-prediction) and trained on CPUs (its
 # last two runs, about 6 minutes of training, on one H100 GPU) on videos of coloured balls moving over flat
 # backgrounds (48×48 pixels, 17 frames). Its vocabulary is what it draws: a colour, "ball", a motion and a
-# background. It is small and imperfect (the README has its measured quality); in particular, with *two* balls in
+# background. It is small and imperfect (docs/toy-model.md has its measured quality); in particular, with *two* balls in
 # one caption it draws both right more than nine times in ten, not always, which matters for an edit that adds a
 # second ball (see the result below).
 #
@@ -202,8 +202,8 @@ print(f"the source object (red) moves {classify_motion(old_track)!r}: from {old_
 # %% [markdown]
 # **So the toy edit did what was asked, roughly.** The new ball has the right colour and moves right, not down
 # like the source ball (its centre goes from x ≈ 10 to 30.5 px while y stays at ≈ 9 px). The composited
-# caption $P_{comp}$ names two balls with two motions, and the toy model ties each motion to its own ball (the
-# README's toy-model section has the measurements). Where the toy falls short is the drawing: the new ball is a
+# caption $P_{comp}$ names two balls with two motions, and the toy model ties each motion to its own ball (docs/toy-model.md has
+# the measurements). Where the toy falls short is the drawing: the new ball is a
 # blurry, boxy blob, a little larger than the source ball, not a clean disc. The paper's edits, made with
 # CogVideoX-5B, add content that moves as described and interacts with the scene: watch the result videos on the
 # project page, https://dynvfx.github.io/ (the pipeline that made them is the paper's Fig. 2). Try another toy example

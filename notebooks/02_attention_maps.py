@@ -254,7 +254,7 @@ else:
 # words up by what they are, and CogVideoX gives text tokens no positions of their own, so the caption arrived as a
 # bag of words, and they swapped the balls' motions whenever one ball's combination was new to them. The fix
 # (re-initialising the text encoder's attention and training it until a linear probe reads each word's ball from its
-# output; README, "Where the toy model stands") is measured by `benchmarks/toy_word_sensitivity.py`. CogVideoX's own
+# output; docs/toy-model.md, "How we got here") is measured by `benchmarks/toy_word_sensitivity.py`. CogVideoX's own
 # text encoder, T5-XXL, was pretrained on language, where word order carries meaning.
 
 # %% [markdown]

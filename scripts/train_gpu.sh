@@ -6,7 +6,7 @@
 # 3. trains them side by side again from INIT (the shipped weights), each with a cosine schedule sized to fill MINUTES.
 # Environment: PYTHON, DEVICE (cuda), VIDEOS (32768), BATCH (512), LRS ("5e-4 1.5e-3"), SEED (3), WORKERS (nproc),
 # PROBE_STEPS (60), ROOT (/tmp/toy-gpu), DEST ($OUT or $ROOT/out), INIT (data/models/toy: the weights fine-tuned).
-# Evaluate each run before shipping it (README).
+# Evaluate each run before shipping it (DEVELOPERS.md).
 set -euo pipefail
 MINUTES=${1:-7}
 PY=${PYTHON:-python3}

@@ -1,4 +1,4 @@
-"""How the library is laid out (issue 14): one place computes the repository root, the benchmark scripts are thin
+"""How the library is laid out: one place computes the repository root, the benchmark scripts are thin
 wrappers around :mod:`dynvfx.toy.benchmark`, and the notebooks' setup helpers do not retry."""
 
 from __future__ import annotations

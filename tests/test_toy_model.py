@@ -31,9 +31,8 @@ def test_toy_pipeline_is_made_of_cogvideox_classes(toy_pipe):
 
 def test_generated_videos_show_the_caption(toy_pipe):
     """Eight one-ball captions whose combinations were seen in training (the quality benchmark's ``seen_cases``):
-    in most, the strict judge finds the background and the one ball of the colour (noise passes neither; the
-    benchmark measures 98 % present on 48 such captions with the shipped run 10 at the toy preset's guidance 2.5,
-    90 % at guidance 6)."""
+    in most, the strict judge finds the background and the one ball of the colour (noise passes neither;
+    docs/toy-model.md gives the quality benchmark's shares on 48 such captions)."""
     from dynvfx.toy.benchmark import seen_cases
 
     singles, _ = seen_cases(8)
@@ -108,7 +107,7 @@ def test_binding_probe_scores_zero_for_a_bag_of_words_and_not_for_positions(toy_
     (bag_binding, bag_colour), (pos_binding, pos_colour) = measured["bag"], measured["position"]
     assert max(bag_binding) < 1e-4 and bag_colour[0] > 0.05
     assert pos_binding[0] > 0.01 and pos_colour[0] > 0.05
-    # the shipped model (its T5 rebound in run 5) hears the binding at high noise; run 3's scored 0.00 here
+    # the shipped model hears the binding at high noise (a text encoder that passes a bag of words scores 0)
     assert measured["shipped"][0][0] > 0.1
 
 

@@ -356,7 +356,7 @@ def benchmark_subset(pipe, n_pairs: int, variants: dict, config: DynVFXConfig) -
 # ------------------------------------------------------------------------------------------ model quality
 PER_COMBINATION = 4  # captions per held-out combination: 12 x 4 = 48 single-object and 48 two-object captions
 
-#: (label, kinds of caption, check, bar of issue 15)
+#: (label, kinds of caption, check, the project's bar)
 QUALITY_ROWS = [
     ("single object: colour and motion right", ("single",), "objects", 0.95),
     ("two objects: both right", ("pair",), "objects", 0.85),
