@@ -24,6 +24,10 @@ from dynvfx.errors import DynVFXError
 MEMORY_CHOICES = ("auto", "full", "lean", "offload", "sequential")
 
 
+#: Every file ``edit`` writes into its output folder (any mode).
+EDIT_OUTPUTS = ("result.mp4", "plan.json", "masks.mp4", "config.yaml", "source_masks.mp4")
+
+
 def _make_folder(folder: Path) -> None:
     """Create ``folder`` and its parents if missing (``make demo`` writes into outputs/ on a fresh checkout)."""
     try:
@@ -32,25 +36,48 @@ def _make_folder(folder: Path) -> None:
         raise DynVFXError(f"cannot create the output folder {folder}: {e.strerror}") from None
 
 
+def _check_creatable(folder: Path) -> None:
+    """``folder`` exists and is writable, or its nearest existing parent is a writable folder (nothing created)."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise DynVFXError(f"cannot create the output folder {folder}: {existing} is a file")
+    if not os.access(existing, os.W_OK):
+        raise DynVFXError(f"output folder is not writable: {existing}")
+
+
 def _check_out_file(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise DynVFXError(f"{path} exists; pass --overwrite to replace it")
     if path.exists() and path.is_dir():
         raise DynVFXError(f"{path} is a folder, not a file")
-    parent = path.parent
-    _make_folder(parent)
-    if not os.access(parent, os.W_OK):
-        raise DynVFXError(f"output folder is not writable: {parent}")
+    _check_creatable(path.parent)
+
+
+def _check_out_folder(out: Path, names: list[str], overwrite: bool) -> None:
+    """The edit's output folder: new, empty, or holding only what an earlier edit wrote (replaced with
+    ``--overwrite``); never a file, and never a folder of other files, which the outputs would be mixed into."""
+    if out.exists() and not out.is_dir():
+        raise DynVFXError(f"--out {out} is a file; an edit writes a folder ({', '.join(names)}): give a folder path")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in EDIT_OUTPUTS)
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise DynVFXError(f"--out {out} holds files dynvfx did not write ({shown}); give a new or empty "
+                              "folder (the outputs are never mixed with other files)")
+        clash = [n for n in names if (out / n).exists()]
+        if clash and not overwrite:
+            raise DynVFXError(f"{out} already holds {', '.join(clash)}; pass --overwrite to replace")
+    _check_creatable(out)
 
 
 def _check_toy_caption(model: str, caption: str) -> None:
     """A closed-vocabulary model (one that ships ``prompt_vocabulary.json``) refuses captions naming no object
     it knows, or naming a shape it does not draw (e.g. "square" for a model whose only object is "ball")."""
     from dynvfx.paths import PROMPT_VOCABULARY_FILE
-    from dynvfx.pipeline import resolve_model
+    from dynvfx.pipeline import locate_model
     from dynvfx.toy.analysis import OTHER_SHAPE_WORDS
 
-    vocab_file = Path(resolve_model(model)) / PROMPT_VOCABULARY_FILE  # read before any model loads
+    vocab_file = Path(locate_model(model)) / PROMPT_VOCABULARY_FILE  # read before any model loads
     if not vocab_file.is_file():
         return
     vocab = json.loads(vocab_file.read_text())
@@ -72,6 +99,7 @@ def cmd_generate(args) -> int:
     pipe = load_pipeline(args.model, memory=args.memory)
     t = time.perf_counter()
     frames = generate(pipe, args.caption, seed=args.seed, steps=args.steps, guidance=args.guidance)
+    _make_folder(out.parent)
     write_video(out, frames, fps=args.fps)
     print(f"wrote {out} ({frames.shape[0]} frames, {frames.shape[3]}x{frames.shape[2]}, "
           f"{time.perf_counter() - t:.1f} s)")
@@ -95,16 +123,10 @@ def _load_config(args):
 class _Staging:
     """Files are written into a hidden folder beside ``out`` and moved into ``out`` together at the end."""
 
-    def __init__(self, out: Path, names: list[str], overwrite: bool):
+    def __init__(self, out: Path):
         self.out = out
-        clash = [n for n in names if (out / n).exists()]
-        if clash and not overwrite:
-            raise DynVFXError(f"{out} already holds {', '.join(clash)}; pass --overwrite to replace")
-        parent = out.parent
-        _make_folder(parent)
-        if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
-            raise DynVFXError(f"output folder is not writable: {out}")
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-tmp-", dir=parent))
+        _make_folder(out.parent)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-tmp-", dir=out.parent))
 
     def path(self, name: str) -> Path:
         return self.tmp / name
@@ -135,8 +157,8 @@ def _plan(args, frames):
             raise DynVFXError(f"--mode execute needs a plan: {plan_path} not found (make one with --mode plan)")
         try:
             return VFXPlan.load(plan_path)
-        except ValueError as e:
-            raise DynVFXError(f"invalid plan {plan_path}: {str(e).splitlines()[0]}") from None
+        except (ValueError, OSError) as e:
+            raise DynVFXError(f"invalid plan: {e}") from None
     try:
         return plan_edit(frames, args.instruction, backend=args.planner, model=args.planner_model,
                          cache_dir=_cache(args, "plans"))
@@ -163,18 +185,47 @@ def _say(args, text: str) -> None:
         print(f"dynvfx: {text}", file=sys.stderr, flush=True)
 
 
+def _check_toy_source(args, frames) -> None:
+    """The toy model edits toy-world clips only (:mod:`dynvfx.toy.gate`); ``--force`` runs it anyway, labelled."""
+    from dynvfx.toy.gate import source_problem
+
+    problem = source_problem(frames)
+    if problem is None:
+        return
+    if not args.force:
+        raise DynVFXError(f"the toy model cannot edit {args.video}: {problem}. It knows only toy-world clips "
+                          "(coloured balls on a plain background, e.g. data/examples/); for a real video use a real "
+                          "model on a GPU, --model THUDM/CogVideoX-5b (see docs/gpu.md), or pass --force to run "
+                          "the toy model anyway")
+    warnings.warn(f"--force: the toy model runs on a video it was not made for ({problem}); expect no real edit")
+
+
 def _preflight_edit(args):
-    """Every check that needs no model, before one loads: returns (config, frames, plan or None, segmenter)."""
-    from dynvfx.pipeline import resolve_model
+    """Every check that needs no model, before one loads and before anything is written: returns
+    (model folder or hub id, config, frames, plan or None, segmenter)."""
+    from dynvfx.paths import is_toy_model
+    from dynvfx.pipeline import locate_model
     from dynvfx.segmentation import get_segmenter
     from dynvfx.video import load_video
 
-    resolve_model(args.model)
+    if args.mode != "execute" and not (args.instruction or "").strip():
+        raise DynVFXError("the instruction is empty: say what to add, e.g. \"add a red ball moving right\"")
+    _check_out_folder(Path(args.out), _edit_outputs(args.mode), args.overwrite)
+    model = locate_model(args.model)
     config = _load_config(args)
     frames = load_video(args.video)[0]
+    if is_toy_model(model):
+        _check_toy_source(args, frames)
     plan = _plan(args, None) if args.mode == "execute" else None
     if plan is not None and not plan.objects_edit:
         raise DynVFXError("the plan has no new object (O_edit is empty): nothing to segment during refinement")
+    if args.mode != "execute" and args.planner == "toy":
+        from dynvfx.planning.toy import parse_instruction
+
+        try:
+            parse_instruction(args.instruction)
+        except ValueError as e:
+            raise DynVFXError(str(e)) from None
     if args.mode != "execute" and args.planner == "openai":
         from dynvfx.planning.openai_backend import ENV_API_KEY
 
@@ -183,28 +234,29 @@ def _preflight_edit(args):
                               "or plan offline with --planner toy")
     try:
         segmenter = get_segmenter(args.segmenter)
-    except (ValueError, ImportError, TypeError) as e:
+    except (ValueError, ImportError, TypeError, OSError) as e:
         raise DynVFXError(f"bad segmenter {args.segmenter!r}: {str(e).splitlines()[0]}") from None
-    return config, frames, plan, segmenter
+    return model, config, frames, plan, segmenter
+
+
+def _edit_outputs(mode: str) -> list[str]:
+    return ["plan.json", "source_masks.mp4"] if mode == "plan" else ["result.mp4", "plan.json", "masks.mp4",
+                                                                       "config.yaml"]
 
 
 def cmd_edit(args) -> int:
     from dynvfx.edit import prepare_source, run_edit, source_anchors
+    from dynvfx.figures import mask_video
     from dynvfx.pipeline import load_pipeline
     from dynvfx.video import write_video
-    from dynvfx.figures import mask_video
 
-    if args.mode != "execute" and not (args.instruction or "").strip():
-        raise DynVFXError("the instruction is empty: say what to add, e.g. \"add a red ball moving right\"")
+    model, config, frames, plan, segmenter = _preflight_edit(args)
     out = Path(args.out)
-    names = ["plan.json", "source_masks.mp4"] if args.mode == "plan" else \
-        ["result.mp4", "plan.json", "masks.mp4", "config.yaml"]
-    staging = _Staging(out, names, args.overwrite)
+    staging = _Staging(out)
     try:
-        config, frames, plan, segmenter = _preflight_edit(args)
         _quiet_libraries(args)
         _say(args, f"loading {args.model} (memory {args.memory})")
-        pipe = load_pipeline(args.model, memory=args.memory)
+        pipe = load_pipeline(model, memory=args.memory)
         frames, note = prepare_source(pipe, frames)
         if note:
             print(f"note: {note}", file=sys.stderr)
@@ -231,6 +283,7 @@ def cmd_edit(args) -> int:
         write_video(staging.path("masks.mp4"), mask_video(frames, result.source_mask, result.edit_mask))
         record = {"video": str(Path(args.video).resolve()), "instruction": args.instruction, "model": args.model,
                   "planner": args.planner if args.mode != "execute" else "plan file", "segmenter": args.segmenter,
+                  **({"forced": True} if args.force else {}),
                   "config": config.to_dict(), "seconds": {"plan": round(t_plan, 2),
                   **{k: round(v, 2) for k, v in result.seconds.items()}}}
         record["seconds"]["write"] = round(time.perf_counter() - t0, 2)
@@ -248,11 +301,18 @@ def cmd_edit(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from dynvfx.cost import estimate
+    from dynvfx.cost import estimate, fitted_frames, model_shape
     from dynvfx.video import load_video
 
-    load_video(args.video)  # readable? (the estimate is for the model's native size, which the clip is fitted to)
-    print(estimate(args.model, preset=args.preset, gpu=args.gpu, memory=args.memory).table())
+    frames = load_video(args.video)[0]
+    shape = model_shape(args.model)
+    if frames.shape[0] < 1 + shape.temporal_compression:
+        raise DynVFXError(f"video has {frames.shape[0]} frames; the model needs at least "
+                          f"{1 + shape.temporal_compression}")
+    n = fitted_frames(shape, frames.shape[0])
+    print(f"video: {frames.shape[0]} frames of {frames.shape[3]}x{frames.shape[2]}")
+    print(estimate(args.model, preset=args.preset, gpu=args.gpu, memory=args.memory, shape=shape,
+                   frames=n).table())
     return 0
 
 
@@ -289,7 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=None)
     e.add_argument("--cache-dir", default=None,
                    help="cache root: DIR/inversions and DIR/plans (default ~/.cache/dynvfx, plans also $DYNVFX_CACHE_DIR)")
-    e.add_argument("--overwrite", action="store_true")
+    e.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier edit in --out")
+    e.add_argument("--force", action="store_true",
+                   help="run the toy model on a video that is not a toy-world clip (it is refused otherwise)")
     e.add_argument("--memory", choices=MEMORY_CHOICES, default="auto",
                    help="where the weights live on a GPU: full, lean, offload, sequential, or auto by free memory")
     e.add_argument("--quiet", action="store_true", help="no stage lines")

@@ -73,12 +73,29 @@ class ModelShape:
     inner_dim: int  # heads x head dim
     video_tokens: int
     text_tokens: int
-    pixels: int  # frames x height x width
+    frames: int  # the clip the model takes: frames, height, width
+    height: int
+    width: int
+    temporal_compression: int
     bytes_per_param: int = 2
 
     @property
     def tokens(self) -> int:
         return self.video_tokens + self.text_tokens
+
+    @property
+    def pixels(self) -> int:
+        return self.frames * self.height * self.width
+
+    @property
+    def latent_frames(self) -> int:
+        return (self.frames - 1) // self.temporal_compression + 1
+
+    def with_frames(self, frames: int) -> "ModelShape":
+        """The same model on a clip of ``frames`` frames (1 + 4k; fewer than its native count, e.g. a short video)."""
+        per_latent_frame = self.video_tokens // self.latent_frames
+        latent = (frames - 1) // self.temporal_compression + 1
+        return dataclasses.replace(self, frames=frames, video_tokens=per_latent_frame * latent)
 
     def gib(self, params: int) -> float:
         return params * self.bytes_per_param / GIB
@@ -115,8 +132,9 @@ def _shape(name: str, tcfg: dict, text_cfg: dict, vae_cfg: dict, bytes_per_param
     return ModelShape(
         name=name, transformer_params=params[0], text_params=params[1], vae_params=params[2],
         layers=tr.num_layers, inner_dim=tr.num_attention_heads * tr.attention_head_dim,
-        video_tokens=video_tokens, text_tokens=tr.max_text_seq_length,
-        pixels=frames * tr.sample_height * spatial * tr.sample_width * spatial, bytes_per_param=bytes_per_param)
+        video_tokens=video_tokens, text_tokens=tr.max_text_seq_length, frames=frames,
+        height=tr.sample_height * spatial, width=tr.sample_width * spatial, temporal_compression=temporal,
+        bytes_per_param=bytes_per_param)
 
 
 def _configs_in(folder: Path) -> tuple[dict, dict, dict] | None:
@@ -166,8 +184,8 @@ def model_shape_of_pipeline(pipe) -> ModelShape:
         vae_params=sum(p.numel() for p in pipe.vae.parameters()),
         layers=tc.num_layers, inner_dim=tc.num_attention_heads * tc.attention_head_dim,
         video_tokens=latent_frames * (tc.sample_height // tc.patch_size) * (tc.sample_width // tc.patch_size),
-        text_tokens=tc.max_text_seq_length, pixels=tc.sample_frames * tc.sample_height * s * tc.sample_width * s,
-        bytes_per_param=pipe.transformer.dtype.itemsize)
+        text_tokens=tc.max_text_seq_length, frames=tc.sample_frames, height=tc.sample_height * s,
+        width=tc.sample_width * s, temporal_compression=t, bytes_per_param=pipe.transformer.dtype.itemsize)
 
 
 # ------------------------------------------------------------------------------------------------ compute
@@ -275,6 +293,7 @@ class Estimate:
     peak_gib: float
     fits: bool
     notes: list[str]
+    clip: str = ""  # the clip estimated for, e.g. "49 frames of 720x480"
 
     @property
     def seconds(self) -> float:
@@ -284,6 +303,7 @@ class Estimate:
         g = GPUS[self.gpu]
         lines = [f"ESTIMATE for {self.model}, preset {self.preset}, memory {self.memory}, on {g.name} "
                  f"({g.memory_gib:.0f} GiB, {g.tflops:.0f} dense TFLOPS); calibrated on an H100, not measured here",
+                 f"clip: {self.clip}",
                  f"{'stage':<28}{'steps':>6}{'seconds':>10}{'peak GiB':>10}"]
         lines += [f"{s.name:<28}{s.steps:>6}{s.seconds:>10.0f}{s.peak_gib:>10.1f}" for s in self.stages]
         verdict = "fits" if self.fits else "does NOT fit"
@@ -314,15 +334,18 @@ def _anchor_count(shape: ModelShape, config) -> int:
 
 
 def estimate(model: str, preset: str = "paper", gpu: str = "h100", memory: str = "auto", config=None,
-             shape: ModelShape | None = None) -> Estimate:
+             shape: ModelShape | None = None, frames: int | None = None) -> Estimate:
     """Estimate one edit of ``model`` with ``preset`` (or ``config``) on ``gpu`` in memory mode ``memory``
-    (``"auto"``: the fastest that fits). Loads no model: configs only."""
+    (``"auto"``: the fastest that fits), for a clip of ``frames`` frames after fitting (default: the model's
+    native count; :func:`fitted_frames` gives it for a video). Loads no model: configs only."""
     from dynvfx.config import DynVFXConfig
 
     if gpu not in GPUS:
         raise DynVFXError(f"unknown GPU {gpu!r}: choose one of {', '.join(GPUS)}")
     cfg = config or DynVFXConfig.preset(preset)
     shape = shape or model_shape(model)
+    if frames is not None:
+        shape = shape.with_frames(frames)
     g, notes = GPUS[gpu], []
     if memory == "auto":
         memory = next((m for m in ("full", "lean", "offload") if peak_gib(shape, m) + MARGIN_GIB <= g.memory_gib),
@@ -380,4 +403,13 @@ def estimate(model: str, preset: str = "paper", gpu: str = "h100", memory: str =
                  f"({n_anchor} of {n_anchor + n_plain} refinement steps); planning and segmentation not included")
     peak = max(s.peak_gib for s in stages)
     return Estimate(model, preset if config is None else "custom", gpu, memory, stages, peak,
-                    peak + MARGIN_GIB <= g.memory_gib, notes)
+                    peak + MARGIN_GIB <= g.memory_gib, notes,
+                    clip=f"{shape.frames} frames of {shape.width}x{shape.height} (after fitting to the model)")
+
+
+def fitted_frames(shape: ModelShape, video_frames: int) -> int:
+    """How many frames of a ``video_frames``-frame video the model takes (:func:`dynvfx.video.fit_to_model`'s
+    rule: its native count, or for a shorter video the largest ``1 + 4k`` that fits)."""
+    from dynvfx.video import valid_frame_count
+
+    return min(shape.frames, valid_frame_count(video_frames, shape.temporal_compression))

@@ -50,8 +50,8 @@ def locate_model(name: str) -> str:
     cached = try_to_load_from_cache(path, "model_index.json")
     if isinstance(cached, str):
         return str(Path(cached).parent)
-    how = (f"download it where the internet is reachable (`hf download {path}`, about 20 GB for CogVideoX-5B) "
-           "and copy the cache, or pass a local folder saved with save_pretrained")
+    how = (f"download it on a machine with internet (`hf download {path}`) and copy its Hugging Face cache here, "
+           "or pass a local folder saved with save_pretrained")
     status = hub_status(path)
     if status == "missing":
         raise DynVFXError(f"no model {path!r} on the Hugging Face hub; known CogVideoX ids: {', '.join(KNOWN_HUB_IDS)}")

@@ -117,7 +117,8 @@ def test_edit_plan_then_execute_and_same_seed_same_bytes(tmp_path, capsys):
 
 
 def test_edit_on_a_real_43_frame_video(tmp_path, capsys):
-    """A real 720x480 clip with a frame count the model can't take as is: clear note, right frame count."""
+    """The toy model refuses a real 720x480 clip; ``--force`` runs it anyway, labelled as forced on stderr and in
+    config.yaml, with a clear note on fitting 43 frames to the model's 17."""
     from dynvfx.video import load_video, write_video
 
     if not SHARED_VIDEOS.exists():
@@ -129,12 +130,18 @@ def test_edit_on_a_real_43_frame_video(tmp_path, capsys):
     cfg.write_text(yaml.safe_dump(FAST_CFG | {"strengths": [0.8]}))
     masks = tmp_path / "masks"
     masks.mkdir()
-    code, err = run(["edit", short, "add a red ball moving right", "--out", tmp_path / "o", "--config", cfg,
-                     "--quiet", "--cache-dir", tmp_path / "cache"], capsys)
+    argv = ["edit", short, "add a red ball moving right", "--out", tmp_path / "o", "--config", cfg,
+            "--quiet", "--cache-dir", tmp_path / "cache"]
+    code, err = run(argv, capsys)
+    assert code == 2 and "toy model cannot edit" in _one_error_line(err) and "--force" in err
+    assert not (tmp_path / "o").exists()
+    code, err = run(argv + ["--force"], capsys)
     assert code == 0, err
+    assert "warning: --force: the toy model runs on a video it was not made for (it is 720x480 pixels" in err
     assert "17 evenly spaced frames of 43" in err
     out, _ = load_video(tmp_path / "o" / "result.mp4")
     assert out.shape == (17, 3, 48, 48)
+    assert yaml.safe_load((tmp_path / "o" / "config.yaml").read_text())["forced"] is True
 
 
 def test_edit_with_user_masks(tmp_path, capsys):
@@ -162,39 +169,106 @@ def test_edit_with_user_masks(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, expected", [
     (["edit", "{tmp}/missing.mp4", "add a red ball", "--out", "{tmp}/o"], "video not found"),
-    (["edit", "{tmp}/garbage.mp4", "add a red ball", "--out", "{tmp}/o"], "cannot read video"),
+    (["edit", "{tmp}/garbage.mp4", "add a red ball", "--out", "{tmp}/o"], "not a video ffmpeg can decode"),
+    (["edit", "{tmp}/empty.mp4", "add a red ball", "--out", "{tmp}/o"], "video file is empty (0 bytes)"),
     (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--model", "no-such-model"], "unknown model"),
+    (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--model", "foo/not-a-model"],
+     "'foo/not-a-model' is not in the local Hugging Face cache and the hub is offline"),
+    (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--model", "THUDM/CogVideoX-5b"], "hf download"),
     (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--mode", "execute"], "needs a plan"),
-    (["edit", "{ex}", "--out", "{tmp}/o", "--mode", "execute", "--plan", "{tmp}/bad.json"], "invalid plan"),
+    (["edit", "{ex}", "--out", "{tmp}/o", "--mode", "execute", "--plan", "{tmp}/bad.json"],
+     "objects_edit: Field required"),
+    (["edit", "{ex}", "--out", "{tmp}/o", "--mode", "execute", "--plan", "{tmp}/broken.json"],
+     "not valid JSON: Expecting ',' delimiter at line 2, column 3"),
+    (["edit", "{ex}", "--out", "{tmp}/o", "--mode", "execute", "--plan", "{tmp}/empty.json"], "empty.json is empty"),
     (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--planner", "openai"], "OPENAI_API_KEY"),
+    (["edit", "{ex}", "add a puppy peeking out of the box", "--out", "{tmp}/o"], "--planner openai or hf"),
     (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--segmenter", "magic"], "unknown segmenter"),
     (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--segmenter", "grounded-sam2:nope=1"], "bad segmenter"),
+    (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--segmenter", "masks:{tmp}/nowhere"], "does not exist"),
     (["edit", "{ex}", "add a red ball", "--out", "{tmp}/done"], "--overwrite"),
+    (["edit", "{ex}", "add a red ball", "--out", "{tmp}/empty.mp4"], "is a file"),
+    (["edit", "{ex}", "add a red ball", "--out", "{tmp}/other"], "did not write (notes.txt)"),
+    (["edit", "{ex}", "add a red ball", "--out", "{tmp}/other", "--overwrite"], "never mixed"),
+    (["edit", "{tmp}/big.mp4", "add a red ball", "--out", "{tmp}/o"], "it is 64x48 pixels"),
+    (["edit", "{tmp}/long.mp4", "add a red ball", "--out", "{tmp}/o"], "it has 21 frames"),
+    (["edit", "{tmp}/noise.mp4", "add a red ball", "--out", "{tmp}/o"], "flat colours"),
     (["generate", "a red ball moves right", "--model", "no-such-model", "--out", "{tmp}/a.mp4"], "unknown model"),
+    (["generate", "a red ball moves right", "--model", "foo/not-a-model", "--out", "{tmp}/a.mp4"], "hf download"),
     (["generate", "a purple dog runs", "--out", "{tmp}/a.mp4"], "knows no object"),
     (["estimate", "{tmp}/missing.mp4", "--model", "toy"], "video not found"),
+    (["estimate", "{tmp}/empty.mp4"], "video file is empty"),
 ])
-def test_input_errors_come_before_any_model_loads(argv, expected, tmp_path, capsys, monkeypatch):
+def test_input_errors_come_before_any_model_loads(argv, expected, inputs, capsys, monkeypatch):
+    """Each bad input: one line, exit 2, before a model loads and before anything is written."""
+    import huggingface_hub.constants
+
     import dynvfx.pipeline
 
     def refuse(*a, **k):
         raise AssertionError("a model was loaded before the inputs were checked")
 
     monkeypatch.setattr(dynvfx.pipeline, "load_pipeline", refuse)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # the same answer with or without a network
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    (tmp_path / "garbage.mp4").write_bytes(b"this is not a video")
-    (tmp_path / "bad.json").write_text('{"instruction": "x"}')
-    (tmp_path / "done").mkdir()
-    (tmp_path / "done" / "result.mp4").write_bytes(b"an earlier result")
-    argv = [a.replace("{tmp}", str(tmp_path)).replace("{ex}", str(EXAMPLE)) for a in argv]
+    before = _tree(inputs)
+    argv = [a.replace("{tmp}", str(inputs)).replace("{ex}", str(EXAMPLE)) for a in argv]
     code, err = run(argv, capsys)
     assert code == 2, err
     assert expected in _one_error_line(err)
-    assert (tmp_path / "done" / "result.mp4").read_bytes() == b"an earlier result"
+    assert _tree(inputs) == before, "a refused run wrote something"
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    """A folder of bad inputs, made once (the tests above check that none of them changes)."""
+    import torch
+
+    from dynvfx.video import load_video, write_video
+
+    tmp = tmp_path_factory.mktemp("inputs")
+    (tmp / "garbage.mp4").write_bytes(b"this is not a video")
+    (tmp / "empty.mp4").write_bytes(b"")
+    (tmp / "bad.json").write_text('{"instruction": "x", "source_caption": "s", "composited_caption": "c",\n'
+                                  '"objects_orig": []}')
+    (tmp / "broken.json").write_text('{"instruction": "x"\n  "source_caption": "s"}')
+    (tmp / "empty.json").write_text("")
+    (tmp / "done").mkdir()
+    (tmp / "done" / "result.mp4").write_bytes(b"an earlier result")
+    (tmp / "other").mkdir()
+    (tmp / "other" / "notes.txt").write_text("a student's notes")
+    frames = load_video(EXAMPLE)[0]
+    write_video(tmp / "big.mp4", torch.nn.functional.interpolate(frames, size=(48, 64)))
+    write_video(tmp / "long.mp4", torch.cat([frames, frames[:4]]))
+    write_video(tmp / "noise.mp4", torch.rand(frames.shape, generator=torch.Generator().manual_seed(0)))
+    return tmp
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else b"" for p in sorted(folder.rglob("*"))}
 
 
 def test_estimate_command_prints_a_labelled_estimate(tmp_path, capsys):
     code = main(["estimate", str(EXAMPLE), "--model", "THUDM/CogVideoX-2b", "--preset", "classroom", "--gpu", "t4"])
     out = capsys.readouterr().out
     assert code == 0
-    assert out.startswith("ESTIMATE") and "DDIM inversion" in out and "T4" in out and "float16" in out
+    assert out.splitlines()[1].startswith("ESTIMATE") and "DDIM inversion" in out and "T4" in out and "float16" in out
+
+
+def test_estimate_is_for_the_videos_own_frame_count(tmp_path, capsys):
+    """A 43-frame clip is fitted to 41 frames (1 + 4k) and estimated for them: fewer seconds than 49 frames."""
+    import torch
+
+    from dynvfx.video import write_video
+
+    totals = {}
+    for n in (49, 43):
+        clip = tmp_path / f"{n}.mp4"
+        write_video(clip, torch.zeros(n, 3, 24, 32))
+        assert main(["estimate", str(clip), "--model", "THUDM/CogVideoX-5b"]) == 0
+        out = capsys.readouterr().out
+        assert f"video: {n} frames of 32x24" in out
+        fitted = {49: 49, 43: 41}[n]
+        assert f"clip: {fitted} frames of 720x480 (after fitting to the model)" in out
+        totals[n] = float(next(line for line in out.splitlines() if line.startswith("total")).split()[1])
+    assert totals[43] < totals[49]
