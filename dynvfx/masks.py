@@ -45,6 +45,12 @@ def temporal_groups(num_frames: int, temporal_compression: int) -> list[range]:
     return groups
 
 
+def latent_frame(frame: int, temporal_compression: int) -> int:
+    """The latent frame that holds pixel frame ``frame`` (0 -> 0, 1..4 -> 1, 5..8 -> 2 for compression 4): the
+    index of its group in :func:`temporal_groups`."""
+    return 0 if frame == 0 else (frame - 1) // temporal_compression + 1
+
+
 def to_latent_grid(mask: torch.Tensor, temporal_compression: int, spatial_compression: int,
                    reduce: str = "max") -> torch.Tensor:
     """``[F, 1, H, W]`` pixel mask -> ``[F', 1, H/s, W/s]`` float in [0, 1] on the latent grid.

@@ -2,18 +2,25 @@
 
 The notebooks always draw a static figure first (e.g. :func:`dynvfx.figures.video_grid`), which reads well on
 GitHub and under nbval, and then show a viewer for exploring. Every viewer returns an ipywidgets box: make it
-the last expression of a cell (or ``display`` it). Without ipywidgets a viewer prints a note and returns None.
+the last expression of a cell (or ``display`` it). Its output also carries its first picture as a PNG, which
+JupyterLab (before the notebook is trusted or a kernel runs) and nbconvert's HTML show in the widget's place.
+The title of every picture names the value of every slider. Without ipywidgets a viewer prints a note and
+returns None.
 
 Frames are ``[F, 3, H, W]`` in [0, 1]; token-grid maps ``[F', h', w']``.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import io
 from typing import Callable
 
 import torch
 
 from dynvfx import figures, probes
+from dynvfx.masks import latent_frame
 
 
 def _ipywidgets():
@@ -31,18 +38,47 @@ def _slider(W, description: str, lo, hi, value, step=1):
     return cls(min=lo, max=hi, step=step, value=value, description=description, continuous_update=False)
 
 
+@functools.cache
+def _viewer_box():
+    """The box class of a viewer: an ipywidgets VBox whose display data add its first picture as ``image/png``
+    beside the widget view (a front end that cannot show the widget shows the picture)."""
+    import ipywidgets as W
+
+    class ViewerBox(W.VBox):
+        first_picture = ""  # base64 PNG
+
+        def _repr_mimebundle_(self, **kwargs):
+            return super()._repr_mimebundle_(**kwargs) | {"image/png": self.first_picture}
+
+    return ViewerBox
+
+
+def png_base64(fig) -> str:
+    """A matplotlib figure as a base64 PNG, cropped as notebooks show figures."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def viewer(draw: Callable[..., None], **controls):
     """``draw(**values)`` (which draws a matplotlib figure) redrawn whenever one of ``controls`` (ipywidgets
-    value widgets, by keyword) changes. Returns the box holding the controls and the figure."""
+    value widgets, by keyword) changes. Returns the box holding the controls and the figure; its display data
+    carry the first picture as a PNG too."""
     import ipywidgets as W
     import matplotlib.pyplot as plt
 
+    first = []
+
     def _draw(**values):
         draw(**values)
+        if not first:
+            first.append(png_base64(plt.gcf()))
         plt.show()
 
     out = W.interactive_output(_draw, controls)
-    return W.VBox([W.HBox(list(controls.values()), layout=W.Layout(flex_flow="row wrap")), out])
+    box = _viewer_box()([W.HBox(list(controls.values()), layout=W.Layout(flex_flow="row wrap")), out])
+    box.first_picture = first[0]
+    return box
 
 
 def panels(images: dict[str, torch.Tensor], title: str = "", size: float = 2.4):
@@ -60,11 +96,6 @@ def panels(images: dict[str, torch.Tensor], title: str = "", size: float = 2.4):
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def latent_frame(frame: int, temporal_compression: int) -> int:
-    """The latent frame that holds pixel frame ``frame`` (0 -> 0, 1..4 -> 1, 5..8 -> 2 for compression 4)."""
-    return 0 if frame == 0 else (frame - 1) // temporal_compression + 1
 
 
 def frame_viewer(videos: dict[str, torch.Tensor]):
@@ -102,11 +133,11 @@ def attention_viewer(frames: torch.Tensor, recorder, spec, word: str = "word"):
 
     def draw(step, layer, head, frame):
         grid = probes.word_attention(recorder, spec, step, layer, None if head < 0 else head)
-        heat = figures.grid_to_pixels(grid, spec, frames.shape[0])[frame:frame + 1]
+        k = latent_frame(frame, spec.temporal_compression)
+        heat = figures.grid_to_pixels(grid[k:k + 1], spec, 1)  # latent frame k alone, over the frame shown
         over = figures.heat_rgb(heat, float(grid.max()))[0] * 0.6 + frames[frame] * 0.4
-        tokens = grid[latent_frame(frame, spec.temporal_compression)]
-        panels({"frame": frames[frame], f"attention to {word!r}": over, "token grid": tokens},
-               f"step {step}, layer {layer}, head {'mean' if head < 0 else head}")
+        panels({"frame": frames[frame], f"attention to {word!r}": over, f"token grid (latent frame {k})": grid[k]},
+               f"step {step}, layer {layer}, head {'mean' if head < 0 else head}, frame {frame}")
 
     return viewer(draw, step=W.SelectionSlider(options=steps, value=steps[len(steps) // 2], description="step",
                                                continuous_update=False),
@@ -118,7 +149,7 @@ def attention_viewer(frames: torch.Tensor, recorder, spec, word: str = "word"):
 
 def anchor_viewer(frames: torch.Tensor, token_mask: torch.Tensor, spec, mode: str = "anchor"):
     """Resample the anchors with the keep probabilities ``fg_keep`` (inside the O_orig token mask) and ``bg_keep``
-    (outside) and a seed; shows them over a frame with their count."""
+    (outside) and a seed; shows them and the mask of the frame's latent frame over that frame, with their count."""
     from dynvfx.anchors import anchor_grid
 
     W = _ipywidgets()
@@ -127,8 +158,10 @@ def anchor_viewer(frames: torch.Tensor, token_mask: torch.Tensor, spec, mode: st
 
     def draw(fg_keep, bg_keep, seed, frame):
         grid = anchor_grid(token_mask, mode, fg_keep, bg_keep, torch.Generator().manual_seed(seed))
-        over = figures.anchor_overlay(frames[frame:frame + 1], token_mask, grid, spec)
+        k = latent_frame(frame, spec.temporal_compression)  # latent frame k alone, over the frame shown
+        over = figures.anchor_overlay(frames[frame:frame + 1], token_mask[k:k + 1], grid[k:k + 1], spec)
         panels({"frame": frames[frame], "O_orig tokens (red), anchors (yellow)": over[0]},
+               f"fg_keep {fg_keep:.2f}, bg_keep {bg_keep:.2f}, seed {seed}, frame {frame} (latent frame {k}):\n"
                f"{int(grid.sum())} anchors of {grid.numel()} tokens ({int((grid & token_mask).sum())} in the mask)")
 
     return viewer(draw, fg_keep=_slider(W, "fg_keep", 0.0, 1.0, 0.7, 0.05),

@@ -327,6 +327,7 @@ def test_scripted_chat_and_transcript():
 
 
 def test_overlays_and_viewers_build_and_draw(monkeypatch):
+    import ipywidgets
     import matplotlib
 
     matplotlib.use("Agg")
@@ -350,7 +351,7 @@ def test_overlays_and_viewers_build_and_draw(monkeypatch):
     viewers = lambda: (widgets.frame_viewer(view), widgets.timestep_viewer({"a": {999: frames, 499: frames}}),  # noqa
                        widgets.attention_viewer(frames, rec, spec), widgets.anchor_viewer(frames, tokens, spec),
                        widgets.iteration_viewer([view, view], (0.9, 0.5)))
-    assert all(type(v).__name__ == "VBox" for v in viewers())
+    assert all(isinstance(v, ipywidgets.VBox) for v in viewers())
     drawn = []  # now draw each viewer once with its controls' initial values, outside any widget
     monkeypatch.setattr(widgets, "viewer", lambda draw, **c: drawn.append(draw(**{k: w.value for k, w in c.items()})))
     viewers()
