@@ -204,7 +204,7 @@ def _preflight_edit(args):
     """Every check that needs no model, before one loads and before anything is written: returns
     (model folder or hub id, config, frames, plan or None, segmenter)."""
     from dynvfx.paths import is_toy_model
-    from dynvfx.pipeline import locate_model
+    from dynvfx.pipeline import locate_model, locate_pretrained
     from dynvfx.segmentation import get_segmenter
     from dynvfx.video import load_video
 
@@ -236,6 +236,13 @@ def _preflight_edit(args):
         segmenter = get_segmenter(args.segmenter)
     except (ValueError, ImportError, TypeError, OSError) as e:
         raise DynVFXError(f"bad segmenter {args.segmenter!r}: {str(e).splitlines()[0]}") from None
+    hub_models = list(getattr(segmenter, "hub_models", []))
+    if args.mode != "execute" and args.planner == "hf":
+        from dynvfx.planning.hf_backend import hf_model_name
+
+        hub_models.append(hf_model_name(args.planner_model))
+    for name in hub_models:
+        locate_pretrained(name)
     return model, config, frames, plan, segmenter
 
 

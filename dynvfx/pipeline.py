@@ -36,28 +36,32 @@ def resolve_model(name: str) -> str:
 
 
 def locate_model(name: str) -> str:
-    """Where :func:`load_pipeline` will read ``name`` from, checked without loading it.
-
-    ``"toy"`` and folders as :func:`resolve_model`; a hub id held in the local Hugging Face cache -> its snapshot
-    folder (loads offline); a hub id the hub says exists -> the id itself (``from_pretrained`` downloads it).
-    Raises :class:`DynVFXError` with what to do for a hub id that is neither cached nor reachable.
-    """
+    """Where :func:`load_pipeline` will read ``name`` from, checked without loading it: ``"toy"`` and folders as
+    :func:`resolve_model`, a hub id as :func:`locate_pretrained`."""
     path = resolve_model(name)
-    if Path(path).is_dir():
-        return path
+    return path if Path(path).is_dir() else locate_pretrained(path, "model_index.json")
+
+
+def locate_pretrained(name: str, marker: str = "config.json") -> str:
+    """A ``from_pretrained`` name checked without loading: a local folder passes; a hub id held in the local
+    Hugging Face cache (its ``marker`` file is) -> its snapshot folder, which loads offline; a hub id the hub says
+    exists -> the id (``from_pretrained`` downloads it). Otherwise :class:`DynVFXError` says what to do."""
+    if Path(name).is_dir():
+        return name
     from huggingface_hub import try_to_load_from_cache
 
-    cached = try_to_load_from_cache(path, "model_index.json")
+    cached = try_to_load_from_cache(name, marker)
     if isinstance(cached, str):
         return str(Path(cached).parent)
-    how = (f"download it on a machine with internet (`hf download {path}`) and copy its Hugging Face cache here, "
-           "or pass a local folder saved with save_pretrained")
-    status = hub_status(path)
+    status = hub_status(name)
     if status == "missing":
-        raise DynVFXError(f"no model {path!r} on the Hugging Face hub; known CogVideoX ids: {', '.join(KNOWN_HUB_IDS)}")
+        raise DynVFXError(f"no model {name!r} on the Hugging Face hub (for the video model: "
+                          f"{', '.join(KNOWN_HUB_IDS)})")
     if status != "found":
-        raise DynVFXError(f"model {path!r} is not in the local Hugging Face cache and the hub is {status}: {how}")
-    return path
+        raise DynVFXError(f"model {name!r} is not in the local Hugging Face cache and the hub is {status}: download "
+                          f"it on a machine with internet (`hf download {name}`) and copy its Hugging Face cache "
+                          "here, or pass a local folder saved with save_pretrained")
+    return name
 
 
 def hub_status(repo_id: str, timeout: float = 10.0) -> str:

@@ -186,6 +186,11 @@ def test_edit_with_user_masks(tmp_path, capsys):
     (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--segmenter", "magic"], "unknown segmenter"),
     (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--segmenter", "grounded-sam2:nope=1"], "bad segmenter"),
     (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--segmenter", "masks:{tmp}/nowhere"], "does not exist"),
+    (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--segmenter", "grounded-sam2"],
+     "'IDEA-Research/grounding-dino-tiny' is not in the local Hugging Face cache"),
+    (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--segmenter", "sam3"], "'facebook/sam3' is not in"),
+    (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--planner", "hf", "--planner-model", "org/vlm"],
+     "'org/vlm' is not in the local Hugging Face cache"),
     (["edit", "{ex}", "add a red ball", "--out", "{tmp}/done"], "--overwrite"),
     (["edit", "{ex}", "add a red ball", "--out", "{tmp}/empty.mp4"], "is a file"),
     (["edit", "{ex}", "add a red ball", "--out", "{tmp}/other"], "did not write (notes.txt)"),
@@ -272,3 +277,39 @@ def test_estimate_is_for_the_videos_own_frame_count(tmp_path, capsys):
         assert f"clip: {fitted} frames of 720x480 (after fitting to the model)" in out
         totals[n] = float(next(line for line in out.splitlines() if line.startswith("total")).split()[1])
     assert totals[43] < totals[49]
+
+
+def test_hub_status_tells_missing_from_unreachable(monkeypatch):
+    """A hub that answers "no such repository", a closed port, and offline mode get three different answers."""
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    import huggingface_hub.constants
+
+    from dynvfx.pipeline import hub_status
+
+    class NoSuchRepo(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server naming
+            self.send_response(404)
+            self.send_header("X-Error-Code", "RepoNotFound")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), NoSuchRepo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    try:
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        assert hub_status("foo/not-a-model") == "missing"
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{closed}")
+        assert hub_status("foo/not-a-model", timeout=5) == "unreachable"
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+        assert hub_status("foo/not-a-model").startswith("offline")
+    finally:
+        server.shutdown()

@@ -94,6 +94,12 @@ class GroundedSam2Segmenter:
         self.offload_video, self.keep_on_device = offload_video, keep_on_device
         self._loaded = False
 
+    @property
+    def hub_models(self) -> list[str]:
+        """The ``from_pretrained`` names this segmenter will load (checked before any model loads)."""
+        loaded = (self.detector_model is not None, self.sam_model is not None or self.sam_backend != "transformers")
+        return [m for m, done in zip((self.detector_id, self.sam_id), loaded) if not done]
+
     # -- public API --------------------------------------------------------------------------------------------
 
     def segment(self, frames: torch.Tensor, phrases: list[str]) -> Segmentation:

@@ -77,6 +77,11 @@ class Sam3Segmenter:
         self.offload_video, self.keep_on_device = offload_video, keep_on_device
         self._loaded = False
 
+    @property
+    def hub_models(self) -> list[str]:
+        """The ``from_pretrained`` names this segmenter will load (checked before any model loads)."""
+        return [self.model_id] if self.sam_model is None else []
+
     def segment(self, frames: torch.Tensor, phrases: list[str]) -> Segmentation:
         """``frames`` ``[F, 3, H, W]`` float in [0, 1] -> masks ``[N, F, 1, H, W]`` bool and scores ``[N, F]``."""
         check_frames(frames)
