@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from dynvfx.attention import MODES
+from dynvfx.config import ATTENTION_MODES as MODES
 
 
 def anchor_grid(token_mask: torch.Tensor, mode: str = "anchor", fg_keep: float = 0.7, bg_keep: float = 0.05,

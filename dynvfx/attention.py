@@ -26,7 +26,9 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, CogVideoXAttnProcessor2_0
 from diffusers.models.embeddings import apply_rotary_emb
 
-MODES = ("off", "full", "masked", "anchor")
+from dynvfx.config import ATTENTION_MODES
+
+MODES = ATTENTION_MODES  # the modes, defined with the config field that picks one
 
 
 @dataclasses.dataclass

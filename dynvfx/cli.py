@@ -19,9 +19,21 @@ from pathlib import Path
 
 import yaml
 
+from dynvfx.config import ATTENTION_MODES, DynVFXConfig, PRESETS
+from dynvfx.cost import GPUS, estimate, fitted_frames, model_shape
+from dynvfx.edit import check_plan, prepare_source, run_edit, source_anchors
 from dynvfx.errors import DynVFXError
-
-MEMORY_CHOICES = ("auto", "full", "lean", "offload", "sequential")
+from dynvfx.figures import mask_video
+from dynvfx.paths import PROMPT_VOCABULARY_FILE, is_toy_model
+from dynvfx.pipeline import MEMORY_MODES, generate, load_pipeline, locate_model, locate_pretrained
+from dynvfx.planning import BACKENDS, PlanningError, VFXPlan, plan_edit
+from dynvfx.planning.hf_backend import hf_model_name
+from dynvfx.planning.openai_backend import ENV_API_KEY
+from dynvfx.planning.toy import parse_instruction
+from dynvfx.segmentation import SEGMENTERS, get_segmenter
+from dynvfx.toy.analysis import OTHER_SHAPE_WORDS
+from dynvfx.toy.gate import source_problem
+from dynvfx.video import load_video, write_video
 
 
 #: Every file ``edit`` writes into its output folder (any mode).
@@ -73,9 +85,6 @@ def _check_out_folder(out: Path, names: list[str], overwrite: bool) -> None:
 def _check_toy_caption(model: str, caption: str) -> None:
     """A closed-vocabulary model (one that ships ``prompt_vocabulary.json``) refuses captions naming no object
     it knows, or naming a shape it does not draw (e.g. "square" for a model whose only object is "ball")."""
-    from dynvfx.paths import PROMPT_VOCABULARY_FILE
-    from dynvfx.pipeline import locate_model
-    from dynvfx.toy.analysis import OTHER_SHAPE_WORDS
 
     vocab_file = Path(locate_model(model)) / PROMPT_VOCABULARY_FILE  # read before any model loads
     if not vocab_file.is_file():
@@ -89,8 +98,6 @@ def _check_toy_caption(model: str, caption: str) -> None:
 
 
 def cmd_generate(args) -> int:
-    from dynvfx.pipeline import generate, load_pipeline
-    from dynvfx.video import write_video
 
     out = Path(args.out)
     _check_out_file(out, args.overwrite)
@@ -108,7 +115,6 @@ def cmd_generate(args) -> int:
 
 # ------------------------------------------------------------------------------------------- edit
 def _load_config(args):
-    from dynvfx.config import DynVFXConfig
 
     cfg = DynVFXConfig.for_model(args.model)
     if args.config:
@@ -149,7 +155,6 @@ def _cache(args, kind: str) -> Path | None:
 
 
 def _plan(args, frames):
-    from dynvfx.planning import PlanningError, VFXPlan, plan_edit
 
     if args.mode == "execute":
         plan_path = Path(args.plan or Path(args.out) / "plan.json")
@@ -187,7 +192,6 @@ def _say(args, text: str) -> None:
 
 def _check_toy_source(args, frames) -> None:
     """The toy model edits toy-world clips only (:mod:`dynvfx.toy.gate`); ``--force`` runs it anyway, labelled."""
-    from dynvfx.toy.gate import source_problem
 
     problem = source_problem(frames)
     if problem is None:
@@ -203,10 +207,6 @@ def _check_toy_source(args, frames) -> None:
 def _preflight_edit(args):
     """Every check that needs no model, before one loads and before anything is written: returns
     (model folder or hub id, config, frames, plan or None, segmenter)."""
-    from dynvfx.paths import is_toy_model
-    from dynvfx.pipeline import locate_model, locate_pretrained
-    from dynvfx.segmentation import get_segmenter
-    from dynvfx.video import load_video
 
     if args.mode != "execute" and not (args.instruction or "").strip():
         raise DynVFXError("the instruction is empty: say what to add, e.g. \"add a red ball moving right\"")
@@ -217,17 +217,15 @@ def _preflight_edit(args):
     if is_toy_model(model):
         _check_toy_source(args, frames)
     plan = _plan(args, None) if args.mode == "execute" else None
-    if plan is not None and not plan.objects_edit:
-        raise DynVFXError("the plan has no new object (O_edit is empty): nothing to segment during refinement")
+    if plan is not None:
+        check_plan(plan)
     if args.mode != "execute" and args.planner == "toy":
-        from dynvfx.planning.toy import parse_instruction
 
         try:
             parse_instruction(args.instruction)
         except ValueError as e:
             raise DynVFXError(str(e)) from None
     if args.mode != "execute" and args.planner == "openai":
-        from dynvfx.planning.openai_backend import ENV_API_KEY
 
         if not os.environ.get(ENV_API_KEY):
             raise DynVFXError(f"--planner openai needs {ENV_API_KEY} (any non-empty string for a local server), "
@@ -238,7 +236,6 @@ def _preflight_edit(args):
         raise DynVFXError(f"bad segmenter {args.segmenter!r}: {str(e).splitlines()[0]}") from None
     hub_models = list(getattr(segmenter, "hub_models", []))
     if args.mode != "execute" and args.planner == "hf":
-        from dynvfx.planning.hf_backend import hf_model_name
 
         hub_models.append(hf_model_name(args.planner_model))
     for name in hub_models:
@@ -252,10 +249,6 @@ def _edit_outputs(mode: str) -> list[str]:
 
 
 def cmd_edit(args) -> int:
-    from dynvfx.edit import prepare_source, run_edit, source_anchors
-    from dynvfx.figures import mask_video
-    from dynvfx.pipeline import load_pipeline
-    from dynvfx.video import write_video
 
     model, config, frames, plan, segmenter = _preflight_edit(args)
     out = Path(args.out)
@@ -308,8 +301,6 @@ def cmd_edit(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from dynvfx.cost import estimate, fitted_frames, model_shape
-    from dynvfx.video import load_video
 
     frames = load_video(args.video)[0]
     shape = model_shape(args.model)
@@ -336,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--guidance", type=float, default=None, help="default: the model's preset (toy 2.5, else 6)")
     g.add_argument("--fps", type=float, default=8.0)
     g.add_argument("--overwrite", action="store_true")
-    g.add_argument("--memory", choices=MEMORY_CHOICES, default="auto", help="where the weights live (GPU)")
+    g.add_argument("--memory", choices=MEMORY_MODES, default="auto", help="where the weights live (GPU)")
     g.add_argument("--verbose", action="store_true", help="show the libraries' progress bars")
     g.set_defaults(func=cmd_generate)
 
@@ -348,10 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--mode", choices=("auto", "plan", "execute"), default="auto",
                    help="auto: plan and run; plan: write plan.json for review; execute: run a reviewed plan")
     e.add_argument("--plan", help="plan file for --mode execute (default OUT/plan.json)")
-    e.add_argument("--planner", default="toy", choices=("toy", "openai", "hf"))
+    e.add_argument("--planner", default="toy", choices=BACKENDS)
     e.add_argument("--planner-model", default=None, help="the planner's model (openai/hf)")
-    e.add_argument("--segmenter", default="toy", help="toy | grounded-sam2 | sam3 | masks:PATH")
-    e.add_argument("--attention", choices=("anchor", "full", "masked", "off"), default=None)
+    e.add_argument("--segmenter", default="toy", help=" | ".join(SEGMENTERS))
+    e.add_argument("--attention", choices=ATTENTION_MODES, default=None)
     e.add_argument("--config", help="YAML with DynVFXConfig fields to override")
     e.add_argument("--seed", type=int, default=None)
     e.add_argument("--cache-dir", default=None,
@@ -359,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier edit in --out")
     e.add_argument("--force", action="store_true",
                    help="run the toy model on a video that is not a toy-world clip (it is refused otherwise)")
-    e.add_argument("--memory", choices=MEMORY_CHOICES, default="auto",
+    e.add_argument("--memory", choices=MEMORY_MODES, default="auto",
                    help="where the weights live on a GPU: full, lean, offload, sequential, or auto by free memory")
     e.add_argument("--quiet", action="store_true", help="no stage lines")
     e.add_argument("--verbose", action="store_true", help="the libraries' progress bars instead of stage lines")
@@ -368,9 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("estimate", help="estimated seconds and GPU memory of an edit, without loading a model")
     s.add_argument("video")
     s.add_argument("--model", default="THUDM/CogVideoX-5b")
-    s.add_argument("--preset", default="paper", choices=("paper", "classroom", "toy"))
-    s.add_argument("--gpu", default="h100", choices=("t4", "l4", "a10", "a100", "a100-80", "h100"))
-    s.add_argument("--memory", choices=MEMORY_CHOICES, default="auto")
+    s.add_argument("--preset", default="paper", choices=PRESETS)
+    s.add_argument("--gpu", default="h100", choices=tuple(GPUS))
+    s.add_argument("--memory", choices=MEMORY_MODES, default="auto")
     s.set_defaults(func=cmd_estimate)
     return p
 

@@ -18,6 +18,9 @@ from dynvfx.paths import is_toy_model
 PAPER_STRENGTHS = (0.92, 0.90, 0.78, 0.68, 0.58, 0.48, 0.38)
 #: Named run presets (:meth:`DynVFXConfig.preset`); their costs: ``python -m dynvfx estimate``.
 PRESETS = ("paper", "classroom", "toy")
+#: What the extended attention lets the edit's queries see of the source (``DynVFXConfig.attention_mode``):
+#: nothing, every source token, the O_orig mask, or the anchors (the paper's AnchorExtAttn).
+ATTENTION_MODES = ("off", "full", "masked", "anchor")
 
 
 # The schedule's index rules, in pure Python so that the cost model (dynvfx.cost, no torch) uses the same ones

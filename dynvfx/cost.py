@@ -17,8 +17,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-from dynvfx.config import start_index, window_indices
+from dynvfx.config import DynVFXConfig, start_index, window_indices
 from dynvfx.errors import DynVFXError
+from dynvfx.paths import resolve_model
 
 GIB = 2**30
 #: Headroom kept free on the GPU (CUDA context, allocator slack) when deciding whether a mode fits.
@@ -159,8 +160,6 @@ def _cached_hub_configs(repo: str) -> tuple[dict, dict, dict] | None:
 def model_shape(model: str) -> ModelShape:
     """The shape of ``model`` (``"toy"``, a saved folder, or a hub id) from its configs only; a hub id not in the
     local cache falls back to the known structures of CogVideoX-5B / 2B. Raises :class:`DynVFXError`."""
-    from dynvfx.pipeline import resolve_model
-
     path = resolve_model(model)
     configs = _configs_in(Path(path)) if Path(path).is_dir() else _cached_hub_configs(path)
     bytes_per_param = 4 if model == "toy" else 2
@@ -338,8 +337,6 @@ def estimate(model: str, preset: str = "paper", gpu: str = "h100", memory: str =
     """Estimate one edit of ``model`` with ``preset`` (or ``config``) on ``gpu`` in memory mode ``memory``
     (``"auto"``: the fastest that fits), for a clip of ``frames`` frames after fitting (default: the model's
     native count; :func:`fitted_frames` gives it for a video). Loads no model: configs only."""
-    from dynvfx.config import DynVFXConfig
-
     if gpu not in GPUS:
         raise DynVFXError(f"unknown GPU {gpu!r}: choose one of {', '.join(GPUS)}")
     cfg = config or DynVFXConfig.preset(preset)

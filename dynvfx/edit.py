@@ -27,7 +27,7 @@ from dynvfx.config import DynVFXConfig
 from dynvfx.errors import DynVFXError
 from dynvfx.inversion import Inversion, ddim_invert
 from dynvfx.masks import clean_mask, dilate, pixel_to_tokens
-from dynvfx.pipeline import decode_latents, encode_video, video_spec
+from dynvfx.pipeline import decode_latents, encode_text, encode_video, video_spec
 from dynvfx.planning.schema import VFXPlan
 from dynvfx.refinement import RefinementResult, refine
 from dynvfx.segmentation.base import Segmenter
@@ -101,6 +101,14 @@ class _Timer:
         return _Stage()
 
 
+def check_plan(plan: VFXPlan) -> None:
+    """What an edit needs of a plan beyond its schema: an O_edit to segment and a P_comp to sample."""
+    if not plan.objects_edit:
+        raise DynVFXError("the plan has no new object (O_edit is empty): nothing to segment during refinement")
+    if not plan.composited_caption.strip():
+        raise DynVFXError("the plan's composited caption (P_comp) is empty")
+
+
 def run_edit(pipe, frames: torch.Tensor, plan: VFXPlan, segmenter: Segmenter,
              config: DynVFXConfig = DynVFXConfig(), cache_dir: str | Path | None = None,
              callback=None, progress: bool = True, recorder: AttentionRecorder | None = None) -> EditResult:
@@ -109,10 +117,7 @@ def run_edit(pipe, frames: torch.Tensor, plan: VFXPlan, segmenter: Segmenter,
     The source branch reads ``plan.source_caption`` (``config.source_text``); per-call anchors are drawn from the
     O_orig token mask; ``recorder`` (optional) records attention during the refinement (see :func:`refine`).
     """
-    if not plan.objects_edit:
-        raise DynVFXError("the plan has no new object (O_edit is empty): nothing to segment during refinement")
-    if not plan.composited_caption.strip():
-        raise DynVFXError("the plan's composited caption (P_comp) is empty")
+    check_plan(plan)
     timer = _Timer()
     with timer("encode"):
         x_orig = encode_video(pipe, frames)
@@ -140,7 +145,6 @@ def sdedit(pipe, frames: torch.Tensor, caption: str, strength: float, config: Dy
            progress: bool = True) -> torch.Tensor:
     """The SDEdit baseline: noise the source latents to ``strength`` and denoise with ``caption`` (no anchors,
     no residual, no mask). Returns frames ``[F, 3, H, W]``."""
-    from dynvfx.pipeline import encode_text
     from dynvfx.sampling import add_noise, denoise, sampling_timesteps, start_index
 
     x_orig = encode_video(pipe, frames)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from dynvfx.masks import upsample_to_pixels
-from dynvfx.video import to_uint8
+from dynvfx.video import ffmpeg_exe, to_uint8
 
 ORIG_TINT = torch.tensor([1.0, 0.2, 0.2])  # O_orig: red
 EDIT_TINT = torch.tensor([0.2, 1.0, 0.3])  # O_edit: green
@@ -100,8 +100,6 @@ def upscale(frames: torch.Tensor, height: int = 192) -> torch.Tensor:
 def show_videos(videos: dict[str, torch.Tensor], fps: float = 8.0, height: int = 192) -> None:
     """Play ``{title: frames [F, 3, H, W]}`` side by side with mediapy (an HTML5 video per title)."""
     import mediapy
-
-    from dynvfx.video import ffmpeg_exe
 
     mediapy.set_ffmpeg(ffmpeg_exe())
     mediapy.show_videos({k: to_uint8(upscale(v, height)) for k, v in videos.items()}, fps=fps)

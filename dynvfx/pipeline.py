@@ -13,27 +13,7 @@ import torch
 
 from dynvfx.config import DynVFXConfig
 from dynvfx.errors import DynVFXError
-from dynvfx.paths import TOY_MODEL_DIR, is_toy_model
-
-KNOWN_HUB_IDS = ("THUDM/CogVideoX-5b", "THUDM/CogVideoX-2b")
-
-
-def resolve_model(name: str) -> str:
-    """``"toy"`` -> the shipped toy model's folder; a folder or a hub id pass through."""
-    if name == "toy":
-        if not (TOY_MODEL_DIR / "model_index.json").exists():
-            raise DynVFXError(f"the toy model is missing from {TOY_MODEL_DIR}; train it with "
-                              "`python -m dynvfx.toy.train`")
-        return str(TOY_MODEL_DIR)
-    if Path(name).is_dir():
-        if not (Path(name) / "model_index.json").exists():
-            raise DynVFXError(f"{name} is a folder but not a saved pipeline (no model_index.json)")
-        return name
-    if name.count("/") == 1 and not Path(name).exists():
-        return name  # a hub id
-    raise DynVFXError(f"unknown model {name!r}: use 'toy', a folder saved with save_pretrained, "
-                      f"or a CogVideoX hub id such as {', '.join(KNOWN_HUB_IDS)}")
-
+from dynvfx.paths import KNOWN_HUB_IDS, is_toy_model, resolve_model
 
 def locate_model(name: str) -> str:
     """Where :func:`load_pipeline` will read ``name`` from, checked without loading it: ``"toy"`` and folders as

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from dynvfx.attention import AnchorContext
 from dynvfx.config import start_index, window_indices  # noqa: F401  (start_index: part of this stage's API)
-from dynvfx.pipeline import execution_device, rotary_embeddings
+from dynvfx.pipeline import encode_text, execution_device, rotary_embeddings, video_spec
 
 
 def sampling_timesteps(pipe, num_steps: int) -> torch.Tensor:
@@ -137,8 +137,6 @@ def denoise(
 
 def initial_noise(pipe, seed: int = 0) -> torch.Tensor:
     """Seeded Gaussian latents ``[1, F', C, h, w]`` at the model's native size (on the CPU)."""
-    from dynvfx.pipeline import video_spec
-
     spec, tc = video_spec(pipe), pipe.transformer.config
     shape = (1, spec.latent_frames, tc.in_channels, tc.sample_height, tc.sample_width)
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed)) * pipe.scheduler.init_noise_sigma
@@ -147,8 +145,6 @@ def initial_noise(pipe, seed: int = 0) -> torch.Tensor:
 @torch.no_grad()
 def predicted_x0(pipe, x_t: torch.Tensor, timestep: int, prompt: str = "") -> torch.Tensor:
     """The model's clean estimate ``x0 = sqrt(a) x_t - sqrt(1 - a) v`` for latents ``x_t [1, F', C, h, w]``."""
-    from dynvfx.pipeline import encode_text
-
     a = pipe.scheduler.alphas_cumprod[int(timestep)].float()
     v = predict_v(pipe, x_t, encode_text(pipe, [prompt]), timestep, rotary_embeddings(pipe, x_t)).cpu()
     return a.sqrt() * x_t.cpu() - (1 - a).sqrt() * v

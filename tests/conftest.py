@@ -53,7 +53,8 @@ def tiny_pipe():
 
 @pytest.fixture(scope="session")
 def toy_pipe():
-    from dynvfx.pipeline import TOY_MODEL_DIR, load_pipeline
+    from dynvfx.paths import TOY_MODEL_DIR
+    from dynvfx.pipeline import load_pipeline
 
     if not (TOY_MODEL_DIR / "model_index.json").exists():
         pytest.fail("the toy model is not in data/models/toy")

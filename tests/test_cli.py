@@ -208,12 +208,12 @@ def test_input_errors_come_before_any_model_loads(argv, expected, inputs, capsys
     """Each bad input: one line, exit 2, before a model loads and before anything is written."""
     import huggingface_hub.constants
 
-    import dynvfx.pipeline
+    import dynvfx.cli
 
     def refuse(*a, **k):
         raise AssertionError("a model was loaded before the inputs were checked")
 
-    monkeypatch.setattr(dynvfx.pipeline, "load_pipeline", refuse)
+    monkeypatch.setattr(dynvfx.cli, "load_pipeline", refuse)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # the same answer with or without a network
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     before = _tree(inputs)

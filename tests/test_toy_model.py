@@ -10,7 +10,8 @@ import torch
 from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
 from transformers import T5EncoderModel
 
-from dynvfx.pipeline import TOY_MODEL_DIR, generate, video_spec
+from dynvfx.paths import TOY_MODEL_DIR
+from dynvfx.pipeline import generate, video_spec
 from dynvfx.toy import analysis, world
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import T5Tokenizer
 
-from dynvfx.toy.world import BACKGROUNDS, COLOURS, MOTIONS, SHAPES
+from dynvfx.toy.world import BACKGROUNDS, CAPTION_SHAPES, COLOURS, MOTIONS, SHAPES, caption_for
 
 #: Every word a toy caption can contain (besides colours, shapes, motions and backgrounds).
 GLUE_WORDS = ("a", "an", "the", "and", "on", "moves", "bounces", "background", "with", "of", "in", "is")
@@ -35,9 +35,8 @@ def write_prompt_vocabulary(folder) -> None:
     from pathlib import Path
 
     from dynvfx.paths import PROMPT_VOCABULARY_FILE
-    from dynvfx.toy import world
 
-    data = {"colours": list(COLOURS), "objects": list(world.CAPTION_SHAPES), "motions": list(MOTIONS),
+    data = {"colours": list(COLOURS), "objects": list(CAPTION_SHAPES), "motions": list(MOTIONS),
             "backgrounds": list(BACKGROUNDS), "words": vocabulary(),
-            "example": world.caption_for("gray", [("red", "ball", "right")])}
+            "example": caption_for("gray", [("red", "ball", "right")])}
     (Path(folder) / PROMPT_VOCABULARY_FILE).write_text(json.dumps(data, indent=2))
