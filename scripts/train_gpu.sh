@@ -5,7 +5,8 @@
 # 2. times PROBE_STEPS steps of every learning rate in LRS, all running side by side on the one GPU;
 # 3. trains them side by side again from INIT (the shipped weights), each with a cosine schedule sized to fill MINUTES.
 # Environment: PYTHON, DEVICE (cuda), VIDEOS (32768), BATCH (512), LRS ("5e-4 1.5e-3"), SEED (3), WORKERS (nproc),
-# PROBE_STEPS (60), ROOT (/tmp/toy-gpu), DEST ($OUT or $ROOT/out), INIT (data/models/toy: the weights fine-tuned).
+# PROBE_STEPS (60), ROOT (/tmp/toy-gpu), DEST ($OUT or $ROOT/out), INIT (data/models/toy: the weights fine-tuned),
+# STEPS (unset: as many as fit in MINUTES; set: exactly that many steps, MINUTES then bounds nothing).
 # Evaluate each run before shipping it (DEVELOPERS.md).
 set -euo pipefail
 MINUTES=${1:-7}
@@ -47,19 +48,26 @@ done
 wait
 slowest=$("$PY" -c "import json,sys; print(max(json.load(open(f))['seconds']['dit'] for f in sys.argv[1:]))" \
   "$ROOT"/probe*/state.json)
-steps=$("$PY" -c "import sys; print(int(int(sys.argv[1]) / float(sys.argv[2]) * float(sys.argv[3]) * 60 * 0.93))" \
-  "$PROBE_STEPS" "$slowest" "$MINUTES")
-echo "$PROBE_STEPS steps side by side took $slowest s: $steps steps fit in $MINUTES min"
-if [ "$steps" -lt 1 ]; then
-  echo "a budget of $MINUTES min fits no training step at this speed; give more minutes" >&2
-  exit 1
+if [ -n "${STEPS:-}" ]; then
+  steps=$STEPS
+  limit=()
+  echo "$PROBE_STEPS steps side by side took $slowest s: training $steps steps (STEPS)"
+else
+  steps=$("$PY" -c "import sys; print(int(int(sys.argv[1]) / float(sys.argv[2]) * float(sys.argv[3]) * 60 * 0.93))" \
+    "$PROBE_STEPS" "$slowest" "$MINUTES")
+  limit=(--max-minutes "$("$PY" -c "import sys; print(float(sys.argv[1]) + 1)" "$MINUTES")")
+  echo "$PROBE_STEPS steps side by side took $slowest s: $steps steps fit in $MINUTES min"
+  if [ "$steps" -lt 1 ]; then
+    echo "a budget of $MINUTES min fits no training step at this speed; give more minutes" >&2
+    exit 1
+  fi
 fi
 
 i=0
 for lr in $LRS; do
   fresh_workdir "$ROOT/run$i"
   "${TRAIN[@]}" --workdir "$ROOT/run$i" --out "$ROOT/run$i/out" --lr "$lr" --seed "$SEED" --steps "$steps" \
-    --checkpoint-every 500 --max-minutes "$("$PY" -c "import sys; print(float(sys.argv[1]) + 1)" "$MINUTES")" >"$ROOT/run$i.log" 2>&1 &
+    --checkpoint-every 500 "${limit[@]}" >"$ROOT/run$i.log" 2>&1 &
   i=$((i + 1))
 done
 wait

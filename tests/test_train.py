@@ -280,7 +280,8 @@ def test_fine_tune_with_a_rebound_text_encoder_records_it_and_exports_no_probe(t
 
 
 def test_gpu_script_runs_end_to_end_on_cpu(tmp_path):
-    """``scripts/train_gpu.sh`` (what a GPU session runs), shrunk to seconds on the CPU: encode, probe, train, pack."""
+    """``scripts/train_gpu.sh`` (what a GPU session runs), shrunk to seconds on the CPU: encode, probe, train, pack.
+    A fixed step count (STEPS), not a time budget, so a busy machine runs the same steps, only slower."""
     import os
     import subprocess
     import sys
@@ -290,16 +291,18 @@ def test_gpu_script_runs_end_to_end_on_cpu(tmp_path):
 
     env = dict(os.environ, PYTHON=sys.executable, DEVICE="cpu", VIDEOS="12", BATCH="2", WORKERS="2", PROBE_STEPS="2",
                LRS="5e-4 1e-3", ROOT=str(tmp_path / "w"), DEST=str(tmp_path / "out"), OMP_NUM_THREADS="1")
-    too_short = subprocess.run(["bash", "scripts/train_gpu.sh", "0.0001"], cwd=REPO_ROOT, env=env, capture_output=True,
+    too_short = subprocess.run(["bash", "scripts/train_gpu.sh", "0"], cwd=REPO_ROOT, env=env, capture_output=True,
                                text=True)
     assert too_short.returncode != 0 and "fits no training step" in too_short.stderr
-    # the same ROOT again, with a budget that fits: the encoded videos are reused
-    done = subprocess.run(["bash", "scripts/train_gpu.sh", "0.25"], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    # the same ROOT again, with 2 steps: the encoded videos are reused
+    done = subprocess.run(["bash", "scripts/train_gpu.sh"], cwd=REPO_ROOT, env=env | {"STEPS": "2"},
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "training 2 steps (STEPS)" in done.stdout
     for i, lr in enumerate((5e-4, 1e-3)):
         with tarfile.open(tmp_path / "out" / f"run{i}.tar") as tar:
             assert {"transformer/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"} <= set(
                 tar.getnames())
             record = json.load(tar.extractfile("training.json"))
-        assert record["settings"]["lr"] == lr and record["settings"]["videos"] == 12 and record["steps"] >= 1
+        assert record["settings"]["lr"] == lr and record["settings"]["videos"] == 12 and record["steps"] == 2
         assert record["init_from"]["steps"] > 0 and "latents" in record["seconds"]
