@@ -211,6 +211,7 @@ def _preflight_edit(args):
     if args.mode != "execute" and not (args.instruction or "").strip():
         raise DynVFXError("the instruction is empty: say what to add, e.g. \"add a red ball moving right\"")
     _check_out_folder(Path(args.out), _edit_outputs(args.mode), args.overwrite)
+    _check_creatable(_cache(args, "inversions"))
     model = locate_model(args.model)
     config = _load_config(args)
     frames = load_video(args.video)[0]
@@ -314,6 +315,16 @@ def cmd_estimate(args) -> int:
     return 0
 
 
+def _at_least(low: float, cast=float):
+    """An argparse type: a number ``>= low`` (argparse turns the ValueError into its one-line usage error)."""
+    def parse(text: str):
+        value = cast(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dynvfx", description="DynVFX: add dynamic content to a video.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -323,9 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", default="toy", help="'toy', a saved pipeline folder, or a CogVideoX hub id")
     g.add_argument("--out", required=True, help="output .mp4")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--steps", type=int, default=50)
-    g.add_argument("--guidance", type=float, default=None, help="default: the model's preset (toy 2.5, else 6)")
-    g.add_argument("--fps", type=float, default=8.0)
+    g.add_argument("--steps", type=_at_least(1, int), default=50)
+    g.add_argument("--guidance", type=_at_least(0.0), default=None, help="default: the model's preset (toy 2.5, else 6)")
+    g.add_argument("--fps", type=_at_least(0.1), default=8.0)
     g.add_argument("--overwrite", action="store_true")
     g.add_argument("--memory", choices=MEMORY_MODES, default="auto", help="where the weights live (GPU)")
     g.add_argument("--verbose", action="store_true", help="show the libraries' progress bars")

@@ -83,11 +83,18 @@ class DynVFXConfig:
         choices = {"anchor_branches": ("conditional", "both"), "anchor_draw": ("per_call", "once"),
                    "source_text": ("source_caption", "inversion_prompt"), "residual_mask": ("kmeans", "maxpool"),
                    "missing_edit": ("keep", "clear")}
+        choices |= {"attention_mode": ATTENTION_MODES, "composite": ("source", "reconstruction", "latent")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
         if not 0.0 <= self.injection_min_timestep <= self.injection_max_timestep <= 1.0:
             raise ValueError("need 0 <= injection_min_timestep <= injection_max_timestep <= 1")
+        if self.num_inference_steps < 1 or self.inversion_steps < 1:
+            raise ValueError("num_inference_steps and inversion_steps must be at least 1")
+        if not self.strengths or not all(0.0 < s <= 1.0 for s in self.strengths):
+            raise ValueError(f"strengths must be one or more numbers in (0, 1], not {list(self.strengths)}")
+        if not (0.0 <= self.bg_keep <= 1.0 and 0.0 <= self.fg_keep <= 1.0) or self.guidance_scale < 0:
+            raise ValueError("fg_keep and bg_keep must be in [0, 1] and guidance_scale at least 0")
 
     @classmethod
     def toy(cls) -> "DynVFXConfig":

@@ -201,6 +201,8 @@ def test_edit_with_user_masks(tmp_path, capsys):
     (["generate", "a red ball moves right", "--model", "no-such-model", "--out", "{tmp}/a.mp4"], "unknown model"),
     (["generate", "a red ball moves right", "--model", "foo/not-a-model", "--out", "{tmp}/a.mp4"], "hf download"),
     (["generate", "a purple dog runs", "--out", "{tmp}/a.mp4"], "knows no object"),
+    (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--config", "{tmp}/bad.yaml"], "strengths must be"),
+    (["edit", "{ex}", "add a red ball", "--out", "{tmp}/o", "--cache-dir", "{tmp}/empty.json"], "is a file"),
     (["estimate", "{tmp}/missing.mp4", "--model", "toy"], "video not found"),
     (["estimate", "{tmp}/empty.mp4"], "video file is empty"),
 ])
@@ -238,6 +240,7 @@ def inputs(tmp_path_factory) -> Path:
                                   '"objects_orig": []}')
     (tmp / "broken.json").write_text('{"instruction": "x"\n  "source_caption": "s"}')
     (tmp / "empty.json").write_text("")
+    (tmp / "bad.yaml").write_text("strengths: [0.9, 1.7]\n")
     (tmp / "done").mkdir()
     (tmp / "done" / "result.mp4").write_bytes(b"an earlier result")
     (tmp / "other").mkdir()
@@ -313,3 +316,17 @@ def test_hub_status_tells_missing_from_unreachable(monkeypatch):
         assert hub_status("foo/not-a-model").startswith("offline")
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("argv", [
+    ["generate", "a red ball moves right", "--out", "{tmp}/a.mp4", "--steps", "0"],
+    ["generate", "a red ball moves right", "--out", "{tmp}/a.mp4", "--fps", "-8"],
+    ["generate", "a red ball moves right", "--out", "{tmp}/a.mp4", "--guidance", "-1"],
+    ["edit", "{tmp}/v.mp4", "add a red ball", "--out", "{tmp}/o", "--attention", "sideways"],
+])
+def test_out_of_range_numbers_and_choices_are_usage_errors(argv, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "error: argument" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
