@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # On a fresh CPU machine, PyPI's torch 2.14.1 + torchvision 0.29.1 pair works (see DEVELOPERS.md for the traps).
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test generate notebooks train bench clean
+.PHONY: setup demo test lab browser book generate notebooks train bench clean
 setup: $(VENV)/.ready
 
 $(VENV)/.ready: requirements.txt requirements-dev.txt pyproject.toml
@@ -23,8 +23,25 @@ demo: setup
 generate: setup
 	$(BIN)/python -m dynvfx generate "a red ball moves right on a gray background" --out outputs/generated.mp4 --overwrite
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q tests notebooks --nbval-lax
+
+# JupyterLab on the chapters; the kernel they name (python3) is registered as this .venv's Python.
+lab: setup
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dynvfx)"
+	$(BIN)/jupyter lab notebooks
+
+# Debian's Chromium, which the browser tests drive with playwright (tests/browser.py); apt installs it if missing.
+APT := $(if $(filter 0,$(shell id -u)),,sudo -n) env DEBIAN_FRONTEND=noninteractive apt-get
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		{ $(APT) update -qq && $(APT) install -y -qq chromium >/dev/null; } || \
+		{ echo "make browser: Chromium is missing and apt-get could not install it;" \
+		       "install it (Debian/Ubuntu: sudo apt-get install chromium) and run make again" >&2; exit 1; }
+
+# The course book: the executed chapters and docs/ as a static website in site/ (nothing is run or fetched).
+book: setup
+	$(BIN)/python book/build.py site
 
 notebooks: setup
 	$(BIN)/python notebooks/build.py

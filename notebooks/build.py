@@ -179,6 +179,9 @@ def build(source: Path, timeout: int = 900) -> float:
     start = time.perf_counter()
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
     seconds = time.perf_counter() - start
+    # no widget state: a viewer's output then shows its stored first picture (image/png) in nbconvert's HTML,
+    # which would otherwise pick the widget view and fetch its JavaScript from a CDN
+    nb.metadata.pop("widgets", None)
     jupytext.write(nb, source.with_suffix(".ipynb"))
     return seconds
 
