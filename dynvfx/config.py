@@ -37,6 +37,24 @@ def window_indices(num_steps: int, max_fraction: float, min_fraction: float) -> 
 
 
 @dataclasses.dataclass(frozen=True)
+class RefinementPass:
+    """One refinement iteration on the ``n``-step schedule: it denoises steps ``start .. n-1``, and the source
+    branch runs at the steps of ``window`` (those of the injection window that it reaches)."""
+
+    strength: float
+    start: int
+    window: range
+
+
+def refinement_schedule(config: "DynVFXConfig") -> list[RefinementPass]:
+    """The passes of :func:`dynvfx.refinement.refine` for ``config``: one rule for the sampler, the probes and
+    the cost model."""
+    n = config.num_inference_steps
+    lo, hi = window_indices(n, config.injection_max_timestep, config.injection_min_timestep)
+    return [RefinementPass(s, start_index(n, s), range(max(lo, start_index(n, s)), hi)) for s in config.strengths]
+
+
+@dataclasses.dataclass(frozen=True)
 class DynVFXConfig:
     # sampling (paper: 50 DDIM steps, classifier-free guidance 6)
     num_inference_steps: int = 50

@@ -17,7 +17,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from dynvfx.config import DynVFXConfig, start_index, window_indices
+from dynvfx.config import DynVFXConfig, refinement_schedule, window_indices
 from dynvfx.errors import DynVFXError
 from dynvfx.paths import resolve_model
 
@@ -313,13 +313,10 @@ class Estimate:
 
 def refinement_steps(config) -> tuple[int, int]:
     """(steps with the source branch, plain CFG steps) over all refinement iterations."""
-    n = config.num_inference_steps
-    lo, hi = window_indices(n, config.injection_max_timestep, config.injection_min_timestep)
     anchor = plain = 0
-    for strength in config.strengths:
-        i0 = start_index(n, strength)
-        inside = max(0, hi - max(lo, i0)) if config.attention_mode != "off" else 0
-        anchor, plain = anchor + inside, plain + (n - i0) - inside
+    for p in refinement_schedule(config):
+        inside = len(p.window) if config.attention_mode != "off" else 0
+        anchor, plain = anchor + inside, plain + (config.num_inference_steps - p.start) - inside
     return anchor, plain
 
 

@@ -15,8 +15,9 @@ import torch
 
 from dynvfx.attention import AnchorContext, AnchorExtendedAttnProcessor, AttentionRecorder, anchor_attention
 from dynvfx.pipeline import decode_latents, encode_text, execution_device, preset_guidance, rotary_embeddings
-from dynvfx.sampling import (add_noise, denoise, initial_noise, injection_window, predict_v, predicted_x0,
-                             sampling_timesteps, start_index)
+from dynvfx.config import refinement_schedule
+from dynvfx.sampling import (add_noise, denoise, initial_noise, predict_v, predicted_x0, sampling_timesteps,
+                             start_index)
 
 
 # ------------------------------------------------------------------------- chapter 1: DDIM inversion
@@ -260,13 +261,11 @@ def injection_steps(pipe, config, passes=None) -> list[int]:
     """The recorder's step keys at which the source branch runs (inside the injection window); the keys count
     denoising steps across the refinement passes, as :func:`~dynvfx.refinement.refine` does. ``passes``: only
     those passes (0-based; None = all). Outside the window the recorded anchor mass is 0 by design."""
-    timesteps = sampling_timesteps(pipe, config.num_inference_steps)
-    window = injection_window(timesteps, config.injection_max_timestep, config.injection_min_timestep)
     steps, first = [], 0
-    for k, strength in enumerate(config.strengths):
-        tail = timesteps[start_index(len(timesteps), strength):].tolist()
-        steps += [first + i for i, t in enumerate(tail) if t in window and (passes is None or k in passes)]
-        first += len(tail)
+    for k, p in enumerate(refinement_schedule(config)):
+        if passes is None or k in passes:
+            steps += [first + i - p.start for i in p.window]
+        first += config.num_inference_steps - p.start
     return steps
 
 

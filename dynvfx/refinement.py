@@ -18,11 +18,11 @@ from typing import Callable
 import torch
 
 from dynvfx.attention import AnchorContext, AttentionRecorder, anchor_attention
-from dynvfx.config import DynVFXConfig
+from dynvfx.config import DynVFXConfig, refinement_schedule
 from dynvfx.inversion import Inversion
 from dynvfx.masks import clean_mask, kmeans_latent_mask, to_latent_grid
 from dynvfx.pipeline import decode_latents, encode_text, encode_video, execution_device, video_spec
-from dynvfx.sampling import add_noise, denoise, injection_window, sampling_timesteps, start_index
+from dynvfx.sampling import add_noise, denoise, sampling_timesteps
 from dynvfx.segmentation.base import Segmenter
 
 
@@ -126,7 +126,6 @@ def refine(
             count denoising steps across iterations (iteration 0's steps first).
     """
     timesteps = sampling_timesteps(pipe, config.num_inference_steps)
-    window = injection_window(timesteps, config.injection_max_timestep, config.injection_min_timestep)
     use_source = config.attention_mode != "off" and anchor_index is not None
     if use_source and config.source_text == "source_caption" and source_caption is None:
         warnings.warn("refine: no source_caption given; the source branch reads the inversion prompt", stacklevel=2)
@@ -150,8 +149,8 @@ def refine(
                         generator=torch.Generator().manual_seed(config.seed) if per_call else None)
     iterations, first_step = [], 0
     with anchor_attention(pipe.transformer, ctx, list(config.anchor_blocks) if config.anchor_blocks else None):
-        for k, strength in enumerate(config.strengths):
-            i0 = start_index(len(timesteps), strength)
+        for k, step_plan in enumerate(refinement_schedule(config)):
+            strength, i0, window = step_plan.strength, step_plan.start, step_plan.window
             x_comp = x_orig + x_res
             x = add_noise(pipe, x_comp, int(timesteps[i0]), generator)
             step_cb = (lambda i, t, x_, k=k: callback(k, i, t, x_)) if callback else None
@@ -159,7 +158,8 @@ def refine(
                             source_latents=(lambda t: inversion.at(t).to(x_orig.device)) if use_source else None,
                             source_text=source_text, context=ctx, callback=step_cb, progress=progress,
                             desc=f"refine {k + 1}/{len(config.strengths)} (strength {strength:.2f})",
-                            window=window, anchor_branches=config.anchor_branches, first_step=first_step)
+                            window=set(timesteps[window.start:window.stop].tolist()),
+                            anchor_branches=config.anchor_branches, first_step=first_step)
             first_step += len(timesteps) - i0
             frames_hat = decode_latents(pipe, x_hat)
             if segmenter is None:
