@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from diffusers.models.attention_processor import Attention, CogVideoXAttnProcessor2_0
+from diffusers.models.attention_processor import Attention
 from diffusers.models.embeddings import apply_rotary_emb
 
 from dynvfx.config import ATTENTION_MODES
@@ -194,29 +195,25 @@ class AttentionRecorder:
         self.anchor_mass[(step, layer)] = torch.cat(am).cpu()
 
 
-def install(transformer, context: AnchorContext, blocks: list[int] | None = None) -> dict:
-    """Put :class:`AnchorExtendedAttnProcessor` on the self-attention of ``blocks`` (default: all) with
-    ``transformer.set_attn_processor``; returns the previous processors (pass them to :func:`restore`)."""
+@contextlib.contextmanager
+def processors(transformer, make: Callable[[int], object], blocks: list[int] | None = None):
+    """``with processors(pipe.transformer, make): ...`` puts ``make(layer)`` on the self-attention of ``blocks``
+    (default: all) with diffusers' ``set_attn_processor``, and puts the previous processors back after. The one
+    installer of the package: the anchor processors and the probes' recording ones."""
     before = dict(transformer.attn_processors)
     chosen = set(range(len(transformer.transformer_blocks)) if blocks is None else blocks)
-    procs = {}
-    for name, proc in before.items():
-        layer = int(name.split(".")[1])
-        procs[name] = AnchorExtendedAttnProcessor(context, layer) if layer in chosen else proc
-    transformer.set_attn_processor(procs)
-    return before
-
-
-def restore(transformer, before: dict | None = None) -> None:
-    """Undo :func:`install` (or reset every layer to diffusers' stock processor)."""
-    transformer.set_attn_processor(before if before is not None else CogVideoXAttnProcessor2_0())
+    layers = {name: int(name.split(".")[1]) for name in before}
+    transformer.set_attn_processor({name: make(layers[name]) if layers[name] in chosen else proc
+                                    for name, proc in before.items()})
+    try:
+        yield
+    finally:
+        transformer.set_attn_processor(before)
 
 
 @contextlib.contextmanager
 def anchor_attention(transformer, context: AnchorContext, blocks: list[int] | None = None):
-    """``with anchor_attention(pipe.transformer, ctx): ...`` installs the processors and restores them after."""
-    before = install(transformer, context, blocks)
-    try:
+    """``with anchor_attention(pipe.transformer, ctx): ...``: :class:`AnchorExtendedAttnProcessor` on ``blocks``
+    (default: all), the previous processors restored after."""
+    with processors(transformer, lambda layer: AnchorExtendedAttnProcessor(context, layer), blocks):
         yield context
-    finally:
-        restore(transformer, before)

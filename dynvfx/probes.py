@@ -13,7 +13,8 @@ import dataclasses
 
 import torch
 
-from dynvfx.attention import AnchorContext, AnchorExtendedAttnProcessor, AttentionRecorder, anchor_attention
+from dynvfx.attention import (AnchorContext, AnchorExtendedAttnProcessor, AttentionRecorder, anchor_attention,
+                              processors)
 from dynvfx.pipeline import decode_latents, encode_text, execution_device, preset_guidance, rotary_embeddings
 from dynvfx.config import refinement_schedule
 from dynvfx.sampling import (add_noise, denoise, initial_noise, predict_v, predicted_x0, sampling_timesteps,
@@ -182,15 +183,9 @@ def capture_qk(pipe, latents: torch.Tensor, text: torch.Tensor, timestep: int, l
     Returns ``{layer: (q, k)}``, each ``[B, heads, L + N, d]`` after RoPE, on the CPU (``layers``: which blocks to
     keep, None = all; on CogVideoX-5B keep one or two, they are large).
     """
-    tr, store = pipe.transformer, {}
-    before = dict(tr.attn_processors)
-    tr.set_attn_processor({name: _CaptureQK(store, int(name.split(".")[1]),
-                                            layers is None or int(name.split(".")[1]) in layers)
-                           for name in before})
-    try:
+    store = {}
+    with processors(pipe.transformer, lambda layer: _CaptureQK(store, layer, layers is None or layer in layers)):
         predict_v(pipe, latents, text.expand(latents.shape[0], -1, -1), timestep, rotary_embeddings(pipe, latents))
-    finally:
-        tr.set_attn_processor(before)
     return store
 
 
@@ -321,14 +316,8 @@ def capture_anchor_call(pipe, inversion, composited_caption: str, source_caption
     latents = torch.cat([x_t, inversion.at(t)])
     text = torch.cat([encode_text(pipe, [composited_caption]), encode_text(pipe, [source_caption])])
     ctx, store = AnchorContext(mode=config.attention_mode, anchor_index=anchor_index, source_index=1), {}
-    before = dict(pipe.transformer.attn_processors)
-    pipe.transformer.set_attn_processor({name: _CaptureCall(ctx, int(name.split(".")[1]),
-                                                            store if int(name.split(".")[1]) == layer else None)
-                                         for name in before})
-    try:
+    with processors(pipe.transformer, lambda i: _CaptureCall(ctx, i, store if i == layer else None)):
         predict_v(pipe, latents, text, t, rotary_embeddings(pipe, latents))
-    finally:
-        pipe.transformer.set_attn_processor(before)
     return AttentionCall(anchor_index=anchor_index, timestep=t, **store)
 
 
