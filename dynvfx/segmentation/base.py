@@ -8,6 +8,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from dynvfx.errors import DynVFXError
+
 
 @dataclasses.dataclass
 class Segmentation:
@@ -70,3 +72,41 @@ class Segmenter(Protocol):
     name: str
 
     def segment(self, frames: torch.Tensor, phrases: list[str]) -> Segmentation: ...
+
+
+# -- shared by the model-backed segmenters (grounded SAM 2, SAM 3) ----------------------------------------
+
+
+def default_device() -> torch.device:
+    """CUDA if available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class hub_errors:
+    """Context manager turning a failed download into a one-line :class:`DynVFXError`."""
+
+    def __init__(self, model_id: str):
+        self.model_id = model_id
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if kind is not None and issubclass(kind, OSError):
+            reason = (str(err).strip().splitlines() or [kind.__name__])[0][:300]
+            raise DynVFXError(f"could not load {self.model_id!r}: {reason} (it needs the Hugging Face hub, a "
+                              "login for gated models, or a local copy: pass its folder instead of the id)") from err
+        return False
+
+
+def check_frames(frames: torch.Tensor) -> None:
+    """ValueError unless ``frames`` is ``[F, 3, H, W]`` floating point with F >= 1."""
+    if frames.ndim != 4 or frames.shape[1] != 3 or frames.shape[0] < 1 or not frames.is_floating_point():
+        raise ValueError(f"frames must be [F, 3, H, W] float in [0, 1], got {tuple(frames.shape)} {frames.dtype}")
+
+
+def empty_segmentation(phrases: list[str], shape: tuple[int, int, int]) -> Segmentation:
+    """All-empty :class:`Segmentation` of ``phrases`` for a video of ``shape`` ``(F, H, W)``."""
+    f, h, w = shape
+    return Segmentation(phrases, torch.zeros(len(phrases), f, 1, h, w, dtype=torch.bool),
+                        torch.zeros(len(phrases), f))

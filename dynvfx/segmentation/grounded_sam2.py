@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from dynvfx.errors import DynVFXError
-from dynvfx.segmentation.base import Segmentation
+from dynvfx.segmentation.base import Segmentation, check_frames, default_device, empty_segmentation, hub_errors
 from dynvfx.video import to_uint8
 
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-tiny"
@@ -262,11 +262,6 @@ class GroundedSam2Segmenter:
 # -- loading ---------------------------------------------------------------------------------------------------
 
 
-def default_device() -> torch.device:
-    """CUDA if available, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def _load_detector(model_id: str, model=None, processor=None):
     """Zero-shot detector and its processor from the hub (only the missing ones)."""
     from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
@@ -299,23 +294,6 @@ def _load_sam2_predictor(model_id: str, device: torch.device):
         return SAM2VideoPredictor.from_pretrained(model_id, device=str(device))
 
 
-class hub_errors:
-    """Context manager turning a failed download into a one-line :class:`DynVFXError`."""
-
-    def __init__(self, model_id: str):
-        self.model_id = model_id
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, err, tb):
-        if kind is not None and issubclass(kind, OSError):
-            reason = (str(err).strip().splitlines() or [kind.__name__])[0][:300]
-            raise DynVFXError(f"could not load {self.model_id!r}: {reason} (it needs the Hugging Face hub, a "
-                              "login for gated models, or a local copy: pass its folder instead of the id)") from err
-        return False
-
-
 # -- small helpers ---------------------------------------------------------------------------------------------
 
 
@@ -328,19 +306,6 @@ def detector_family(model) -> str:
         return "owl"
     raise ValueError(f"unsupported detector {type(model).__name__} (model_type {kind!r}); "
                      "use Grounding DINO or OWLv2")
-
-
-def check_frames(frames: torch.Tensor) -> None:
-    """ValueError unless ``frames`` is ``[F, 3, H, W]`` floating point with F >= 1."""
-    if frames.ndim != 4 or frames.shape[1] != 3 or frames.shape[0] < 1 or not frames.is_floating_point():
-        raise ValueError(f"frames must be [F, 3, H, W] float in [0, 1], got {tuple(frames.shape)} {frames.dtype}")
-
-
-def empty_segmentation(phrases: list[str], shape: tuple[int, int, int]) -> Segmentation:
-    """All-empty :class:`Segmentation` of ``phrases`` for a video of ``shape`` ``(F, H, W)``."""
-    f, h, w = shape
-    return Segmentation(phrases, torch.zeros(len(phrases), f, 1, h, w, dtype=torch.bool),
-                        torch.zeros(len(phrases), f))
 
 
 def keyframe_indices(num_frames: int, keyframes: int | Sequence[int]) -> list[int]:

@@ -12,8 +12,7 @@ import numpy as np
 import torch
 
 from dynvfx.errors import DynVFXError
-from dynvfx.segmentation.base import Segmentation
-from dynvfx.segmentation.grounded_sam2 import check_frames, default_device, empty_segmentation, hub_errors
+from dynvfx.segmentation.base import Segmentation, check_frames, default_device, empty_segmentation, hub_errors
 from dynvfx.video import to_uint8
 
 DEFAULT_SAM3 = "facebook/sam3"
