@@ -10,14 +10,15 @@ from __future__ import annotations
 import torch
 
 from dynvfx.config import ATTENTION_MODES as MODES
+from dynvfx.config import DynVFXConfig
 
 
-def anchor_grid(token_mask: torch.Tensor, mode: str = "anchor", fg_keep: float = 0.7, bg_keep: float = 0.05,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+def anchor_grid(token_mask: torch.Tensor, mode: str = "anchor", fg_keep: float = DynVFXConfig.fg_keep,
+                bg_keep: float = DynVFXConfig.bg_keep, generator: torch.Generator | None = None) -> torch.Tensor:
     """``[F', h', w']`` bool O_orig token mask -> ``[F', h', w']`` bool anchors for ``mode``.
 
     ``"full"``: every token; ``"masked"``: the mask; ``"anchor"``: mask tokens with prob. ``fg_keep`` plus
-    background tokens with prob. ``bg_keep``; ``"off"``: none.
+    background tokens with prob. ``bg_keep`` (defaults: :class:`~dynvfx.config.DynVFXConfig`'s); ``"off"``: none.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")

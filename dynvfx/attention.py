@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention
 from diffusers.models.embeddings import apply_rotary_emb
 
-from dynvfx.config import ATTENTION_MODES
+from dynvfx.config import ATTENTION_MODES, DynVFXConfig
 
 MODES = ATTENTION_MODES  # the modes, defined with the config field that picks one
 
@@ -59,8 +59,8 @@ class AnchorContext:
     step: int = 0
     draw: str = "once"
     token_mask: torch.Tensor | None = None
-    fg_keep: float = 0.7
-    bg_keep: float = 0.05
+    fg_keep: float = DynVFXConfig.fg_keep
+    bg_keep: float = DynVFXConfig.bg_keep
     generator: torch.Generator | None = None
     draws: int = 0
     recording: bool = True
@@ -72,6 +72,20 @@ class AnchorContext:
             raise ValueError(f"draw must be 'once' or 'per_call', not {self.draw!r}")
         if self.per_call and self.token_mask is None:
             raise ValueError("per-call anchor draws need the O_orig token mask (token_mask)")
+
+    @classmethod
+    def from_config(cls, config: DynVFXConfig, anchor_index: torch.Tensor | None = None,
+                    token_mask: torch.Tensor | None = None, recorder: "AttentionRecorder | None" = None,
+                    source: bool = True) -> "AnchorContext":
+        """The context of a refinement run, read from ``config``: its mode (``"off"`` without a ``source``
+        branch), keep rates, and per-call draws seeded with ``config.seed`` when ``config.anchor_draw`` asks for
+        them (mode ``"anchor"``, with the O_orig ``token_mask``)."""
+        per_call = source and config.anchor_draw == "per_call" and config.attention_mode == "anchor" \
+            and token_mask is not None
+        return cls(mode=config.attention_mode if source else "off", anchor_index=anchor_index, recorder=recorder,
+                   draw="per_call" if per_call else "once", token_mask=token_mask if per_call else None,
+                   fg_keep=config.fg_keep, bg_keep=config.bg_keep,
+                   generator=torch.Generator().manual_seed(config.seed) if per_call else None)
 
     @property
     def per_call(self) -> bool:

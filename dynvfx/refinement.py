@@ -137,16 +137,10 @@ def refine(
     generator = torch.Generator().manual_seed(config.seed)
     x_orig = inversion.x_orig.to(execution_device(pipe))
     x_res = torch.zeros_like(x_orig)
-    per_call = use_source and config.anchor_draw == "per_call" and config.attention_mode == "anchor"
-    if per_call and source_tokens is None:
+    ctx = AnchorContext.from_config(config, anchor_index, source_tokens, recorder, source=use_source)
+    if use_source and config.anchor_draw == "per_call" and config.attention_mode == "anchor" and not ctx.per_call:
         warnings.warn("refine: anchor_draw='per_call' needs source_tokens; using anchor_index for every call",
                       stacklevel=2)
-        per_call = False
-    ctx = AnchorContext(mode=config.attention_mode if use_source else "off", anchor_index=anchor_index,
-                        recorder=recorder, draw="per_call" if per_call else "once",
-                        token_mask=source_tokens if per_call else None, fg_keep=config.fg_keep,
-                        bg_keep=config.bg_keep,
-                        generator=torch.Generator().manual_seed(config.seed) if per_call else None)
     iterations, first_step = [], 0
     with anchor_attention(pipe.transformer, ctx, list(config.anchor_blocks) if config.anchor_blocks else None):
         for k, step_plan in enumerate(refinement_schedule(config)):
