@@ -30,7 +30,7 @@
 # - look at the noisy latents along the way, decoded,
 # - do three exercises (solutions hidden below each, they run with the notebook).
 #
-# **Run time.** 40 s on 2 CPU threads with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 30 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # It samples with 20 steps (the curves go up to 50); on a GPU the toy chapter takes a few seconds. With
 # CogVideoX-5B on an A100 one 50-step inversion plus reconstruction takes a few minutes, and the curves, which repeat
 # them from a few starting timesteps, about 20 min (estimates).

@@ -33,7 +33,7 @@
 #   video changes the keys there and hardly anywhere else. This is what makes the *anchors* of chapter 4 work;
 # - do three exercises (solutions hidden below each, they run with the notebook).
 #
-# **Run time.** 20 s on 2 CPU threads with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 14 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # It records 20 timesteps; on a GPU the toy chapter takes a few seconds. With CogVideoX-5B on an A100, about
 # 2 min for the inversion, a minute for the recorded calls (a few layers and steps recorded) and a minute for the rest
 # (estimates).

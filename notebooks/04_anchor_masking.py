@@ -31,7 +31,7 @@
 # - measure where the edit's queries spend their attention: on the anchors, or on the edit itself,
 # - and try three exercises (per-call anchor draws, a keep-rate sweep, the anchor-mass metric).
 #
-# **Run time.** 1 min on 2 CPU threads with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 36 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # It runs four edits with 20 sampling steps; on a GPU the toy chapter takes about 15 s. With CogVideoX-5B the
 # four full edits would take about an hour on an H100, so the comparison cell runs a single refinement pass per mode
 # there; the cost estimate is printed before it.
@@ -174,7 +174,9 @@ for name, grid in settings.items():
           f"{int((grid & token_mask).sum())} of the {int(token_mask.sum())} O_orig tokens")
 
 # %% [markdown]
-# Try other keep rates and seeds:
+# Try other keep rates and seeds, and move through the frames: each frame shows the mask and the anchors of the
+# latent frame that holds it, so the red `O_orig` tokens, and the anchors on them, follow the ball down from frame
+# to frame, while the few background anchors stay where they are.
 
 # %%
 from dynvfx import widgets

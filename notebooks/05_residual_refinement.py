@@ -33,7 +33,7 @@
 #   benchmark pairs;
 # - and try three exercises (count the steps, the `x_res` update without its mask, a metric by hand).
 #
-# **Run time.** 2 min on 2 CPU threads with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 1 min 12 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # It samples with 20 steps and runs 3 benchmark pairs; on a GPU the toy chapter takes about 20 s. With
 # CogVideoX-5B one edit at the paper's settings takes about 13 min on an H100 (the estimate is printed before the
 # first heavy cell), so the ablations and the benchmark run only with the toy model.

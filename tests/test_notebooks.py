@@ -105,6 +105,18 @@ def test_ipynb_is_executed_without_errors(name):
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
+def test_viewers_store_their_first_picture(name):
+    """Before a kernel runs, a viewer's cell shows its stored first picture: each stored widget view has an
+    ``image/png`` beside it, and no widget state is stored (with it, nbconvert's HTML would show the widget, whose
+    JavaScript comes from a CDN, instead of the picture)."""
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    views = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert all("image/png" in o.data for o in views), f"{name}: a viewer's stored output has no first picture"
+    assert "widgets" not in nb.metadata, f"{name} stores widget state; rebuild it with `python notebooks/build.py`"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
 def test_checked_cells_print_plain_text_only(name):
     """Cells whose output nbval compares print text to stdout only (no figures, no warnings, no reprs)."""
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
