@@ -36,7 +36,7 @@
 # The paper's method overview is its Fig. 2; its results, as videos, are on the project page,
 # https://dynvfx.github.io/ (worth watching before and after this page: the toy world below is much simpler).
 #
-# **Run time.** 30 s on 2 CPU threads with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 15 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # The toy chapter samples with 20 steps instead of the paper's 50 to keep it short; on a GPU it takes a few
 # seconds. With CogVideoX-5B on an A100 at the paper's settings (250 inversion steps, 7 refinement passes of 50-step
 # sampling) expect roughly half an hour; with a real model the switch cell below prints `dynvfx.cost`'s estimate for

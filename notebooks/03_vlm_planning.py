@@ -33,7 +33,7 @@
 # - and three exercises (predict the toy planner's plan, a VLM that needs correcting, a check that the plan's
 #   objects can be found).
 #
-# **Run time.** 10 s on 2 CPU threads with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 6 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # No diffusion model is loaded. The optional cells: a few seconds to a minute per plan over an API; with the
 # default local VLM (Qwen2.5-VL-3B, ~7.5 GB in float16) about a minute per plan on a free Colab T4 GPU, the first run
 # also downloading the weights.

@@ -83,7 +83,7 @@ def load_run_times() -> dict[str, dict]:
 
 def duration(seconds: float) -> str:
     """``42 s``, ``1 min 25 s``."""
-    minutes, rest = divmod(round(seconds), 60)
+    minutes, rest = divmod(int(seconds + 0.5), 60)
     return f"{rest} s" if not minutes else f"{minutes} min {rest} s" if rest else f"{minutes} min"
 
 
@@ -196,7 +196,7 @@ def main(names: list[str]) -> int:
     for source in sources:
         seconds = build(source)
         record_run_time(source.stem, seconds)
-        print(f"{source.stem}: {seconds:.0f} s", flush=True)
+        print(f"{source.stem}: {duration(seconds)}", flush=True)
     update_links()
     return 0
 
