@@ -34,6 +34,8 @@ FRONT = PurePosixPath("README.md")  # the book's front page, index.html
 BADGE = "open-in-colab.svg"
 HOSTED_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+VIEWER_NOTE = "*An interactive viewer, shown here as its first picture: run the chapter to move its sliders.*"
+NO_PICTURE = "*(An interactive viewer: run the chapter to use it.)*"
 #: The guides in the order the book lists them; other pages of docs/ follow in name order.
 GUIDES = ["toy-model", "fidelity", "gpu", "benchmarks", "segmentation"]
 #: ``[text](target)`` and ``![alt](target "title")``; the text holds no brackets, so a badge (an image inside a
@@ -103,19 +105,25 @@ def rewrite_markdown(text: str, page: PurePosixPath, book_pages: set[PurePosixPa
 
 
 def static_viewers(nb: dict) -> dict:
-    """``nb`` (notebook JSON) without widget views: a viewer's output keeps its stored first picture, or says what
-    it is where it stores none; the notebook's widget state is dropped."""
+    """``nb`` (notebook JSON) without widget views: a viewer's output keeps its stored first picture, followed by
+    :data:`VIEWER_NOTE`, or says what it is (:data:`NO_PICTURE`) where it stores none; the notebook's widget state
+    is dropped."""
     for cell in nb["cells"]:
+        outputs = []
         for output in cell.get("outputs", []):
+            outputs.append(output)
             data = output.get("data", {})
             if WIDGET_VIEW not in data:
                 continue
             del data[WIDGET_VIEW]
             if "image/png" in data:
                 data.pop("text/plain", None)
+                outputs.append({"output_type": "display_data", "metadata": {}, "data": {"text/markdown": VIEWER_NOTE}})
             else:
                 data.clear()
-                data["text/markdown"] = "*(An interactive viewer: run the chapter to use it.)*"
+                data["text/markdown"] = NO_PICTURE
+        if "outputs" in cell:
+            cell["outputs"] = outputs
     nb.get("metadata", {}).pop("widgets", None)
     return nb
 

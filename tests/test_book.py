@@ -94,9 +94,9 @@ def test_a_viewer_without_a_stored_picture_says_what_it_is():
                                                        "data": {**view, "image/png": "iVBOR"}}]}],
           "metadata": {"widgets": {"state": {}}}}
     out = book.static_viewers(nb)
-    first, second = (o["data"] for o in out["cells"][0]["outputs"])
-    assert list(first) == ["text/markdown"] and "interactive viewer" in first["text/markdown"]
-    assert list(second) == ["image/png"]
+    first, second, note = (o["data"] for o in out["cells"][0]["outputs"])
+    assert first == {"text/markdown": book.NO_PICTURE}
+    assert list(second) == ["image/png"] and note == {"text/markdown": book.VIEWER_NOTE}
     assert "widgets" not in out["metadata"]
 
 
@@ -138,7 +138,7 @@ def test_every_page_in_a_browser(server):
                 figure = figures.nth(i)
                 figure.scroll_into_view_if_needed()
                 assert not_flat(figure.screenshot()), f"{name}: figure {i} is drawn blank"
-            assert page.get_by_text("(An interactive viewer").count() == 0, \
+            assert page.get_by_text(book.NO_PICTURE.strip("*")).count() == 0, \
                 f"{name}: a viewer stores no first picture; rebuild the chapter (python notebooks/build.py {name})"
             badge = page.locator(f'a[href="{chapter_build.colab_url(name, repository)}"] img[src$="{book.BADGE}"]')
             assert badge.count() == 1 and badge.first.evaluate("e => e.naturalWidth") > 0, f"{name}: no Colab badge"
