@@ -140,8 +140,10 @@ def test_every_page_in_a_browser(server):
                 assert not_flat(figure.screenshot()), f"{name}: figure {i} is drawn blank"
             assert page.get_by_text(book.NO_PICTURE.strip("*")).count() == 0, \
                 f"{name}: a viewer stores no first picture; rebuild the chapter (python notebooks/build.py {name})"
-            badge = page.locator(f'a[href="{chapter_build.colab_url(name, repository)}"] img[src$="{book.BADGE}"]')
+            colab = f'a[href="{chapter_build.colab_url(name, repository)}"]'
+            badge = page.locator(f'{colab} img[src$="{book.BADGE}"]')
             assert badge.count() == 1 and badge.first.evaluate("e => e.naturalWidth") > 0, f"{name}: no Colab badge"
+            assert page.locator(colab).count() == 2, f"{name}: the theme's Colab button should open the same notebook"
             text = page.inner_text("article")
             assert re.sub(r"[*`]", "", chapter_build.run_time_line(run_times[name])) in text, \
                 f"{name}: the page does not state run_times.json's time"
