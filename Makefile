@@ -29,7 +29,7 @@ test: setup browser
 # JupyterLab on the chapters; the kernel they name (python3) is registered as this .venv's Python.
 lab: setup
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dynvfx)"
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Debian's Chromium, which the browser tests drive with playwright (tests/browser.py); apt installs it if missing.
 APT := $(if $(filter 0,$(shell id -u)),,sudo -n) env DEBIAN_FRONTEND=noninteractive apt-get
