@@ -6,13 +6,7 @@ Stages, one module each: ``planning`` (VFX assistant), ``inversion`` (DDIM inver
 the real one.
 """
 
-import os
-
 __version__ = "0.1.0"
-
-# OpenMP threads that sleep while they wait, unless the user chose otherwise. Set before torch loads OpenMP: on a
-# 2-core machine whose other core is busy, spinning threads slowed the demo edit ~12x (benchmarks/threads.py).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def load_pipeline(name: str = "toy", **kwargs):

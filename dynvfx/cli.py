@@ -8,6 +8,7 @@ a failed run leaves nothing half-written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import time
 import warnings
 from pathlib import Path
 
+import torch
 import yaml
 
 from dynvfx.config import ATTENTION_MODES, DynVFXConfig, PRESETS
@@ -25,7 +27,7 @@ from dynvfx.edit import check_plan, prepare_source, run_edit, source_anchors
 from dynvfx.errors import DynVFXError
 from dynvfx.figures import mask_video
 from dynvfx.paths import PROMPT_VOCABULARY_FILE, is_toy_model
-from dynvfx.pipeline import MEMORY_MODES, generate, load_pipeline, locate_model, locate_pretrained
+from dynvfx.pipeline import MEMORY_MODES, cpu_threads, generate, load_pipeline, locate_model, locate_pretrained
 from dynvfx.planning import BACKENDS, PlanningError, VFXPlan, plan_edit
 from dynvfx.planning.hf_backend import hf_model_name
 from dynvfx.planning.openai_backend import ENV_API_KEY
@@ -97,15 +99,30 @@ def _check_toy_caption(model: str, caption: str) -> None:
                           f"(e.g. {vocab['example']!r})")
 
 
+@contextlib.contextmanager
+def _threads(args):
+    """Torch's CPU threads for this command (:func:`~dynvfx.pipeline.cpu_threads`), put back after it."""
+    before = torch.get_num_threads()
+    threads, note = cpu_threads(args.threads)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def cmd_generate(args) -> int:
 
     out = Path(args.out)
     _check_out_file(out, args.overwrite)
     _check_toy_caption(args.model, args.caption)  # also resolves the model name, before anything loads
     _quiet_libraries(args)
-    pipe = load_pipeline(args.model, memory=args.memory)
-    t = time.perf_counter()
-    frames = generate(pipe, args.caption, seed=args.seed, steps=args.steps, guidance=args.guidance)
+    with _threads(args):
+        pipe = load_pipeline(args.model, memory=args.memory)
+        t = time.perf_counter()
+        frames = generate(pipe, args.caption, seed=args.seed, steps=args.steps, guidance=args.guidance)
     _make_folder(out.parent)
     write_video(out, frames, fps=args.fps)
     print(f"wrote {out} ({frames.shape[0]} frames, {frames.shape[3]}x{frames.shape[2]}, "
@@ -250,10 +267,15 @@ def _edit_outputs(mode: str) -> list[str]:
 
 
 def cmd_edit(args) -> int:
-
     model, config, frames, plan, segmenter = _preflight_edit(args)
     out = Path(args.out)
     staging = _Staging(out)
+    with _threads(args):
+        return _edit(args, model, config, frames, plan, segmenter, out, staging)
+
+
+def _edit(args, model, config, frames, plan, segmenter, out: Path, staging: "_Staging") -> int:
+    """The edit itself, once every input has been checked: load, plan, run, write."""
     try:
         _quiet_libraries(args)
         _say(args, f"loading {args.model} (memory {args.memory})")
@@ -339,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fps", type=_at_least(0.1), default=8.0)
     g.add_argument("--overwrite", action="store_true")
     g.add_argument("--memory", choices=MEMORY_MODES, default="auto", help="where the weights live (GPU)")
+    g.add_argument("--threads", type=_at_least(1, int), default=None,
+                   help="torch CPU threads (default: torch's, less the cores other processes keep busy)")
     g.add_argument("--verbose", action="store_true", help="show the libraries' progress bars")
     g.set_defaults(func=cmd_generate)
 
@@ -363,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the toy model on a video that is not a toy-world clip (it is refused otherwise)")
     e.add_argument("--memory", choices=MEMORY_MODES, default="auto",
                    help="where the weights live on a GPU: full, lean, offload, sequential, or auto by free memory")
+    e.add_argument("--threads", type=_at_least(1, int), default=None,
+                   help="torch CPU threads (default: torch's, less the cores other processes keep busy)")
     e.add_argument("--quiet", action="store_true", help="no stage lines")
     e.add_argument("--verbose", action="store_true", help="the libraries' progress bars instead of stage lines")
     e.set_defaults(func=cmd_edit)

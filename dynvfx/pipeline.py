@@ -7,6 +7,8 @@ the autoencoder's ``scaling_factor``.
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
 from pathlib import Path
 
 import torch
@@ -60,6 +62,40 @@ def hub_status(repo_id: str, timeout: float = 10.0) -> str:
     except Exception:  # noqa: BLE001 - a closed network surfaces as whichever transport error the client uses
         return "unreachable"
     return "found"
+
+
+def busy_cores(interval: float = 0.2) -> float | None:
+    """How many cores other processes keep busy right now: the machine's CPU time over ``interval`` seconds while
+    this process sleeps (``/proc/stat``; None where it cannot be read)."""
+    def sample() -> tuple[int, int]:
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        return sum(ticks), ticks[3] + ticks[4]  # all of user .. steal; idle + iowait
+
+    try:
+        (total0, idle0), _, (total1, idle1) = sample(), time.sleep(interval), sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / (total1 - total0)) if total1 > total0 else None
+
+
+def cpu_threads(requested: int | None = None) -> tuple[int, str]:
+    """Torch's CPU threads for a run: ``requested``, else torch's default less the cores that other processes
+    keep busy (:func:`busy_cores`); and a note when that made it fewer, else "".
+
+    Torch's threads wait for each other by spinning, so when one of them shares a core with another busy process
+    the whole run slows down several times (``benchmarks/threads.py``); threads on free cores do not.
+    """
+    default = torch.get_num_threads()
+    if requested is not None:
+        return max(1, requested), ""
+    busy = busy_cores()
+    if busy is None or round(busy) < 1:
+        return default, ""
+    threads = max(1, min(default, (os.cpu_count() or 1) - round(busy)))
+    if threads == default:
+        return default, ""
+    return threads, (f"other processes keep {busy:.1f} of {os.cpu_count()} CPU cores busy: using {threads} torch "
+                     f"thread{'s' * (threads > 1)}, not {default} (--threads N to choose)")
 
 
 MEMORY_MODES = ("auto", "full", "lean", "offload", "sequential")

@@ -129,6 +129,33 @@ def training_chain(record: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+def threads_table(results: Path = RESULTS) -> str:
+    """The demo edit's seconds under each thread setting, quiet and beside a busy core (``threads.py``)."""
+    saved = json.loads((results / "threads.json").read_text())
+    sec, machine = saved["seconds"], saved["machine"]
+    labels = {"all cores": f"torch's default: {machine['cores']} threads", "passive":
+              f"{machine['cores']} threads, `OMP_WAIT_POLICY=PASSIVE`", "one thread": "`--threads 1`",
+              "dynvfx's choice": "dynvfx's default: the cores other processes leave free"}
+    lines = ["| torch threads | quiet | one core busy |", "|---|---|---|"]
+    lines += [f"| {label} | {sec[f'quiet, {k}']:.0f} s | {sec[f'one core busy, {k}']:.0f} s |"
+              for k, label in labels.items()]
+    return "\n".join(lines) + (f"\n\n`make demo`'s edit, one run each, on {machine['cores']} cores "
+                               f"({machine['processor']}); `python benchmarks/threads.py --save "
+                               "benchmarks/results/threads.json`")
+
+
+def threads_readme(results: Path = RESULTS) -> str:
+    """The README's speed line: the demo edit on the benchmark's machine, quiet and beside a busy core."""
+    saved = json.loads((results / "threads.json").read_text())
+    sec, machine = saved["seconds"], saved["machine"]
+    quiet, busy = sec["quiet, dynvfx's choice"], sec["one core busy, dynvfx's choice"]
+    return (f"On {machine['cores']} CPU cores ({machine['processor']}) the demo's edit takes "
+            f"{quiet:.0f} s with torch's {machine['cores']} threads; with another process "
+            f"keeping one core busy, {busy:.0f} s, because dynvfx then runs "
+            f"torch on the free core only (all {machine['cores']} threads: "
+            f"{sec['one core busy, all cores']:.0f} s; [docs/benchmarks.md](docs/benchmarks.md)).")
+
+
 #: The GPUs of the tables: (``dynvfx.cost.GPUS`` key, how the row names it).
 GPU_ROWS = (("t4", "T4 16 GB (free Colab)"), ("l4", "L4 / A10 24 GB"), ("a100", "A100 40 GB"), ("h100", "H100 80 GB"))
 MODELS = (("5b", "THUDM/CogVideoX-5b", "CogVideoX-5B (bf16)"), ("2b", "THUDM/CogVideoX-2b", "CogVideoX-2B (fp16)"))
@@ -171,6 +198,8 @@ TABLES = {
     "gpu_fit": (DOCS_DIR / "gpu.md", gpu_table),
     "gpu_fit_readme": (REPO_ROOT / "README.md", gpu_table),
     "gpu_memory": (DOCS_DIR / "gpu.md", memory_table),
+    "threads": (DOCS_DIR / "benchmarks.md", threads_table),
+    "threads_readme": (REPO_ROOT / "README.md", threads_readme),
 }
 
 

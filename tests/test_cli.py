@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from conftest import ROOT, SHARED_VIDEOS
@@ -229,8 +230,6 @@ def test_input_errors_come_before_any_model_loads(argv, expected, inputs, capsys
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
     """A folder of bad inputs, made once (the tests above check that none of them changes)."""
-    import torch
-
     from dynvfx.video import load_video, write_video
 
     tmp = tmp_path_factory.mktemp("inputs")
@@ -265,8 +264,6 @@ def test_estimate_command_prints_a_labelled_estimate(tmp_path, capsys):
 
 def test_estimate_is_for_the_videos_own_frame_count(tmp_path, capsys):
     """A 43-frame clip is fitted to 41 frames (1 + 4k) and estimated for them: fewer seconds than 49 frames."""
-    import torch
-
     from dynvfx.video import write_video
 
     totals = {}
@@ -330,3 +327,46 @@ def test_out_of_range_numbers_and_choices_are_usage_errors(argv, tmp_path, capsy
     err = capsys.readouterr().err
     assert stop.value.code == 2 and "error: argument" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_threads_leave_out_the_cores_other_processes_keep_busy(monkeypatch):
+    import dynvfx.pipeline
+    from dynvfx.pipeline import cpu_threads
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(dynvfx.pipeline, "busy_cores", lambda: 1.2)
+    threads, note = cpu_threads()
+    assert threads == 3 and "keep 1.2 of 4 CPU cores busy: using 3 torch threads, not 4" in note
+    assert cpu_threads(2) == (2, "")  # asked for: as asked
+    monkeypatch.setattr(dynvfx.pipeline, "busy_cores", lambda: 0.3)  # a quiet machine: torch's default
+    assert cpu_threads() == (4, "")
+    monkeypatch.setattr(dynvfx.pipeline, "busy_cores", lambda: None)  # unknown (not Linux): torch's default
+    assert cpu_threads() == (4, "")
+
+
+def test_busy_cores_sees_a_busy_loop():
+    import subprocess
+    import sys
+
+    from dynvfx.pipeline import busy_cores
+
+    loop = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        seen = busy_cores(0.5)
+    finally:
+        loop.kill()
+    assert seen is not None and seen >= 0.5
+
+
+def test_the_cli_says_when_it_uses_fewer_threads_and_puts_them_back(tmp_path, capsys, monkeypatch):
+    import dynvfx.pipeline
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(dynvfx.pipeline, "busy_cores", lambda: float(os.cpu_count() or 1))
+    code, err = run(["generate", "a red ball moves right on a gray background", "--out", tmp_path / "a.mp4",
+                     "--steps", "2"], capsys)
+    assert code == 0, err
+    if before > 1:
+        assert "note: other processes keep" in err and "using 1 torch thread" in err
+    assert torch.get_num_threads() == before
