@@ -36,7 +36,7 @@
 # The paper's method overview is its Fig. 2; its results, as videos, are on the project page,
 # https://dynvfx.github.io/ (worth watching before and after this page: the toy world below is much simpler).
 #
-# **Run time.** 15 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 14 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # The toy chapter samples with 20 steps instead of the paper's 50 to keep it short; on a GPU it takes a few
 # seconds. With CogVideoX-5B on an A100 at the paper's settings (250 inversion steps, 7 refinement passes of 50-step
 # sampling) expect roughly half an hour; with a real model the switch cell below prints `dynvfx.cost`'s estimate for
@@ -61,12 +61,11 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # ## Choose the video and the model
 #
 # The default runs anywhere: a **toy model** shipped with the course, a small diffusion transformer built from
-# diffusers' own CogVideoX classes (RoPE, 3D autoencoder, T5 text encoder, v-prediction) and trained on CPUs (its
-# last two runs, about 6 minutes of training, on one H100 GPU) on videos of coloured balls moving over flat
-# backgrounds (48×48 pixels, 17 frames). Its vocabulary is what it draws: a colour, "ball", a motion and a
-# background. It is small and imperfect (docs/toy-model.md has its measured quality); in particular, with *two* balls in
-# one caption it draws both right more than nine times in ten, not always, which matters for an edit that adds a
-# second ball (see the result below).
+# diffusers' own CogVideoX classes (RoPE, 3D autoencoder, T5 text encoder, v-prediction) and trained on videos of
+# coloured balls moving over flat backgrounds (48×48 pixels, 17 frames; docs/toy-model.md says how to train it
+# again). Its vocabulary is what it draws: a colour, "ball", a motion and a background. It is small and imperfect
+# (docs/toy-model.md has its measured quality); in particular, with *two* balls in one caption it does not always
+# draw both right, which matters for an edit that adds a second ball.
 #
 # `VIDEO = None` takes the shipped toy example (with the toy model) or the course's real clip
 # (`notebook.REAL_VIDEO`, with a real model); any path works too, e.g. `"../../shared/data/videos/taxi.mp4"`, or
@@ -174,11 +173,9 @@ masks = mask_video(frames, result.source_mask, result.edit_mask)
 figures.video_grid({"source": frames, "DynVFX": result.frames, "masks": masks}, title=plan.instruction);
 
 # %% [markdown]
-# **What you should see:** a red ball appears in every frame, over the gray background, and moves *right* as
-# asked, along the top edge from the upper left, left of the blue ball in frame 0, to the upper right in frame 16
-# (the green mask slides right); on the way the blue ball, moving down, passes just below it and hides part of its
-# lower right (frames 4 and 8). It is a blurry, boxy red blob rather than a clean disc. The blue ball is left as it
-# was, and outside the green mask the frames are the source's.
+# **What you should see:** a red ball appears in every frame and moves *right* as asked, along the top edge from
+# the upper left to the upper right (the green mask slides with it), a blurry, boxy blob rather than a clean disc.
+# The blue ball is left as it was, and outside the green mask the frames are the source's.
 
 # %%
 figures.show_videos({"source": frames, "DynVFX": result.frames, "O_orig (red) / O_edit (green)": masks})
@@ -201,13 +198,11 @@ print(f"the source object (red) moves {classify_motion(old_track)!r}: from {old_
 
 # %% [markdown]
 # **So the toy edit did what was asked, roughly.** The new ball has the right colour and moves right, not down
-# like the source ball (its centre goes from x ≈ 10 to 30.5 px while y stays at ≈ 9 px). The composited
-# caption $P_{comp}$ names two balls with two motions, and the toy model ties each motion to its own ball (docs/toy-model.md has
-# the measurements). Where the toy falls short is the drawing: the new ball is a
-# blurry, boxy blob, a little larger than the source ball, not a clean disc. The paper's edits, made with
-# CogVideoX-5B, add content that moves as described and interacts with the scene: watch the result videos on the
-# project page, https://dynvfx.github.io/ (the pipeline that made them is the paper's Fig. 2). Try another toy example
-# with `VIDEO = "../data/examples/yellow_ball_up.mp4"` and see whether the new ball keeps its own motion there.
+# like the source ball (the centres printed above); where the toy falls short is the drawing, a blurry, boxy blob
+# rather than a clean disc. The paper's edits, made with CogVideoX-5B, add content that moves as described and
+# interacts with the scene: watch the result videos on the project page, https://dynvfx.github.io/ (the pipeline
+# that made them is the paper's Fig. 2). Try another toy example with
+# `VIDEO = "../data/examples/yellow_ball_up.mp4"` and see whether the new ball keeps its own motion there.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -220,14 +215,26 @@ print(f"refinement strengths: {list(config.strengths)}")
 # %% [markdown]
 # ## Exercises
 #
-# Each solution is in the hidden cell below the exercise (click to show it); the cells run with the notebook and
-# check themselves with `assert`.
+# Each exercise has a cell for you to work in (fill in what `...` stands for; as it is, it runs and does
+# nothing) and, below it, its solution, collapsed in Jupyter and in Colab (double-click to read it). The
+# solutions run with the notebook and check themselves with an `assert`; their output is not stored, so you
+# see it only when you run them.
 #
 # **1 · Predict, then check: what changes outside the green mask?** DynVFX composites its raw output
 # `decode(x_orig + x_res)` into the source with the `O_edit` mask (`config.composite = "source"`). Before running:
 # how many pixels outside the green mask differ from the source? Then count them.
 
+# %%
+# Your turn. First write down your prediction, then count.
+my_prediction = ...  # how many values outside the green mask differ from the source?
+# TODO: a boolean [F, 3, H, W] tensor, True outside result.edit_mask ([F, 1, H, W]); then how many values of
+# result.frames differ from frames there.
+my_outside = ...
+my_count = ...
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution to exercise 1 (double-click to show the code)
+#@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 outside = ~result.edit_mask.expand_as(frames)  # [F, 3, H, W]: every channel of every pixel outside O_edit
 changed = (result.frames != frames) & outside
 print(f"{int(changed.sum())} of {int(outside.sum())} values outside the mask differ from the source; inside, the "
@@ -239,7 +246,16 @@ assert config.composite == "source" and not changed.any()
 # yourself (mean pixel coordinates, `+ 0.5` for pixel centres) and its net displacement from the first to the last
 # frame. Does it match `centroid_track` above, and the instruction?
 
+# %%
+# Your turn. TODO: the centre of result.edit_mask[:, 0] ([F, H, W]) in every frame, the mean x and y of its
+# pixels + 0.5 (torch.meshgrid gives each pixel's coordinates); then compare with new_track and take the net
+# displacement from the first frame that has a mask to the last.
+my_centre = ...  # [F, 2]: (x, y) per frame
+my_dx, my_dy = ..., ...
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution to exercise 2 (double-click to show the code)
+#@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 import numpy as np
 import torch
 

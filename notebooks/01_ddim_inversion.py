@@ -28,9 +28,9 @@
 #   inverted noise is unreliable with CogVideoX's zero-terminal-SNR schedule (and why DynVFX never does that),
 # - measure the reconstruction error per starting timestep and against the number of steps (plots),
 # - look at the noisy latents along the way, decoded,
-# - do three exercises (solutions hidden below each, they run with the notebook).
+# - do three exercises (a cell for you, then its solution, collapsed).
 #
-# **Run time.** 30 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 29 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # It samples with 20 steps (the curves go up to 50); on a GPU the toy chapter takes a few seconds. With
 # CogVideoX-5B on an A100 one 50-step inversion plus reconstruction takes a few minutes, and the curves, which repeat
 # them from a few starting timesteps, about 20 min (estimates).
@@ -323,15 +323,27 @@ widgets.timestep_viewer(views)
 # %% [markdown]
 # ## Exercises
 #
-# Each solution is in the hidden cell below the exercise (click to show it); the cells run with the notebook and
-# check themselves with `assert`.
+# Each exercise has a cell for you to work in (fill in what `...` stands for; as it is, it runs and does
+# nothing) and, below it, its solution, collapsed in Jupyter and in Colab (double-click to read it). The
+# solutions run with the notebook and check themselves with an `assert`; their output is not stored, so you
+# see it only when you run them.
 #
 # **1 · Implement an inversion step.** With `inversion_steps = NUM_STEPS` the first step of `ddim_invert` goes
 # from the clean latent (treated as timestep 0) to the lowest kept timestep `inv.timesteps[-1]`, with $v$ predicted
 # at $(x_{orig}, 0)$ and the empty prompt. Write that step with `dynvfx.sampling.predict_v` and the formulas above,
 # and check that you get `inv.latents[-1]`.
 
+# %%
+# Your turn. TODO: v at (x_orig, t = 0) with the empty prompt, then x0_hat and eps_hat, re-mixed at my_t1.
+# Helpers: dynvfx.pipeline.encode_text(pipe, [""]), rotary_embeddings(pipe, x_orig),
+# dynvfx.sampling.predict_v(pipe, latents, prompt_embeds, timestep, rope); alphas[t] is alpha_bar_t.
+my_t1 = int(inv.timesteps[-1])
+my_v = ...
+my_latent = ...  # then: torch.allclose(my_latent, inv.latents[-1], atol=1e-5)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution to exercise 1 (double-click to show the code)
+#@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 from dynvfx.pipeline import encode_text, rotary_embeddings
 from dynvfx.sampling import predict_v
 
@@ -349,7 +361,15 @@ print(f"one inversion step 0 -> {t1} by hand = ddim_invert's kept latent at t = 
 # $\hat\epsilon$ from `inv.latents[1]` and compare. What does that mean for anything that starts sampling at
 # $t = 999$?
 
+# %%
+# Your turn. TODO: eps_hat from the kept latent inv.latents[1] at my_s1 (v from predict_v, as in exercise 1),
+# compared with inv.noise; and alphas[999].
+my_s1 = int(inv.timesteps[1])
+my_eps_hat = ...
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution to exercise 2 (double-click to show the code)
+#@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 s1 = int(inv.timesteps[1])
 v = predict_v(pipe, inv.latents[1], empty, s1, rope).cpu()
 eps_hat = (1 - alphas[s1]).sqrt() * inv.latents[1] + alphas[s1].sqrt() * v
@@ -361,7 +381,17 @@ print(f"inv.noise = eps_hat at t = {s1}: the sampler's first x0 estimate at t = 
 # sampling back from $x_{orig}$ + fresh noise for every one of three noise seeds? Write down your guess, then
 # measure it with `probes.reconstruction_error(..., noise="random", seed=...)`.
 
+# %%
+# Your turn. First your guess: True if the kept latent wins against all three seeds.
+my_guess = ...
+# TODO: probes.reconstruction_error(pipe, inv, my_t) and, per seed,
+# probes.reconstruction_error(pipe, inv, my_t, noise="random", seed=seed).
+my_t = int(inv.timesteps[NUM_STEPS // 2])
+my_from_kept, my_with_fresh = ..., ...
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution to exercise 3 (double-click to show the code)
+#@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 t_mid = int(inv.timesteps[NUM_STEPS // 2])
 from_kept = probes.reconstruction_error(pipe, inv, t_mid)
 with_fresh = [probes.reconstruction_error(pipe, inv, t_mid, noise="random", seed=seed) for seed in range(3)]

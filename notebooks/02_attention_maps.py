@@ -31,9 +31,9 @@
 # - see why the keys and values of a video token "locally encode" their own patch: queries look mostly at
 #   keys at or near their own position, in their own video and in another one, and changing one patch of the
 #   video changes the keys there and hardly anywhere else. This is what makes the *anchors* of chapter 4 work;
-# - do three exercises (solutions hidden below each, they run with the notebook).
+# - do three exercises (a cell for you, then its solution, collapsed).
 #
-# **Run time.** 14 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 13 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # It records 20 timesteps; on a GPU the toy chapter takes a few seconds. With CogVideoX-5B on an A100, about
 # 2 min for the inversion, a minute for the recorded calls (a few layers and steps recorded) and a minute for the rest
 # (estimates).
@@ -106,7 +106,7 @@ figures.video_grid({"source": source} | ({"ground-truth mask": figures.mask_vide
 
 # %% [markdown]
 # **What you should see:** the blue ball moving down over gray (top) and its ground-truth mask, tinted, in
-# every frame (bottom): the ball covers about 5 % of the video, which is the chance level below.
+# every frame (bottom). The share of the video the ball covers (printed below) is the chance level of the maps.
 
 # %% [markdown]
 # The T5 tokenizer splits the caption into pieces (`▁` marks the start of a word); the transformer sees the caption
@@ -171,10 +171,9 @@ notes = {word: f"{probes.share_inside(m, cover):.0%} inside\n(chance {chance:.0%
 figures.word_maps(maps, spec, mask, notes=notes);
 
 # %% [markdown]
-# **What you should see:** no word's map follows the ball. 'blue', 'ball' and 'gray' put 4–6 % of their
-# attention inside the cyan outline, about chance, and are brightest in the lower rows whatever the frame;
-# 'down' lights up a horizontal band that moves down with the ball from frame 0 to frame 16, the closest any word
-# comes to the object (10 % inside).
+# **What you should see:** no word's map follows the ball: 'blue', 'ball' and 'gray' put about chance inside the
+# cyan outline (the share under each word) and are brightest in the lower rows whatever the frame. Only 'down'
+# lights a horizontal band that moves down with the ball, the closest any word comes to the object.
 
 # %% [markdown]
 # By layer (mean over timesteps and heads): the share inside the mask for each word; the dashed line is chance.
@@ -199,14 +198,13 @@ else:
     print("no ground-truth mask for this video: the shares need one (a toy-world clip, or your own mask)")
 
 # %% [markdown]
-# **What you should see:** layer 3 puts 6–10 % inside the mask for 'blue', 'ball' and 'gray' (up to 2× chance,
-# 'blue' most); 'down' reaches 10–11 % in layers 1 and 2, 'ball' 8 % in layer 2; layer 0 is at chance for every word,
-# and layer 4 puts almost nothing inside the mask for any.
+# **What you should see:** no word puts much more than twice chance inside the mask in any layer (the table
+# above), and layer 0 is at chance for every word.
 #
 # **How well does raw attention localise?** Poorly, in this model. Averaged over the blocks, a word's raw
-# attention map barely beats chance, and the block that concentrates most on the object (layer 3) does so for the
-# background's colour 'gray' (6 %) as much as for 'ball' (6 %), not far below 'blue' (10 %): it shows where that
-# block reads the text at all, not which word names the object. Only the motion word has a pattern of its own (a
+# attention map barely beats chance, and the block that concentrates most on the object does so for the
+# background's colour 'gray' about as much as for 'ball' and 'blue': it shows where that block reads the text at
+# all, not which word names the object. Only the motion word has a pattern of its own (a
 # band that follows the ball's height). The toy model is small (6 blocks, 4 heads, a 6 × 6 token grid per latent
 # frame, each token 8 × 8 pixels and 4 frames), so its maps are coarse.
 #
@@ -246,16 +244,12 @@ else:
     print("a toy-world check (captions of red and blue balls); with a real model, try two captions of your own")
 
 # %% [markdown]
-# **What you should see:** from the same seed the two captions give different videos (the pixels differ by about 0.1
-# on average): the blue ball moves up in the rows 'red left, blue up', the red ball moves up in the rows 'red up, blue
-# left'. With both seeds the strict judge passes both captions. The toy model hears which ball each word belongs to.
-# The toy models shipped before the fix below did not: from the same seed they gave the *same* video for both captions
-# (pixels differing by about 10⁻⁶), so one of the two was always drawn wrong. Their text encoder had learned to look
-# words up by what they are, and CogVideoX gives text tokens no positions of their own, so the caption arrived as a
-# bag of words, and they swapped the balls' motions whenever one ball's combination was new to them. The fix
-# (re-initialising the text encoder's attention and training it until a linear probe reads each word's ball from its
-# output; docs/toy-model.md, "How we got here") is measured by `benchmarks/toy_word_sensitivity.py`. CogVideoX's own
-# text encoder, T5-XXL, was pretrained on language, where word order carries meaning.
+# **What you should see:** from the same seed the two captions give different videos (the pixel difference
+# printed above): the blue ball moves up in the rows 'red left, blue up', the red ball in the rows 'red up, blue
+# left', and the strict judge passes both captions with both seeds. So the toy model hears which ball each word
+# belongs to, although CogVideoX gives text tokens no positions of their own: the text encoder's output has to carry
+# the word order, as T5-XXL, pretrained on language, does for CogVideoX (docs/toy-model.md shows how the toy's
+# encoder learns it; `benchmarks/toy_word_sensitivity.py` measures it).
 
 # %% [markdown]
 # ### Explore
@@ -317,9 +311,9 @@ for ax, name in zip(axes, ("own video", "source video")):
 axes[0].set_ylabel("attention per key / uniform"), axes[1].legend(fontsize=7), fig.tight_layout();
 
 # %% [markdown]
-# **What you should see:** in layers 1–5 the attention per key peaks at distance 0 (3.6–8.3× uniform in layers 1,
-# 2, 3 and 5, 12–13× in layer 4) and is back to uniform by distance 2, for the keys of the query's own video and
-# for the source's alike; layer 0 is flat.
+# **What you should see:** in layers 1–5 the attention per key peaks at distance 0, several times uniform (printed
+# per layer), and is back to uniform by distance 2, for the keys of the query's own video and for the source's
+# alike; layer 0 is flat.
 #
 # One query, drawn: the token in the middle of the middle latent frame of the mirrored video (white box), and
 # where it looks among the source's keys in each latent frame (last recorded layer).
@@ -371,22 +365,32 @@ for layer, c in change.items():
 
 # %% [markdown]
 # **What you should see:** in every layer the bright cells sit at the painted patch (lower left) in every latent
-# frame; deeper layers spread the change a little (layer 5 most). Numerically, 44–58 % of the key change falls on the
-# painted tokens and their neighbours, which are 25 % of the tokens (the painted tokens alone: 3 % of the tokens,
-# 8–26 % of the change). That a source key describes its own patch is the observation behind Anchor Extended
-# Attention (the paper's Sec. 4.2 and Fig. 3).
+# frame, and the painted tokens and their neighbours take a far larger share of the key change than of the tokens
+# (printed above). That a source key describes its own patch is the observation behind Anchor Extended Attention
+# (the paper's Sec. 4.2 and Fig. 3).
 
 # %% [markdown]
 # ## Exercises
 #
-# Each solution is in the hidden cell below the exercise (click to show it); the cells run with the notebook and
-# check themselves with `assert`.
+# Each exercise has a cell for you to work in (fill in what `...` stands for; as it is, it runs and does
+# nothing) and, below it, its solution, collapsed in Jupyter and in Colab (double-click to read it). The
+# solutions run with the notebook and check themselves with an `assert`; their output is not stored, so you
+# see it only when you run them.
 #
 # **1 · A chance level by shuffling.** Instead of the mask's share, estimate chance empirically: shuffle the tokens
 # of the first word's map at random 500 times and average the share inside the mask. Predict the result before
 # running it. (Toy-world videos only: it needs the mask.)
 
+# %%
+# Your turn. First your prediction: the mean share inside the mask of a shuffled map.
+my_prediction = ...
+# TODO (toy-world videos, where cover is not None): 500 times, permute the tokens of maps[WORDS[0]]
+# (torch.randperm on the flattened map, reshaped like cover), take probes.share_inside(shuffled, cover); average.
+my_shares = []
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution to exercise 1 (double-click to show the code)
+#@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 if cover is not None:
     g, flat = torch.Generator().manual_seed(0), maps[WORDS[0]].flatten()
     shuffled = [probes.share_inside(flat[torch.randperm(flat.numel(), generator=g)].view_as(cover), cover)
@@ -400,7 +404,15 @@ if cover is not None:
 # recorded layer (`probes.word_attention(..., head=h)`) for the first word. Which head localises best, and by how
 # much does it beat the mean? Check that the mean over the heads' maps is the head-averaged map.
 
+# %%
+# Your turn. TODO: for every head h, probes.word_attention(rec, spec, layer=layers[-1], head=h,
+# tokens=ids[WORDS[0]]) and its probes.share_inside(..., cover); check that the heads' mean is the map without head=.
+my_heads = ...  # how many heads: the first axis of a map in rec.text_to_video
+my_head_shares = ...
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution to exercise 2 (double-click to show the code)
+#@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 heads = next(iter(rec.text_to_video.values())).shape[0]
 per_head = [probes.word_attention(rec, spec, layer=layers[-1], head=h, tokens=ids[WORDS[0]]) for h in range(heads)]
 assert torch.allclose(torch.stack(per_head).mean(0), probes.word_attention(rec, spec, layer=layers[-1],
@@ -415,7 +427,17 @@ if cover is not None:
 # where the keys will change; then check that in every recorded layer the painted tokens and their neighbours take
 # a larger share of the key change than their share of the tokens.
 
+# %%
+# Your turn. First your prediction: where will the keys change?
+# TODO: like section 2, on a copy of source with the square at the upper right (rows s:2*s, columns -2*s:-s):
+# noise it as lat was, probes.capture_qk and probes.key_change against lat[0]'s keys, then the share of each
+# layer's change on the painted tokens and their neighbours (pixel_to_tokens, max_pool2d) against their share.
+my_painted = ...
+my_change = ...
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution to exercise 3 (double-click to show the code)
+#@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 painted2 = source.clone()
 painted2[:, :, s:2 * s, -2 * s:-s] = 1.0  # upper right
 lat2 = add_noise(pipe, encode_video(pipe, painted2), t_probe, torch.Generator().manual_seed(1))

@@ -285,13 +285,23 @@ with tempfile.TemporaryDirectory() as folder:
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a solution in the hidden cell below it (click to show it in Jupyter or Colab); the solution
-# checks itself with an `assert`.
+# Each exercise has a cell for you to work in (fill in what `...` stands for; as it is, it runs and does
+# nothing) and, below it, its solution, collapsed in Jupyter and in Colab (double-click to read it). The
+# solutions run with the notebook and check themselves with an `assert`; their output is not stored, so you
+# see it only when you run them.
 #
 # **1 · Predict the plan (predict, then run).** The example `yellow_ball_up` shows a yellow ball rising on white.
 # Write down the toy planner's `P_comp`, `O_orig` and `O_edit` for "add a green ball moving left", then run it.
 
+# %%
+# Your turn. Write your guess down before you run the planner.
+my_caption = ...  # P_comp
+my_objects_orig, my_objects_edit = ..., ...
+# TODO: then plan_edit(example_frames("yellow_ball_up"), "add a green ball moving left", backend="toy")
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution to exercise 1 (double-click to show the code)
+#@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 guess = plan_edit(example_frames("yellow_ball_up"), "add a green ball moving left", backend="toy")
 print(guess.composited_caption, "|", guess.objects_orig, "|", guess.objects_edit)
 assert guess.composited_caption == "a yellow ball moves up and a green ball moves left on a white background"
@@ -302,7 +312,17 @@ assert (guess.objects_orig, guess.objects_edit) == (["yellow ball"], ["green bal
 # unusable — a new-object phrase longer than the limit of `MAX_OBJECT_WORDS` words — and then fine. Predict how
 # many requests the protocol sends in all, and what the correction request says; run `run_dialogue` with it.
 
+# %%
+# Your turn. First your prediction: how many requests in all, and what does the correction request say?
+my_requests = ...
+# TODO: a demo.ScriptedChat with three replies (json.dumps of a scene answer like `scene`, then an object answer
+# whose objects_edit phrase is too long, then a good one); run_dialogue(chat, images, instruction, keyframes,
+# len(frames)); read the last request with demo.transcript(chat.sent[-1]).
+my_chat = ...
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution to exercise 2 (double-click to show the code)
+#@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 wordy = {"objects_orig": ["green ball"], "objects_edit": ["the small bright yellow ball rising from below"]}
 chat2 = demo.ScriptedChat([json.dumps(scene), json.dumps(wordy),
                            json.dumps({"objects_orig": ["green ball"], "objects_edit": ["yellow ball"]})])
@@ -320,7 +340,17 @@ assert f"the limit is {MAX_OBJECT_WORDS}" in correction
 # least one key frame; it should be 1 for the toy plan of the `two_objects` clip, and 0 for a plan that asks for a
 # "purple ball".
 
+# %%
+# Your turn. TODO: the toy segmenter (dynvfx.segmentation.get_segmenter("toy")) on the key frames of the
+# two_objects clip (select_keyframes); .segment(frames, phrases).found() says, per phrase and key frame, whether it
+# was found.
+def my_found_share(phrases):
+    """Share of the phrases found in at least one key frame of the two_objects clip."""
+    ...
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution to exercise 3 (double-click to show the code)
+#@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 from dynvfx.segmentation import get_segmenter
 
 toy_seg, clip = get_segmenter("toy"), example_frames("two_objects")

@@ -31,7 +31,7 @@
 # - measure where the edit's queries spend their attention: on the anchors, or on the edit itself,
 # - and try three exercises (per-call anchor draws, a keep-rate sweep, the anchor-mass metric).
 #
-# **Run time.** 36 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 37 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # It runs four edits with 20 sampling steps; on a GPU the toy chapter takes about 15 s. With CogVideoX-5B the
 # four full edits would take about an hour on an H100, so the comparison cell runs a single refinement pass per mode
 # there; the cost estimate is printed before it.
@@ -97,7 +97,7 @@ figures.video_grid({"source": frames, "O_orig mask": mask_video(frames, orig_mas
 
 # %% [markdown]
 # **What you should see:** top, the blue ball moving down the gray frame; bottom, the same frames darkened with
-# the ball tinted red: the toy segmenter's `O_orig` mask covers the ball in every frame (found in 17 of 17).
+# the ball tinted red: the toy segmenter's `O_orig` mask covers the ball in every frame.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -126,9 +126,8 @@ figures.video_grid({"pixel mask": mask_video(frames, orig_mask=src_mask),
 # %% [markdown]
 # **What you should see:** the pixel mask (top); the share of each latent cell it covers (middle, bright = fully
 # covered; frames 1 and 4 share one latent frame, as do 5 and 8); the tokens counted as "in the mask" (bottom, red
-# squares of 2×2 cells). Where the ball sits across a token boundary (frames 1, 4 and 16) only 2 tokens pass the
-# 25 % threshold and part of the ball sticks out of the token mask; elsewhere a 2×2 block of tokens covers it
-# (in frame 8 all but the ball's lower edge).
+# squares of 2×2 cells). Where the ball sits across a token boundary (frames 1, 4 and 16) fewer tokens pass the
+# threshold and part of the ball sticks out of the token mask.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -163,9 +162,9 @@ figures.video_grid({name: figures.anchor_overlay(frames, token_mask, grid, spec)
                    title="anchors (yellow) over the O_orig tokens (red)");
 
 # %% [markdown]
-# **What you should see:** *masked* marks exactly the red `O_orig` tokens; *anchor (0.7, 0.05)* most of them
-# (14 of 16) plus three background positions, the same three in every frame (one draw per spatial position);
-# *anchor (0.7, 0.3)* about a third of the background as well; *full* every token.
+# **What you should see:** *masked* marks exactly the red `O_orig` tokens; *anchor (0.7, 0.05)* most of them plus
+# a few background positions, the same in every frame (one draw per spatial position); *anchor (0.7, 0.3)* about a
+# third of the background as well; *full* every token (the counts are printed below).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -289,13 +288,9 @@ figures.video_grid({"source": frames} | {mode: r.frames for mode, r in runs.item
                    title=f"{plan.instruction!r}, seed {config.seed}");
 
 # %% [markdown]
-# **What you should see:** the four modes end in two groups. *anchor*, *full* and *off* look the same (the table
-# above: anchor and full differ from off by 0.3 and 1.4/255 per pixel): a red ball appears at the top left and
-# moves *right* along the top, as the instruction asks, touching the blue ball's upper left around frames 4-8 as
-# that one moves down. *masked* differs from off by 10.4/255: its red ball appears at the bottom left and moves
-# right along the bottom edge, running into the blue ball's lower right from frame 12 on. The blue ball is the
-# source's in every mode. All four keep the source ball (O_orig IoU 0.79-0.81 in the raw output) and find `O_edit`
-# in every pass, except *full* in passes 1 and 2 (5 of 7).
+# **What you should see:** *anchor*, *full* and *off* look alike (how far each is from *off* is in the table
+# above): a red ball appears at the top left and moves *right* along the top, as asked. *masked* puts its red ball
+# along the bottom edge instead. The blue ball is the source's in every mode (the table's O_orig IoU).
 
 # %%
 figures.show_videos({"source": frames} | {mode: r.frames for mode, r in runs.items()})
@@ -317,28 +312,18 @@ figures.video_grid({"source": frames} | {mode: r.refinement.iterations[0].frames
                    title="pass 1: the model's output x̂, before the residual mask");
 
 # %% [markdown]
-# **What you should see:** pass 1 redraws the whole scene. *anchor*, *masked* and *off* draw almost the same `x̂`
-# (anchor and masked differ from off by 1.2 and 2.2/255): the red ball at the bottom left, moving right, and a blue
-# ball moving down the left edge, blurrier and less round than the source's (O_orig IoU in x̂ 0.00). *full* differs
-# (21.1/255): it puts the blue ball on the source's path (O_orig IoU 0.67) and draws no red ball at all (`O_edit`
-# is not found in its passes 1 and 2). In pass 1 full extension pulls the edit onto the source scene; the sparse
-# anchors and the masked ones do not visibly move it.
+# **What you should see:** pass 1 redraws the whole scene: *anchor*, *masked* and *off* draw almost the same `x̂`,
+# a red ball at the bottom left and a blue ball down the left edge, off the source's path. *full* pulls the edit
+# onto the source scene: its blue ball is on the source's path and it draws no red ball (the table above: its
+# O_orig IoU in x̂, and `O_edit` not found in its first passes).
 #
-# **Why the blue ball ends alike and the red one does not.** (1) The residual mask: each pass keeps `x̂` only
-# inside the new object's mask `M`; the blue ball and the background come from `x_orig` in every mode, so whatever
-# the anchors did to them in `x̂` is thrown away. (2) The injection window: the source branch runs in 18 of the 96
-# denoising steps (passes 1-4 only); passes 5-7 sample plainly from a composite that already holds the red ball and
-# keep it where it is: by pass 7 anchor's and full's `x̂` differ from off's by 0.5 and 2.1/255, masked's (red ball
-# at the bottom, not the top) by 14.7. (3) The sparse anchors get a small share of the attention (anchor 7.4 %,
-# masked 6.5 %; full 38.5 %), and anchor's `x̂` stays within 3.1/255 of off's in every pass but the third (10.6).
-# (4) The new ball is not settled in pass 1: there anchor, masked and off all draw it at the bottom left, but anchor
-# and off move it to the top in a later pass (chapter 5 shows this run pass by pass), while masked's `x̂` departs
-# from off's from pass 3 on (22.5, 23.3, 23.6, 16.7, 14.7/255) and ends with the red ball at the bottom. *full*
-# finds the new ball only from pass 3 on; its `x̂` then comes close to off's (15.1/255 in pass 3, 5.5 and 6.3 in
-# passes 4 and 5, 2.1 by pass 7) and ends, like off's, with the red ball at the top. So on the toy model anchor and
-# full extension end (nearly) where no extension does, and masked extension ends elsewhere.
-# On real videos with CogVideoX-5B the modes' results differ (the paper's Fig. 3: full, masked, anchor; Fig. 4:
-# off; and the [project page's analysis](https://dynvfx.github.io/sm/index.html#Analysis)).
+# **Why the modes end alike on the toy model.** (1) The residual mask: each pass keeps `x̂` only inside the new
+# object's mask `M`, so whatever the anchors did to the blue ball and the background in `x̂` is thrown away.
+# (2) The injection window: the source branch runs only at the first passes' steps inside the window, and the later
+# passes sample plainly from a composite that already holds the red ball. (3) The sparse anchors get a small share
+# of the attention (section 6), so *anchor*'s `x̂` stays close to *off*'s in most passes (the table above). On real
+# videos with CogVideoX-5B the modes' results differ (the paper's Fig. 3: full, masked, anchor; Fig. 4: off; and
+# the [project page's analysis](https://dynvfx.github.io/sm/index.html#Analysis)).
 #
 # ## 6. Where do the edit's queries put their attention?
 #
@@ -354,9 +339,8 @@ figures.video_grid({mode: 0.7 * figures.heat_rgb(figures.grid_to_pixels(m, spec)
                    title=f"share of each edit query's attention on the anchors (dark 0 - bright {top:.0%}), over the source");
 
 # %% [markdown]
-# **What you should see:** *anchor* and *masked* are dark (a few per cent) except for a brighter vertical band
-# along the blue ball's path, where the `O_orig` anchors are (up to about a fifth of the attention there); *full*
-# is bright everywhere (about 30-40 %), a little less along the bottom row.
+# **What you should see:** *anchor* and *masked* are dark except for a brighter vertical band along the blue
+# ball's path, where the `O_orig` anchors are; *full* is bright everywhere.
 
 # %%
 import matplotlib.pyplot as plt
@@ -370,9 +354,9 @@ ax.set_xlabel("transformer block"), ax.set_ylabel("attention share on anchors"),
 ax.legend(fontsize=8), ax.set_title("inside the injection window, mean over steps and queries"), fig.tight_layout();
 
 # %% [markdown]
-# **What you should see:** *full* extension takes about 22-45 % of the attention depending on the block (least in
-# block 1); *anchor* and *masked* 3-10 % in every block, almost the same curve: the 15 background anchors of
-# *anchor* (29 anchors, against *masked*'s 16 mask tokens) add little attention on the toy model.
+# **What you should see:** *full* extension takes a large share of the attention in every block, *anchor* and
+# *masked* a small one, almost the same curve: the background anchors that *anchor* adds to *masked*'s mask
+# tokens (the legend counts them) add little attention on the toy model.
 #
 # Inside versus outside the new object: where the edit drew the new object (its final `O_edit` mask), do the
 # queries rely less on the source than elsewhere?
@@ -386,15 +370,16 @@ for mode, m in mass.items():
         print(f"{mode:6}: the new object was not found")
 
 # %% [markdown]
-# With *masked* and *full* extension the queries inside the new object lean on the source less than the rest
-# (4.0 vs 6.8 %, 37.6 vs 38.7 %): the direction the method wants (the new object free, the scene tied). With
-# *anchor* extension they lean on it more (8.8 vs 7.2 %): its red ball runs along the top, across the upper end of
-# the bright band of `O_orig` anchors in the figure above.
+# With *masked* and *full* extension the queries inside the new object lean on the source less than the rest: the
+# direction the method wants (the new object free, the scene tied). With *anchor* extension they lean on it more:
+# its red ball runs along the top, across the upper end of the bright band of `O_orig` anchors in the figure above.
 #
 # ## Exercises
 #
-# Each exercise has a solution in the hidden cell below it (click to show it in Jupyter or Colab); the solution
-# checks itself with an `assert`.
+# Each exercise has a cell for you to work in (fill in what `...` stands for; as it is, it runs and does
+# nothing) and, below it, its solution, collapsed in Jupyter and in Colab (double-click to read it). The
+# solutions run with the notebook and check themselves with an `assert`; their output is not stored, so you
+# see it only when you run them.
 #
 # **1 · Per-call anchor draws (implement a variant).** The library draws new anchors in every attention call.
 # Predict first: over the 36 extending calls of one pass of the toy edit (6 steps × 6 blocks), what share of the
@@ -402,7 +387,17 @@ for mode, m in mass.items():
 # with `anchor_grid` and one generator seeded `config.seed`, (b) check that `AnchorContext(draw="per_call", ...)`
 # produces exactly your draws, in order, and (c) measure the share.
 
+# %%
+# Your turn. First your prediction: the share of background tokens that are an anchor at least once.
+my_prediction = ...
+# TODO: (a) 36 draws anchor_grid(token_mask, "anchor", 0.7, 0.05, generator) from one generator seeded
+# config.seed; (b) AnchorContext(mode="anchor", draw="per_call", ...) with a generator seeded the same:
+# ctx.next_anchor_index() against anchor_index(draw); (c) the share of ~token_mask covered at least once.
+my_draws = []
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution to exercise 1 (double-click to show the code)
+#@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 from dynvfx.attention import AnchorContext
 
 g = torch.Generator().manual_seed(config.seed)
@@ -415,17 +410,24 @@ seen = ever[~token_mask].float().mean().item()
 print(f"one draw: {draws[0][~token_mask].float().mean():.1%} of the background; 36 draws: {seen:.0%} at least once"
       f" (expected 1 - 0.95^36 = {1 - 0.95 ** 36:.0%})")
 assert seen > 0.5 and not all(torch.equal(draws[0], d) for d in draws[1:])
+# So with per-call draws no single background position is tied to the source for long, but over a pass most of the
+# background is consulted now and then; a fixed draw (anchor_draw="once") ties the same few positions at every step.
 
 # %% [markdown]
-# So with per-call draws no single background position is tied to the source for long, but over a pass most of
-# the background is consulted now and then; a fixed draw (`anchor_draw="once"`) ties the same few positions at
-# every step.
-#
 # **2 · A keep-rate sweep (predict, then run).** With the captured call of section 4, keep `fg_keep = 0.7` and
 # raise `bg_keep` through 0, 0.05, 0.2, 0.5 and 1. Predict how the video queries' share of attention on the anchors
 # changes, then compute it with the explicit formula (same `q`, `k`, new anchor sets).
 
+# %%
+# Your turn. First your prediction: how does the anchors' share of the attention change as bg_keep grows?
+my_prediction = ...
+# TODO: for each bg_keep, anchor_index(anchors("anchor", 0.7, bg_keep)), the keys of section 4 with those source
+# keys appended, P = softmax(q K^T / sqrt(d)) at the video queries, and P's mass on the appended keys.
+my_shares = {}
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution to exercise 2 (double-click to show the code)
+#@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 shares = {}
 for bg in (0.0, 0.05, 0.2, 0.5, 1.0):
     idx = anchor_index(anchors("anchor", 0.7, bg)).to(k.device)
@@ -435,16 +437,22 @@ for bg in (0.0, 0.05, 0.2, 0.5, 1.0):
 print({bg: f"{s:.1%}" for bg, s in shares.items()})
 values = list(shares.values())  # one uniform draw per position: a larger bg_keep keeps a superset of anchors
 assert all(x <= y + 1e-6 for x, y in zip(values, values[1:])) and values[-1] > values[0]
+# The share grows with every extra anchor, but slower than the anchor count: at bg_keep = 1 (nearly "full") the
+# source's keys are almost half of all keys, yet they take well under half of the attention.
 
 # %% [markdown]
-# The share grows with every extra anchor, but slower than the anchor count: at `bg_keep = 1` (nearly *full*)
-# the source's keys are almost half of all keys, yet they take well under half of the attention.
-#
 # **3 · The anchor-mass metric (a metric).** `AttentionRecorder` reports `anchor_mass`: per video query, the head
 # average of the attention on the last `n_anchor` keys. Compute it from `P` of section 4 and check it against
 # `AttentionRecorder.record` on the same queries and keys.
 
+# %%
+# Your turn. TODO: from P of section 4, each video query's attention on the last len(a) keys, averaged over the
+# heads; then AttentionRecorder().record(0, LAYER, q[EDIT], K, L, n_anchor=len(a)) and its anchor_mass.
+my_anchor_mass = ...
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution to exercise 3 (double-click to show the code)
+#@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 if MODEL == "toy":  # on CogVideoX, P holds only a slice of the queries
     rec = AttentionRecorder()
     rec.record(0, LAYER, q[EDIT], K, L, n_anchor=len(a))

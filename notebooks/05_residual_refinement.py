@@ -33,7 +33,7 @@
 #   benchmark pairs;
 # - and try three exercises (count the steps, the `x_res` update without its mask, a metric by hand).
 #
-# **Run time.** 1 min 12 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 1 min 21 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # It samples with 20 steps and runs 3 benchmark pairs; on a GPU the toy chapter takes about 20 s. With
 # CogVideoX-5B one edit at the paper's settings takes about 13 min on an H100 (the estimate is printed before the
 # first heavy cell), so the ablations and the benchmark run only with the toy model.
@@ -191,14 +191,10 @@ rows = {f"pass {k} ({s})": torch.stack([view[kind][frame] for kind in kinds])
 figures.video_grid(rows, frames=list(range(len(kinds))), labels=kinds, title=f"frame {frame}", size=1.4);
 
 # %% [markdown]
-# **What you should see:** pass 1 starts from the source alone (its reconstruction: the blue ball in the centre);
-# its `x̂` has a red ball at the bottom, left of centre, and the mask and `|x_res|` light up only there. Pass 2's
-# composite holds that red ball below the blue one, and pass 2's `x̂` keeps it there. Pass 3's `x̂` moves it: it
-# draws the red ball at the top, above and left of the blue one, and its mask follows it there; from pass 4 on the
-# composite holds the red ball at the top, over the blue ball's upper left, and the later passes keep it there.
-# Each `x̂` redraws the blue ball off its place (at the left edge in passes 1 and 2, right of the source's in passes
-# 3-6, furthest in 5, about in place in 7), but outside `M` that is discarded: the composite's blue ball never
-# moves, and the mask and the residual stay on the red ball in every pass.
+# **What you should see:** pass 1 starts from the source alone, its `x̂` puts a red ball at the bottom, and the
+# mask and `|x_res|` light up only there. Pass 3's `x̂` moves the red ball to the top, its mask follows, and the
+# later passes keep it there. Each `x̂` also redraws the blue ball off its place, but outside `M` that is discarded:
+# the composite's blue ball never moves.
 
 # %%
 from dynvfx import widgets
@@ -229,7 +225,7 @@ figures.video_grid({"source video": frames} | {f"composite: {how}": video for ho
 # **What you should see:** the three composites show the same edit, a red ball at the top left that moves right
 # along the top while the blue one moves down. *latent* and *reconstruction* carry the autoencoder's faint
 # speckles in the gray and a slightly blurred blue ball; *source* has the source's own pixels outside the `O_edit`
-# mask (PSNR there 30.3 dB, 31.4 dB and infinite).
+# mask (the PSNRs printed above).
 #
 # ## Ablations, side by side
 #
@@ -257,15 +253,10 @@ else:
     print("skipped with a CogVideoX model: each variant is a full edit (see the cost estimate above)")
 
 # %% [markdown]
-# **What you should see:** *DynVFX*, *no AnchorExtAttn* and *no iterative refinement* all keep the source's blue
-# ball and add a red ball moving right, as asked. *DynVFX* and *no AnchorExtAttn* look the same: the red ball
-# starts at the top left and moves right along the top, touching the blue ball's upper left around frames 4-8.
-# With one pass (*no iterative refinement*) the red ball starts at the bottom left instead and moves right along
-# the bottom edge, running into the blue ball by frame 16. *SDEdit 0.6* and *SDEdit 0.9* redraw the whole scene
-# (speckled gray). At 0.6 a blurred blue ball moves down about the source's path and no red ball appears; at 0.9 a
-# blue ball moves down the left edge, not where the source's was, and a red ball at the bottom moves right from
-# frame 0. The paper's ablations differ visibly (Fig. 4:
-# without AnchorExtAttn the new content is misplaced, without refinement it blends in poorly).
+# **What you should see:** on this edit *DynVFX* and *no AnchorExtAttn* look the same, the red ball moving right
+# along the top, while with one pass (*no iterative refinement*) it moves right along the bottom edge. *SDEdit 0.6*
+# and *0.9* redraw the whole scene, at 0.6 without a red ball. On real videos the paper's ablations differ visibly
+# (Fig. 4: without AnchorExtAttn the new content is misplaced, without refinement it blends in poorly).
 
 # %%
 if MODEL == "toy":
@@ -294,14 +285,11 @@ if MODEL == "toy":
               f" | {ssim_outside(raw, frames, mask):.3f} ({psnr_outside(raw, frames, mask):4.1f})")
 
 # %% [markdown]
-# On the toy the first three rows agree in the numbers: their final frames are the source outside the mask
-# (SSIM 1, PSNR infinite), and their raw `decode(x_comp)` scores 0.939, 0.939 and 0.930, all bounded by the
-# autoencoder. SDEdit, with no protection, redraws the scene at both strengths and scores lower (0.910 at 0.6,
-# 0.733 at 0.9), Table 1's trade-off: at 0.6 it adds nothing (the red ball is found in 0 % of the frames), at 0.9
-# the red ball is found in every frame.
-# Table 1's ablation gaps (v2: 0.749 full, 0.691 without AnchorExtAttn, 0.736 without refinement) do not appear here:
-# on the toy the residual mask alone keeps the scene, and the toy model draws the new ball in the same place,
-# moving right as asked, with or without the anchors.
+# On the toy the first three rows agree: their final frames are the source outside the mask, and their raw
+# `decode(x_comp)` is bounded by the autoencoder alike. SDEdit, with no protection, redraws the scene and scores
+# lower, Table 1's trade-off (at 0.6 it adds no red ball, at 0.9 it does). Table 1's ablation gaps do not show on
+# this one edit: the residual mask alone keeps the scene, and the toy model draws the new ball in the same place
+# with or without the anchors.
 #
 # ### A few held-out benchmark pairs
 #
@@ -328,22 +316,30 @@ if MODEL == "toy":
         print(f"{name:18} | {m['success']:7.0%} | {m['iou']:10.2f} | {m['psnr']:13.1f} | {m['ssim']:8.3f}")
 
 # %% [markdown]
-# On these three pairs DynVFX and "no AnchorExtAttn" succeed on all three (100 %), SDEdit 0.6 on one (33 %).
-# DynVFX and "no AnchorExtAttn" keep the source ball exactly (IoU 1.00: the new ball is drawn apart from it);
-# SDEdit 0.6 redraws it (IoU 0.83). Three pairs say little (three successes in three have a 95 % interval of about
-# 44-100 %, one in three of about 6-79 %); `benchmarks/toy_edit.py` with 60 pairs gives the intervals.
+# Three pairs say little (the table above): a success rate needs dozens of pairs to separate the variants, which
+# `python benchmarks/toy_edit.py --pairs 60` measures with intervals (docs/benchmarks.md has its table).
 #
 # ## Exercises
 #
-# Each exercise has a solution in the hidden cell below it (click to show it in Jupyter or Colab); the solution
-# checks itself with an `assert`.
+# Each exercise has a cell for you to work in (fill in what `...` stands for; as it is, it runs and does
+# nothing) and, below it, its solution, collapsed in Jupyter and in Colab (double-click to read it). The
+# solutions run with the notebook and check themselves with an `assert`; their output is not stored, so you
+# see it only when you run them.
 #
 # **1 · Count the steps (predict, then run).** With the schedule printed at the top, how many transformer steps do
 # the seven passes take in all, and in how many of them does the source branch run? Predict, then count with
 # `start_index` and `window`, and compare with `dynvfx.cost.refinement_steps(config)` (what the GPU cost estimate
 # uses) and with the steps where the recorder above saw attention on anchors.
 
+# %%
+# Your turn. First your prediction.
+my_total, my_with_source = ..., ...
+# TODO: pass i runs timesteps[start_index(len(timesteps), config.strengths[i]):]; count those steps, and those
+# in window; compare with dynvfx.cost.refinement_steps(config).
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution to exercise 1 (double-click to show the code)
+#@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 from dynvfx.cost import refinement_steps
 
 tails = [timesteps[start_index(len(timesteps), s):].tolist() for s in config.strengths]
@@ -358,7 +354,16 @@ assert seen == probes.injection_steps(pipe, config) and len(seen) == with_source
 # $x_{res} = \hat x - x_{orig}$ for the last pass. Predict what happens outside `O_edit`, in the latents and in
 # the decoded frames; then check it on the stored last pass (`result.refinement.iterations[-1]`).
 
+# %%
+# Your turn. First your prediction: outside O_edit, in the latents and in the decoded frames.
+my_prediction = ...
+# TODO: from the last pass that found O_edit (result.refinement.iterations, .found), x_hat - x_orig against its
+# x_res outside its latent_mask; decode x_orig + each (decode_latents) and compare outside result.edit_mask.
+my_without_mask = ...
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution to exercise 2 (double-click to show the code)
+#@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 last = [it for it in result.refinement.iterations if it.found][-1]  # the last pass that found O_edit
 outside = last.latent_mask[None] == 0  # [1, F', 1, h, w]: outside M
 with_mask, without = last.x_res, last.x_hat - result.refinement.x_orig
@@ -368,37 +373,44 @@ psnr = {name: psnr_outside(decode_latents(pipe, result.refinement.x_orig + r), f
         for name, r in (("with M", with_mask), ("without M", without))}
 print({name: f"{p:.1f} dB" for name, p in psnr.items()}, "(PSNR outside the O_edit mask vs the source)")
 assert with_mask.mul(outside).abs().max() == 0 and without.mul(outside).abs().mean() > 0
+# Without the mask the whole scene is redrawn by a single SDEdit pass: everything the model gets slightly wrong
+# about the source (colours, edges, the source object's position) enters the output, which is what M prevents.
 
 # %% [markdown]
-# Without the mask the whole scene is redrawn by a single SDEdit pass: everything the model gets slightly wrong
-# about the source (colours, edges, the source object's position) enters the output, which is what `M` prevents.
-#
 # **3 · A metric by hand.** Write PSNR over the pixels outside a mask (10·log10(1 / MSE), MSE over the kept pixels
 # and the three channels) and check it against `dynvfx.metrics.psnr_outside` on the raw output `decode(x_comp)`.
 
+# %%
+# Your turn. TODO: 10 * log10(1 / MSE), the MSE over the pixels outside the mask and the three channels;
+# then compare with psnr_outside(finals["latent"], frames, result.edit_mask).
+def my_psnr_outside(a, b, mask):
+    """PSNR of frames a vs b [F, 3, H, W] over the pixels where mask [F, 1, H, W] is False."""
+    ...
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution to exercise 3 (double-click to show the code)
+#@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 import math
 
 
-def my_psnr_outside(a, b, mask):
+def psnr_by_hand(a, b, mask):
     """PSNR of frames a vs b [F, 3, H, W] over the pixels where mask [F, 1, H, W] is False."""
     keep = ~mask.bool().expand_as(a)
     return 10 * math.log10(1.0 / ((a - b) ** 2)[keep].mean().item())
 
 
-mine = my_psnr_outside(finals["latent"], frames, result.edit_mask)
+mine = psnr_by_hand(finals["latent"], frames, result.edit_mask)
 assert abs(mine - psnr_outside(finals["latent"], frames, result.edit_mask)) < 1e-3
 print(f"PSNR outside O_edit of decode(x_comp): {mine:.2f} dB (by hand) = the library's")
 
 # %% [markdown]
 # ## What to take away
 #
-# - The residual confines the edit: outside `M` the composite stays `x_orig` exactly (exercise 2: a residual of 0
-#   there with the mask, 0.05 on average without it; 30.3 vs 28.1 dB outside the `O_edit` mask), and the loop you
-#   wrote out gives exactly `refine()`'s `x_res`.
-# - The passes go from strong to weak noise, and the source branch runs only in the first four (18 of the 96 steps
-#   here). On this edit pass 1 puts the red ball at the bottom, pass 3 moves it to the top, and the later passes
-#   keep it there.
+# - The residual confines the edit: outside `M` the composite stays `x_orig` exactly (exercise 2 shows what the
+#   mask prevents), and the loop written out above gives exactly `refine()`'s `x_res`.
+# - The passes go from strong to weak noise, and the source branch runs only at the steps inside the injection
+#   window (exercise 1 counts them). On this edit pass 1 puts the red ball at the bottom, pass 3 moves it to the
+#   top, and the later passes keep it there.
 # - On the toy model the ablations hardly separate: without anchors the result is the full method's, and with a
 #   single pass the red ball runs along the bottom instead of the top (still moving right, the blue ball still
 #   the source's), while SDEdit shows what the residual avoids: at 0.6 and at 0.9 it redraws the scene. What

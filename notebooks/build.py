@@ -1,18 +1,21 @@
 """Rebuild the executed notebooks from their jupytext sources, and keep what they say about themselves in step.
 
     python notebooks/build.py [NAME ...]   # execute every chapter (or those named) and store its outputs
-    python notebooks/build.py --links      # execute nothing: rewrite the badges, install cells and run times
+    python notebooks/build.py --links      # execute nothing: rewrite the badges, install cells and run times,
+                                           # and empty the solution cells' outputs
 
 Each ``NN_name.py`` (py:percent, paired with ``ipynb``) is read with jupytext, executed in a fresh kernel with
 its folder as the working directory (nbclient), and written to ``NN_name.ipynb`` with its outputs. The seconds it
 took go into ``run_times.json`` with the threads, the CPU and the date (chapters not run keep their entry).
+The exercises' solution cells (tagged ``solution``) run with the chapter, so their ``assert`` checks them, but
+their outputs are not stored and their code is collapsed (:func:`hide_solutions`).
 
 Then, in every chapter's ``.py`` and ``.ipynb`` (outputs kept), the Colab badge and the setup cell's ``git clone``
 point at the public repository, ``Repository`` under ``[project.urls]`` in ``pyproject.toml`` (the one place that
 names it), and the first cell's run-time line states the chapter's time from ``run_times.json``; the chapter tables
 of ``README.md`` and ``notebooks/README.md`` are written from the same two files. ``--links`` does only this part
-(a second, no kernel): run it after pointing ``pyproject.toml`` at a fork. Needs ``jupytext``, ``nbclient`` and
-``ipykernel``.
+and :func:`hide_solutions` (a second, no kernel): run it after pointing ``pyproject.toml`` at a fork. Needs
+``jupytext``, ``nbclient`` and ``ipykernel``.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ BADGE = re.compile(r"(\[!\[Open In Colab\]\(https://colab\.research\.google\.com
                    r"[^)\s]*(\))")
 CLONE = re.compile(r"(git clone -q --depth 1 )\S+( dynvfx-course)")
 RUN_TIME = re.compile(r"\*\*Run time\.\*\* .*? with the toy model \(measured by `notebooks/build\.py`\)\.")
+SOLUTION = "solution"  # the tag of an exercise's solution cell
+COLAB_FORM = "#@title"  # a solution cell's first line: Colab shows the cell as a collapsed form with this title
 
 
 def chapters() -> list[Path]:
@@ -102,6 +107,24 @@ def front_matter(text: str, name: str, repository: str, run_times: dict) -> str:
     if name in run_times:
         text = RUN_TIME.sub(lambda m: run_time_line(run_times[name]), text)
     return text
+
+
+def is_solution(cell) -> bool:
+    """Whether ``cell`` is an exercise's solution (a code cell tagged :data:`SOLUTION`)."""
+    return cell.cell_type == "code" and SOLUTION in cell.metadata.get("tags", [])
+
+
+def hide_solutions(nb) -> bool:
+    """Keep the answers of ``nb``'s exercises out of sight until a student runs them: every solution cell loses its
+    stored outputs (it keeps its execution count: it ran, and its ``assert`` held) and is collapsed in Jupyter
+    (``jupyter.source_hidden``) and in Colab (``cellView: form``; its ``#@title`` line names the form). Returns
+    whether ``nb`` changed."""
+    changed = False
+    for cell in filter(is_solution, nb.cells):
+        meta = dict(cell.metadata, cellView="form", jupyter=dict(cell.metadata.get("jupyter", {}), source_hidden=True))
+        if cell.outputs or meta != cell.metadata:
+            cell.outputs, cell.metadata, changed = [], meta, True
+    return changed
 
 
 def chapter_title(source: Path) -> str:
@@ -153,8 +176,9 @@ def record_run_time(name: str, seconds: float) -> None:
 
 
 def update_links() -> None:
-    """Rewrite every chapter's front matter (:func:`front_matter`) in its ``.py`` and ``.ipynb`` (outputs kept,
-    nothing executed) and the chapter tables of README.md and notebooks/README.md."""
+    """Rewrite every chapter's front matter (:func:`front_matter`) in its ``.py`` and ``.ipynb`` (outputs kept but
+    the solutions', :func:`hide_solutions`; nothing executed) and the chapter tables of README.md and
+    notebooks/README.md."""
     repository, run_times = repository_url(), load_run_times()
     for source in chapters():
         text = source.read_text()
@@ -167,7 +191,7 @@ def update_links() -> None:
             old = [c.source for c in nb.cells]
             for cell in nb.cells:
                 cell.source = front_matter(cell.source, source.stem, repository, run_times)
-            if [c.source for c in nb.cells] != old:
+            if hide_solutions(nb) or [c.source for c in nb.cells] != old:
                 jupytext.write(nb, ipynb)
     write_block(REPO_ROOT / "README.md", "chapters", chapters_table(repository, run_times))
     write_block(HERE / "README.md", "run_times", run_times_table(run_times))
@@ -182,6 +206,7 @@ def build(source: Path, timeout: int = 900) -> float:
     # no widget state: a viewer's output then shows its stored first picture (image/png) in nbconvert's HTML,
     # which would otherwise pick the widget view and fetch its JavaScript from a CDN
     nb.metadata.pop("widgets", None)
+    hide_solutions(nb)
     jupytext.write(nb, source.with_suffix(".ipynb"))
     return seconds
 

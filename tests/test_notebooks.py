@@ -127,6 +127,64 @@ def test_checked_cells_print_plain_text_only(name):
         assert kinds == {("stream", "stdout")}, f"{name}: a checked cell shows {kinds}:\n{cell.source[:200]}"
 
 
+EXERCISE = re.compile(r"^\*\*(\d+) ·", re.M)  # an exercise's heading in a markdown cell: **1 · ...**
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_every_exercise_has_a_cell_for_the_student_and_then_its_solution(name, build):
+    """Each exercise (a markdown ``**N ·`` heading) is followed by a code cell for the student, a scaffold of
+    ``...`` with a ``TODO``, and then its solution (tagged ``solution``), a Colab form (``#@title`` first, a
+    ``#@markdown`` line) that is collapsed in Jupyter too; the scaffold runs and does not hold the solution."""
+    cells = jupytext.read(NOTEBOOKS / f"{name}.py").cells
+    exercises = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and EXERCISE.search(c.source)]
+    solutions = [i for i, c in enumerate(cells) if build.is_solution(c)]
+    assert exercises, f"{name} has no exercises"
+    assert [i + 2 for i in exercises] == solutions, \
+        f"{name}: each exercise should be followed by the student's cell and then its solution"
+    for i in exercises:
+        student, solution = cells[i + 1], cells[i + 2]
+        assert student.cell_type == "code" and not build.is_solution(student), f"{name}: no cell for the student"
+        assert "TODO" in student.source and "..." in student.source, \
+            f"{name}: the student's cell should be a TODO scaffold with ... for what to fill in"
+        compile(student.source, f"{name} student cell", "exec")
+        assert not set(_statements(solution.source)) <= set(_statements(student.source)), \
+            f"{name}: the student's cell gives the solution away"
+        assert solution.source.startswith(build.COLAB_FORM) and "\n#@markdown " in solution.source, \
+            f"{name}: a solution should be a Colab form cell ({build.COLAB_FORM} first, then #@markdown)"
+        assert solution.metadata.get("jupyter", {}).get("source_hidden"), f"{name}: a solution should be collapsed"
+
+
+def _statements(source: str) -> list[str]:
+    """The statements of a cell, normalised (comments and formatting gone)."""
+    return [ast.unparse(node) for node in _parse(source).body]
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_stored_solutions_show_no_answer(name, build):
+    """The executed chapter stores no output of a solution cell (it ran: its execution count is there), and each
+    solution is collapsed in Jupyter and Colab."""
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    solutions = [c for c in nb.cells if build.is_solution(c)]
+    assert solutions, f"{name}: no solution cells in the .ipynb"
+    for cell in solutions:
+        assert cell.outputs == [], f"{name}: a solution's stored output shows its answer; run " \
+            f"`python notebooks/build.py --links`:\n{cell.source[:120]}"
+        assert cell.metadata.get("cellView") == "form" and cell.metadata["jupyter"]["source_hidden"], \
+            f"{name}: a solution should be collapsed in Colab (cellView: form) and Jupyter (source_hidden)"
+
+
+def test_hide_solutions_empties_and_collapses_only_the_solutions(build):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("print(1)", outputs=[nbformat.v4.new_output("stream", text="1\n")]),
+        nbformat.v4.new_code_cell("#@title S\nprint(2)", metadata={"tags": ["solution"]},
+                                  outputs=[nbformat.v4.new_output("stream", text="2\n")], execution_count=2)])
+    assert build.hide_solutions(nb) and not build.hide_solutions(nb)  # changed once, then nothing to do
+    kept, solution = nb.cells
+    assert kept.outputs and "cellView" not in kept.metadata
+    assert solution.outputs == [] and solution.execution_count == 2
+    assert solution.metadata["cellView"] == "form" and solution.metadata["jupyter"]["source_hidden"]
+
+
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_no_long_functions_in_cells(name):
     for source in _code(name):
