@@ -218,7 +218,8 @@ def _check_toy_source(args, frames) -> None:
                           "(coloured balls on a plain background, e.g. data/examples/); for a real video use a real "
                           "model on a GPU, --model THUDM/CogVideoX-5b (see docs/gpu.md), or pass --force to run "
                           "the toy model anyway")
-    warnings.warn(f"--force: the toy model runs on a video it was not made for ({problem}); expect no real edit")
+    print(f"warning: --force: the toy model runs on a video it was not made for ({problem}); expect no real edit",
+          file=sys.stderr)
 
 
 def _preflight_edit(args):
