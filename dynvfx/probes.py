@@ -41,9 +41,11 @@ def noisy_views(pipe, inversion, indices: list[int], seed: int = 0) -> dict[str,
 
 
 @torch.no_grad()
-def reconstruct_from(pipe, inversion, start: int, noise: str = "inverted", seed: int = 0) -> torch.Tensor:
-    """Latents ``[1, F', C, h, w]`` sampled back with the inversion's prompt (no guidance) from the sampling
-    timestep ``start`` (one of ``inversion.timesteps``) down the rest of the schedule.
+def reconstruct_from(pipe, inversion, start: int, noise: str = "inverted", seed: int = 0, prompt: str | None = None,
+                     guidance: float = 1.0) -> torch.Tensor:
+    """Latents ``[1, F', C, h, w]`` sampled back from the sampling timestep ``start`` (one of
+    ``inversion.timesteps``) down the rest of the schedule, with ``prompt`` (None: the inversion's) and
+    classifier-free ``guidance`` against the empty prompt (1: none).
 
     ``noise="inverted"`` starts from the kept latent ``inversion.at(start)``; ``"random"`` from x_orig noised to
     ``start`` with fresh Gaussian noise (``seed``), where SDEdit and every DynVFX refinement pass start.
@@ -55,21 +57,25 @@ def reconstruct_from(pipe, inversion, start: int, noise: str = "inverted", seed:
     i = int((inversion.timesteps == int(start)).nonzero()[0, 0])
     x = inversion.latents[i] if noise == "inverted" else \
         add_noise(pipe, inversion.x_orig, int(start), torch.Generator().manual_seed(seed))
+    cond = encode_text(pipe, [inversion.prompt if prompt is None else prompt])
+    uncond = encode_text(pipe, [""]) if guidance != 1.0 else None
     sampling_timesteps(pipe, len(inversion.timesteps))  # the scheduler's step size follows this schedule
-    return denoise(pipe, x.to(execution_device(pipe)), inversion.timesteps[i:], encode_text(pipe, [inversion.prompt]),
+    return denoise(pipe, x.to(execution_device(pipe)), inversion.timesteps[i:], cond, uncond, guidance,
                    progress=False).cpu()
 
 
-def reconstruction_error(pipe, inversion, start: int, noise: str = "inverted", seed: int = 0) -> float:
+def reconstruction_error(pipe, inversion, start: int, noise: str = "inverted", seed: int = 0,
+                         prompt: str | None = None, guidance: float = 1.0) -> float:
     """Latent RMSE(x_rec, x_orig) of :func:`reconstruct_from` (same arguments)."""
-    return (reconstruct_from(pipe, inversion, start, noise, seed) - inversion.x_orig).pow(2).mean().sqrt().item()
+    x_rec = reconstruct_from(pipe, inversion, start, noise, seed, prompt, guidance)
+    return (x_rec - inversion.x_orig).pow(2).mean().sqrt().item()
 
 
-def reconstruction_errors(pipe, inversion, noise: str = "inverted", seed: int = 0,
-                          starts=None) -> list[tuple[int, float]]:
+def reconstruction_errors(pipe, inversion, noise: str = "inverted", seed: int = 0, starts=None,
+                          prompt: str | None = None, guidance: float = 1.0) -> list[tuple[int, float]]:
     """:func:`reconstruction_error` from each of ``starts`` (default: every kept timestep): ``[(t, rmse), ...]``."""
     starts = inversion.timesteps.tolist() if starts is None else starts
-    return [(int(t), reconstruction_error(pipe, inversion, int(t), noise, seed)) for t in starts]
+    return [(int(t), reconstruction_error(pipe, inversion, int(t), noise, seed, prompt, guidance)) for t in starts]
 
 # ------------------------------------------------------------------------- chapter 2: attention maps
 def word_token_ids(pipe, prompt: str, word: str) -> list[int]:

@@ -24,13 +24,15 @@
 # needs the source at every timestep of the sampler, which DDIM inversion provides. You will
 #
 # - derive the v-prediction formulas CogVideoX uses and check them numerically (and against diffusers' scheduler),
-# - invert a video and sample it back from different timesteps, and see why sampling back from the *fully*
-#   inverted noise is unreliable with CogVideoX's zero-terminal-SNR schedule (and why DynVFX never does that),
+# - invert a video, with the inversion loop written out, and see how little of the source the noisy latents hold
+#   at the top of CogVideoX's zero-terminal-SNR schedule (a plot of $\sqrt{\bar\alpha_t}$),
+# - sample it back from inside the injection window, where DynVFX uses it, and measure what makes the round trip
+#   succeed there: the prompt, the guidance, the step count,
 # - measure the reconstruction error per starting timestep and against the number of steps (plots),
 # - look at the noisy latents along the way, decoded,
 # - do three exercises (a cell for you, then its solution, collapsed).
 #
-# **Run time.** 29 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 42 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # It samples with 20 steps (the curves go up to 50); on a GPU the toy chapter takes a few seconds. With
 # CogVideoX-5B on an A100 one 50-step inversion plus reconstruction takes a few minutes, and the curves, which repeat
 # them from a few starting timesteps, about 20 min (estimates).
@@ -163,65 +165,33 @@ print(f"kept latents {tuple(inv.latents.shape)} ([T, 1, F', C, h, w]) at timeste
       f"... {inv.timesteps[-1].item()}")
 
 # %% [markdown]
-# ## Sample it back — but from where?
-#
-# Sampling back down the schedule with the same (empty) prompt and no guidance should give the source again. Two
-# things limit it: the inversion's approximation (each step uses $v$ from one step earlier) and the autoencoder,
-# whose own round trip `decode(encode(frames))` is the best any latent method can do. A third thing matters more:
-# **where we start**. At $t = 999$, $\bar\alpha = 0$: the fully inverted latent is $\hat\epsilon$ alone, and the
-# model's first clean estimate from it, $\hat x_0 = -v$, is made with no $x_0$ term in its input. From there the
-# sampler has to decide the whole video again, background first, and the source's background is whatever the noise
-# happens to suggest. A few steps lower, $\sqrt{\bar\alpha_t}$ (the weight of $x_0$ in $x_t$) is small but no longer
-# zero (printed below).
-#
-# DynVFX never samples back from the fully inverted noise. Its source branch reads the kept latent `inv.at(t)` at
-# each timestep of the *injection window* (the authors' code: $t$ = 899 … 619 of 50 steps), and each refinement
-# pass is an SDEdit run that starts from $x_{orig} + x_{res}$ noised with *fresh* noise at strength ≤ 0.92 (the
-# first pass: $t$ = 919 at 50 steps, 899 at our 20). So we sample back from four places: the inverted noise at
-# $t = 999$,
-# the kept latent at the first refinement timestep, and the kept latents at $t = 799$ and $t = 499$.
+# The loop inside `ddim_invert`, written out: from the clean latent at $t = 0$ up the schedule, each step predicts
+# $v$ at the level it knows, $s$, and re-mixes $\hat x_0$ and $\hat\epsilon$ at the next, noisier level $t$ (the
+# DDIM update above, run upwards). It gives exactly the kept latents.
 
 # %%
-from dynvfx.pipeline import decode_latents
-from dynvfx.sampling import start_index
+# NBVAL_CHECK_OUTPUT
+from dynvfx.pipeline import encode_text, rotary_embeddings
+from dynvfx.sampling import predict_v
 
-T_REFINE = int(inv.timesteps[start_index(NUM_STEPS, 0.92)])  # where the first refinement pass starts
-STARTS = {"inverted noise, t = 999": 999, f"kept latent, t = {T_REFINE}": T_REFINE, "kept latent, t = 799": 799,
-          "kept latent, t = 499": 499}
-rows = {"source": frames, "decode(x_orig)": decode_latents(pipe, x_orig)}
-for name, t in STARTS.items():
-    x_rec = probes.reconstruct_from(pipe, inv, t)
-    rows[f"from the {name}"] = decode_latents(pipe, x_rec)
-    rmse = (x_rec - inv.x_orig).pow(2).mean().sqrt()
-    print(f"from t = {t}: sqrt(alpha_bar) = {alphas[t].sqrt():.3f}, latent RMSE(x_rec, x_orig) = {rmse:.3f}")
-print(f"RMS of x_orig itself: {inv.x_orig.pow(2).mean().sqrt():.3f}; the inverted noise has std "
-      f"{inv.noise.std():.2f} (the Gaussian noise the model was trained to start from: 1)")
-figures.video_grid(rows, title="sampling back from four starting points");
-
-# %% [markdown]
-# **What you should see:** the autoencoder's own round trip (second row) is slightly blurred, the best any
-# latent method can do here. Sampled back from the inverted noise at $t = 999$ the video is *redrawn*, not
-# reconstructed: the blue ball moves down as in the source, about as large and a little blurrier, but over an
-# almost white background instead of gray (latent RMSE 0.593); with 5, 10 or 50 steps the error is higher still
-# (1.26–1.28, the steps curve below). From the kept latents at $t = 899$ and $t = 799$ the gray background is
-# right but the ball is gone (0.12 both); from $t = 499$ the source
-# comes back, as blurred as the autoencoder makes it (0.025). The inverted noise is not like the noise the sampler
-# expects either (std 0.42, not 1). Why the ball is
-# lost at 899 and 799: we sample with the empty prompt and no guidance, and there the model's clean estimate from
-# the kept latent shows no ball, only a faint bluish smudge (see the $\hat x_0$ row of the last figure at
-# $t = 749$); DynVFX's passes sample with the caption $P_{comp}$ and classifier-free guidance, which name the ball.
-
-# %%
-figures.show_videos({"source": frames, "autoencoder only": rows["decode(x_orig)"]} |
-                    {k.removeprefix("from the "): v for k, v in list(rows.items())[2:]})
+empty, rope = encode_text(pipe, [""]), rotary_embeddings(pipe, x_orig)
+x, s, mine = inv.x_orig, 0, []
+for t in inv.timesteps.flip(0).tolist():  # upwards: from t = 0 to t = 999
+    v = predict_v(pipe, x, empty, s, rope).cpu()  # v at the known level s stands in for v at (x_t, t)
+    x0_hat = alphas[s].sqrt() * x - (1 - alphas[s]).sqrt() * v
+    eps_hat = (1 - alphas[s]).sqrt() * x + alphas[s].sqrt() * v
+    x, s = alphas[t].sqrt() * x0_hat + (1 - alphas[t]).sqrt() * eps_hat, t
+    mine.insert(0, x)  # kept at every sampling timestep, the noisiest first
+same = torch.allclose(torch.stack(mine), inv.latents, atol=1e-5)
+print(f"the loop's {len(mine)} latents equal ddim_invert's: {same}")
 
 # %% [markdown]
-# ## Reconstruction error per starting timestep
+# ## How much of the source is left at each timestep
 #
-# For every kept timestep $t$: sample back from the kept latent `inv.at(t)` (solid) and, for contrast, from
-# $x_{orig}$ noised to $t$ with fresh Gaussian noise, where SDEdit starts (dashed). The error is measured on the
-# latents, so the autoencoder plays no part. Shaded: the injection window, where DynVFX's source branch runs on
-# the kept latents; dotted: where the first refinement pass starts.
+# In $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$ the source's weight is $\sqrt{\bar\alpha_t}$.
+# CogVideoX's schedule has *zero terminal SNR*: that weight is exactly 0 at $t = 999$. Shaded: the *injection
+# window*, the timesteps at which DynVFX's source branch reads the kept latents (the authors' code: $t$ = 899 … 619
+# of 50 steps).
 
 # %%
 import matplotlib.pyplot as plt
@@ -229,13 +199,90 @@ import matplotlib.pyplot as plt
 from dynvfx.config import DynVFXConfig
 from dynvfx.sampling import injection_window
 
-starts = None if MODEL == "toy" else inv.timesteps[::10].tolist()  # a real model: 5 starting points, not 50
-kept = probes.reconstruction_errors(pipe, inv, starts=starts)
-fresh = probes.reconstruction_errors(pipe, inv, noise="random", starts=starts)
 cfg = DynVFXConfig.for_model(MODEL)
 window = injection_window(inv.timesteps, cfg.injection_max_timestep, cfg.injection_min_timestep)
+fig, ax = plt.subplots(figsize=(8, 3))
+ax.plot(alphas.sqrt(), label="sqrt(alpha_bar_t): weight of the source x_0")
+ax.plot((1 - alphas).sqrt(), "--", label="sqrt(1 - alpha_bar_t): weight of the noise")
+ax.axvspan(min(window), max(window), color="orange", alpha=0.15, label="injection window")
+ax.set_xlabel("timestep t"), ax.legend(fontsize=7), ax.set_title("what x_t is made of"), fig.tight_layout()
+print(f"{'t':>5} | sqrt(alpha_bar_t) | SNR = alpha_bar_t / (1 - alpha_bar_t)")
+for t in (999, 949, max(window), min(window), 499):
+    print(f"{t:5d} | {alphas[t].sqrt():17.3f} | {alphas[t] / (1 - alphas[t]):.4f}")
+
+# %% [markdown]
+# **What you should see:** the source's weight falls from 1 at $t = 0$ to exactly 0 at $t = 999$, and it is a few
+# hundredths at the top of the injection window (the table). There the kept latent is almost all noise, so what
+# sampling back makes of it depends on what the prompt tells the model.
+
+# %% [markdown]
+# ## Sample it back: what makes the round trip work inside the window
+#
+# Sampling back down the schedule should give the source again. Two things limit it: the inversion's
+# approximation (each step uses $v$ from one step earlier) and the autoencoder, whose own round trip
+# `decode(encode(frames))` is the best any latent method can do. Near the top of the schedule a third matters more,
+# what the sampler is told. Below, from the kept latents at three timesteps (the inverted noise at 999, the top of
+# the window where the first refinement pass also starts, and 799), four ways of sampling back: with the
+# inversion's empty prompt, with the source's caption, with the caption and classifier-free guidance (the
+# preset's scale), and with the empty prompt on a finer schedule (inverted and sampled with more steps).
+
+# %%
+from dynvfx.pipeline import decode_latents
+from dynvfx.sampling import start_index
+
+truth = notebook.toy_truth(VIDEO) if MODEL == "toy" else None
+SOURCE_CAPTION = truth[0] if truth else "cars drive along a city street"  # a real clip: describe yours
+T_REFINE = int(inv.timesteps[start_index(NUM_STEPS, 0.92)])  # where the first refinement pass starts
+STARTS, MORE_STEPS = (999, T_REFINE, 799), 50 if MODEL == "toy" else 2 * NUM_STEPS
+inv_more = ddim_invert(pipe, x_orig, "", MORE_STEPS, MORE_STEPS, progress=False)
+WAYS = {"empty prompt": (inv, "", 1.0), "source caption": (inv, SOURCE_CAPTION, 1.0),
+        f"source caption, guidance {cfg.guidance_scale}": (inv, SOURCE_CAPTION, cfg.guidance_scale),
+        f"empty prompt, {MORE_STEPS} steps": (inv_more, "", 1.0)}
+back = {(way, t): probes.reconstruct_from(pipe, i, t, prompt=p, guidance=g)
+        for way, (i, p, g) in WAYS.items() for t in STARTS}
+rmse = {key: (x_rec - inv.x_orig).pow(2).mean().sqrt().item() for key, x_rec in back.items()}
+print(f"latent RMSE(x_rec, x_orig), sampled back from the kept latent at t (RMS of x_orig: "
+      f"{inv.x_orig.pow(2).mean().sqrt():.3f}); source caption: {SOURCE_CAPTION!r}")
+print(f"{'sampled back with':32}" + "".join(f" | t = {t:3d}" for t in STARTS))
+for way in WAYS:
+    print(f"{way:32}" + "".join(f" | {rmse[way, t]:7.3f}" for t in STARTS))
+rows = {"source": frames, "decode(x_orig)": decode_latents(pipe, x_orig)}
+rows |= {f"from t = {T_REFINE},\n{way}": decode_latents(pipe, back[way, T_REFINE]) for way in WAYS}
+figures.video_grid(rows, title=f"sampling back from the kept latent at t = {T_REFINE}");
+
+# %% [markdown]
+# **What you should see:** sampled back with the empty prompt, the video loses its ball from inside the window and
+# is redrawn from $t = 999$ (the table); with the source caption and no guidance the ball comes back from every
+# starting point, as blurred as the autoencoder makes it. Guidance pulls the result away from the source (a larger
+# error than without it), and more steps help the empty prompt only lower down.
+#
+# Why the prompt decides: at the top of the schedule the latent holds little or none of $x_0$ (the plot above), so
+# the model's first clean estimate from it is mostly what the prompt asks for, and the empty prompt asks for any
+# video. Yet the kept latent is no random noise: it is the model's own noise estimate for this video (exercise 2),
+# so with the caption that describes the video the sampler retraces the inversion back to it. That is the setting
+# of DynVFX's source branch: the kept latent `inv.at(t)` with the source caption and no guidance, at every step of
+# the injection window; the refinement passes, which sample with $P_{comp}$ and guidance, start from
+# $x_{orig} + x_{res}$ noised with fresh noise instead.
+
+# %%
+figures.show_videos({name.replace("\n", " "): video for name, video in rows.items()})
+
+# %% [markdown]
+# ## Reconstruction error per starting timestep
+#
+# For every kept timestep $t$: sample back from the kept latent `inv.at(t)` with the empty prompt (circles) and
+# with the source caption (diamonds), and, for contrast, from $x_{orig}$ noised to $t$ with fresh Gaussian noise,
+# where SDEdit starts (dashed, empty prompt). The error is measured on the latents, so the autoencoder plays no
+# part. Shaded: the injection window; dotted: where the first refinement pass starts.
+
+# %%
+starts = None if MODEL == "toy" else inv.timesteps[::10].tolist()  # a real model: 5 starting points, not 50
+kept = probes.reconstruction_errors(pipe, inv, starts=starts)
+kept_caption = probes.reconstruction_errors(pipe, inv, starts=starts, prompt=SOURCE_CAPTION)
+fresh = probes.reconstruction_errors(pipe, inv, noise="random", starts=starts)
 fig, ax = plt.subplots(figsize=(8, 3.4))
-ax.semilogy(*zip(*kept), "o-", label="from the kept latent inv.at(t)")
+ax.semilogy(*zip(*kept), "o-", label="from the kept latent inv.at(t), empty prompt")
+ax.semilogy(*zip(*kept_caption), "D-", label="from the kept latent, source caption")
 ax.semilogy(*zip(*fresh), "s--", label="from x_orig + fresh noise (SDEdit)")
 ax.axhline(float(inv.x_orig.pow(2).mean().sqrt()), color="gray", lw=0.8, label="RMS of x_orig")
 ax.axvspan(min(window), max(window), color="orange", alpha=0.15, label="injection window")
@@ -243,18 +290,16 @@ ax.axvline(T_REFINE, color="k", ls=":", lw=1, label="first refinement pass")
 ax.set_xlabel("starting timestep t"), ax.set_ylabel("latent RMSE(x_rec, x_orig)")
 ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
 ax.set_title("sampling back from timestep t"), fig.tight_layout()
-print("from inv.at(t):", [(t, round(e, 3)) for t, e in kept])
-print("fresh noise   :", [(t, round(e, 3)) for t, e in fresh])
+print(f"{'t':>5} | inv.at(t), empty prompt | inv.at(t), source caption | fresh noise, empty prompt")
+for (t, e), (_, c), (_, f) in zip(kept, kept_caption, fresh):
+    print(f"{t:5d} | {e:23.3f} | {c:25.3f} | {f:25.3f}")
 
 # %% [markdown]
-# **What you should see:** the solid curve does not fall smoothly: from the top two timesteps it is far off (RMSE
-# 0.593 at $t$ = 999, the white-background redraw above, and 1.28 at 949, above the RMS of $x_{orig}$, gray line);
-# from 899 to 749 it is at about 0.12 (at 899 and 799 the figure above shows the background right and the ball
-# missing), 0.104 at 699; then it drops to 0.034 at 649 and 0.027 at 599, and settles at a floor of 0.024–0.026
-# from 549 down (at 499 the figure above shows the ball back). The dashed curve, from fresh noise, lies above the
-# solid one at every $t$ but 949: the inverted latent keeps what fresh noise destroys. The first refinement pass
-# starts at the upper edge of the 0.12 plateau; inside the shaded window DynVFX's source branch never samples back
-# at all, it only reads the kept latent at each step.
+# **What you should see:** with the empty prompt (circles) sampling back is far off from the top of the schedule
+# and through most of the injection window, and reaches the source only from the window's lower edge down; with
+# the source caption (diamonds) it is close to the source from every $t$ (the table). Fresh noise (dashed) does
+# worse than the kept latent wherever the kept latent brings the source back: the inverted latent keeps what fresh
+# noise destroys.
 
 # %% [markdown]
 # ## Reconstruction error versus number of steps
@@ -285,11 +330,9 @@ for name, curve in (("from t = 999", from_noise), (f"from t = {START}", later[1]
     print(f"{name:13}:", [(n, round(e, 3)) for n, e in curve])
 
 # %% [markdown]
-# **What you should see:** from $t = 999$ (circles) the error does not fall with `n`, it jumps about: 0.51 at 2
-# steps, 1.26–1.28 at 5, 10 and 50 (above the RMS of $x_{orig}$, 0.749), 0.59 at 20 (the white-background redraw
-# above); it never comes near the source: it measures which video the sampler redraws more than how accurate the
-# inversion is. From $t = 399$ (squares) it falls steadily with `n`, from 0.044 at 5 steps to 0.020 at
-# 50, and the finer inversion schedule (triangles, 5 to 20 steps) sits below at every `n` (0.032 at 5): the paper's
+# **What you should see:** from $t = 999$ with the empty prompt (circles) the error does not fall with `n`: it
+# measures which video the sampler redraws more than how accurate the inversion is. From $t = 399$ (squares) it
+# falls steadily with `n`, and the finer inversion schedule (triangles) sits below it at every `n`: the paper's
 # reason to invert with 250 steps.
 
 # %% [markdown]
@@ -309,11 +352,10 @@ figures.video_grid(rows, frames=list(range(len(indices))), labels=[f"t = {t}" fo
                    title=f"frame {frame}, from noisy (left) to clean (right)");
 
 # %% [markdown]
-# **What you should see:** top: the inverted latents, decoded as if clean, stay colour noise with a grid-like
-# pattern down to $t = 499$, show a hint of the ball at 299 and the ball at $t = 49$; middle: the model's
-# $\hat x_0$ from them is a flat yellowish-gray frame at $t = 999$ (no $x_0$ term to read), a gray frame with no
-# ball at 749 (only a faint bluish smudge near the middle), and the ball clearly from
-# 499 on; bottom: fresh forward noise hides the picture until $t = 49$, where a noisy ball shows.
+# **What you should see:** top, the inverted latents decoded as if clean stay colour noise down to $t = 499$ and
+# show the ball only at the lowest $t$. Middle, the model's $\hat x_0$ from them (with the empty prompt) is a flat
+# frame at $t = 999$ and a gray frame without the ball at 749, and shows the ball from 499 on; bottom, fresh
+# forward noise hides the picture until the lowest $t$.
 
 # %%
 from dynvfx import widgets
@@ -328,32 +370,30 @@ widgets.timestep_viewer(views)
 # solutions run with the notebook and check themselves with an `assert`; their output is not stored, so you
 # see it only when you run them.
 #
-# **1 · Implement an inversion step.** With `inversion_steps = NUM_STEPS` the first step of `ddim_invert` goes
-# from the clean latent (treated as timestep 0) to the lowest kept timestep `inv.timesteps[-1]`, with $v$ predicted
-# at $(x_{orig}, 0)$ and the empty prompt. Write that step with `dynvfx.sampling.predict_v` and the formulas above,
-# and check that you get `inv.latents[-1]`.
+# **1 · Invert with the caption too (predict, then run).** DynVFX inverts with the empty prompt (the paper's
+# choice) and samples the source branch with the source caption. Predict: if the inversion also uses the source
+# caption, how close does sampling back from $t = 999$ with the caption come to the best the round trip does,
+# sampling back from $t = 499$? Measure it with `ddim_invert(..., prompt=SOURCE_CAPTION, ...)` and
+# `probes.reconstruction_error`, and compare with the caption used in the sampling only.
 
 # %%
-# Your turn. TODO: v at (x_orig, t = 0) with the empty prompt, then x0_hat and eps_hat, re-mixed at my_t1.
-# Helpers: dynvfx.pipeline.encode_text(pipe, [""]), rotary_embeddings(pipe, x_orig),
-# dynvfx.sampling.predict_v(pipe, latents, prompt_embeds, timestep, rope); alphas[t] is alpha_bar_t.
-my_t1 = int(inv.timesteps[-1])
-my_v = ...
-my_latent = ...  # then: torch.allclose(my_latent, inv.latents[-1], atol=1e-5)
+# Your turn. First your prediction: the latent RMSE from t = 999 with the caption in the inversion and the sampling.
+my_prediction = ...
+# TODO: ddim_invert(pipe, x_orig, prompt, NUM_STEPS, NUM_STEPS, progress=False) with the source caption, then
+# probes.reconstruction_error(pipe, that_inversion, 999) (it samples with the inversion's prompt); compare with
+# probes.reconstruction_error(pipe, inv, 999, prompt=SOURCE_CAPTION) and probes.reconstruction_error(pipe, inv, 499).
+my_inversion = ...
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 #@title Solution to exercise 1 (double-click to show the code)
 #@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
-from dynvfx.pipeline import encode_text, rotary_embeddings
-from dynvfx.sampling import predict_v
-
-empty, rope = encode_text(pipe, [""]), rotary_embeddings(pipe, x_orig)
-t1, a0 = int(inv.timesteps[-1]), alphas[0]
-v = predict_v(pipe, x_orig, empty, 0, rope).cpu()
-x0_hat, eps_hat = a0.sqrt() * inv.x_orig - (1 - a0).sqrt() * v, (1 - a0).sqrt() * inv.x_orig + a0.sqrt() * v
-mine = alphas[t1].sqrt() * x0_hat + (1 - alphas[t1]).sqrt() * eps_hat
-assert torch.allclose(mine, inv.latents[-1], atol=1e-5), (mine - inv.latents[-1]).abs().max()
-print(f"one inversion step 0 -> {t1} by hand = ddim_invert's kept latent at t = {t1}")
+inv_caption = ddim_invert(pipe, x_orig, SOURCE_CAPTION, NUM_STEPS, NUM_STEPS, progress=False)
+both = probes.reconstruction_error(pipe, inv_caption, 999)  # sampled back with the inversion's prompt, the caption
+sampling_only = probes.reconstruction_error(pipe, inv, 999, prompt=SOURCE_CAPTION)
+best = probes.reconstruction_error(pipe, inv, 499)
+print(f"from t = 999: caption in inversion and sampling {both:.3f}, in the sampling only {sampling_only:.3f}; "
+      f"empty prompt from t = 499: {best:.3f}")
+assert both < sampling_only  # one prompt both ways: the sampler retraces the inversion more closely
 
 # %% [markdown]
 # **2 · Zero terminal SNR, by hand.** Show that the fully inverted latent `inv.noise` (at $t = 999$) is exactly
@@ -362,7 +402,7 @@ print(f"one inversion step 0 -> {t1} by hand = ddim_invert's kept latent at t = 
 # $t = 999$?
 
 # %%
-# Your turn. TODO: eps_hat from the kept latent inv.latents[1] at my_s1 (v from predict_v, as in exercise 1),
+# Your turn. TODO: eps_hat from the kept latent inv.latents[1] at my_s1 (v from predict_v, as in the loop above),
 # compared with inv.noise; and alphas[999].
 my_s1 = int(inv.timesteps[1])
 my_eps_hat = ...
@@ -402,11 +442,12 @@ assert from_kept < min(with_fresh)  # the inverted latent keeps what fresh noise
 # ## What to take away
 #
 # - `x_0`, `ε` and `v` are one rotation apart; a DDIM step re-mixes the first two at the next noise level.
-# - With a zero-terminal-SNR schedule the fully inverted latent is the model's noise estimate alone: sampling back
-#   from it regenerates the video rather than reconstructing it. Lower down the kept latents carry more and more
-#   of the source (here, with the empty prompt, sampling back comes near the source only from $t \approx 650$
-#   down: RMSE 0.034 at 649, against ≥ 0.10 above it), and from there the error falls with the step count; a
-#   finer inversion schedule helps for free at sampling time, which is why the paper inverts with 250 steps.
-# - DynVFX keeps `inv.latents[i]`, the source at every sampling timestep: in chapters 4 and 5 the source branch
-#   runs on them (its keys and values describe the source at exactly the noise level of the edit), and the
-#   refinement passes start from fresh noise at strength ≤ 0.92, so neither ever starts from $t = 999$.
+# - With a zero-terminal-SNR schedule the latents at the top of the schedule hold little or none of the source, so
+#   what comes back from there is decided by the prompt: with the empty prompt the sampler loses the ball or
+#   redraws the scene, with the source caption and no guidance the kept latent leads back to the source, from
+#   inside the injection window and even from $t = 999$.
+# - Lower down the error falls with the step count, and a finer inversion schedule helps for free at sampling
+#   time, which is why the paper inverts with 250 steps.
+# - DynVFX keeps `inv.latents[i]`, the source at every sampling timestep: inside the injection window its source
+#   branch runs on them with the source caption and no guidance, the setting that brings the source back here, so
+#   its keys and values describe the source at exactly the noise level of the edit (chapters 4 and 5).

@@ -44,14 +44,15 @@ RUN_TIMES = HERE / "run_times.json"
 SHOWS = {
     "00_overview": "the whole edit in a few cells: plan, run, the result and its masks, and whether it did what was "
                    "asked",
-    "01_ddim_inversion": "v-prediction, DDIM inversion, and how well the source comes back from each timestep",
+    "01_ddim_inversion": "v-prediction, the inversion loop written out, zero terminal SNR, and what brings the source "
+                         "back from inside the injection window",
     "02_attention_maps": "where the transformer looks, whether it knows which ball each word belongs to, and why "
                          "keys and values stay local",
     "03_vlm_planning": "the VFX assistant: its prompts, the plan schema, the toy planner, optional real VLMs",
-    "04_anchor_masking": "O_orig on the token grid, anchor sampling, Anchor Extended Attention written out, and "
-                         "anchor / full / masked / no extended attention compared",
-    "05_residual_refinement": "the refinement loop written out, the passes, compositing, and the ablations of the "
-                              "paper's Table 1",
+    "04_anchor_masking": "a chosen edit the anchors save, O_orig on the token grid, anchor sampling, Anchor "
+                         "Extended Attention written out, and anchor / full / masked / no extended attention compared",
+    "05_residual_refinement": "a chosen edit the passes save, the refinement loop written out, compositing, and the "
+                              "toy benchmark's ablation table beside the paper's Table 1",
 }
 BADGE = re.compile(r"(\[!\[Open In Colab\]\(https://colab\.research\.google\.com/assets/colab-badge\.svg\)\]\()"
                    r"[^)\s]*(\))")

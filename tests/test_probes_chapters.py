@@ -67,6 +67,22 @@ def test_reconstruction_error_samples_from_the_kept_latent_down_the_rest_of_the_
         probes.reconstruction_error(small_pipe, inv, 999, noise="forward")
 
 
+def test_reconstruction_samples_with_the_prompt_and_guidance_asked_for(small_pipe, small_inversion):
+    from dynvfx.sampling import denoise, sampling_timesteps
+
+    inv, i = small_inversion, 2
+    sampling_timesteps(small_pipe, len(inv.timesteps))
+    x = denoise(small_pipe, inv.latents[i], inv.timesteps[i:], encode_text(small_pipe, ["a red ball"]),
+                encode_text(small_pipe, [""]), 3.0, progress=False)
+    t = int(inv.timesteps[i])
+    got = probes.reconstruct_from(small_pipe, inv, t, prompt="a red ball", guidance=3.0)
+    assert torch.allclose(got, x.cpu(), atol=1e-5)
+    plain = probes.reconstruct_from(small_pipe, inv, t)  # the inversion's own prompt, no guidance
+    assert (got - plain).abs().max() > 1e-3
+    assert probes.reconstruction_error(small_pipe, inv, t, prompt="a red ball", guidance=3.0) == \
+        pytest.approx((got - inv.x_orig).pow(2).mean().sqrt().item(), rel=1e-5)
+
+
 def test_recorded_attention_on_the_inversion_is_the_softmax_of_the_captured_keys(small_pipe, small_inversion):
     spec, inv, caption = video_spec(small_pipe), small_inversion, "a red ball moves right"
     ids = probes.word_token_ids(small_pipe, caption, "red") + probes.word_token_ids(small_pipe, caption, "right")

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from dynvfx.config import PAPER_STRENGTHS, DynVFXConfig
-from dynvfx.edit import edit_variant, run_variants
+from dynvfx.edit import edit_variant
 from dynvfx.metrics import iou, psnr_outside, ssim_outside
 from dynvfx.pipeline import decode_latents, encode_video, generate, load_pipeline
 from dynvfx.planning import plan_edit
@@ -220,26 +220,48 @@ def merge_runs(runs: list[EditRun]) -> EditRun:
                    head.first, head.threads, sum(run.joined for run in runs))
 
 
+@dataclasses.dataclass
+class EditedPair:
+    """One variant's edit of a benchmark pair: its output (:class:`dynvfx.edit.VariantOutput`), its scores
+    (:func:`evaluate`) and the seconds it took."""
+
+    output: tuple
+    scores: dict
+    seconds: float
+
+
+def edit_pair(pipe, pair: tuple, names: list[str], config: DynVFXConfig,
+              cache_dir: str | Path | None = None) -> dict[str, EditedPair]:
+    """A pair of :func:`make_pairs` (source scene, new ball, instruction) edited with each of the ``names`` of
+    :data:`VARIANTS` and scored, as :func:`edit_benchmark` edits every pair (toy planner and segmenter)."""
+    scene, new, instruction = pair
+    seg, source = get_segmenter("toy"), scene_frames(scene)
+    plan = plan_edit(source, instruction, backend="toy")
+    edited = {}
+    for name in names:
+        start = time.perf_counter()
+        out = edit_variant(pipe, source, plan, seg, config, VARIANTS[name][1], cache_dir)
+        scores = evaluate(out[0], source, scene, new, out[1], seg, raw=out[2], coverage=out[3])
+        edited[name] = EditedPair(out, scores, time.perf_counter() - start)
+    return edited
+
+
 def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,
                    log: Callable[[str], None] = print, new: str = "held_out", first: int = 0) -> EditRun:
     """Run the ``names`` of :data:`VARIANTS` on pairs ``first`` to ``n_pairs - 1`` of :func:`make_pairs` (``new``:
     the new ball's combination, held out or seen) with the toy segmenter and planner; one inversion per source
     is shared by all variants. A pair's result does not depend on the range it runs in, so ranges can run in
     parallel and be joined by :func:`merge_runs`. ``log`` gets a line per pair."""
-    seg = get_segmenter("toy")
     run = EditRun(config, {n: [] for n in names}, {n: [] for n in names}, [], 0.0, new, first,
                   torch.get_num_threads())
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as cache:
-        for k, (scene, new, instruction) in enumerate(make_pairs(n_pairs, new=new)[first:], start=first):
+        for k, (scene, new_ball, instruction) in enumerate(make_pairs(n_pairs, new=new)[first:], start=first):
             source = scene_frames(scene)
             run.ceiling.append(psnr_outside(decode_latents(pipe, encode_video(pipe, source)), source))
-            plan = plan_edit(source, instruction, backend="toy")
-            for name in names:
-                t = time.perf_counter()
-                out, mask, raw, coverage = edit_variant(pipe, source, plan, seg, config, VARIANTS[name][1], cache)
-                run.seconds[name].append(time.perf_counter() - t)
-                run.results[name].append(evaluate(out, source, scene, new, mask, seg, raw=raw, coverage=coverage))
+            for name, edited in edit_pair(pipe, (scene, new_ball, instruction), names, config, cache).items():
+                run.seconds[name].append(edited.seconds)
+                run.results[name].append(edited.scores)
             log(f"pair {k + 1}/{n_pairs} ({time.perf_counter() - start:.0f} s): {instruction!r} on "
                 f"{scene.caption!r}")
     run.total_seconds = time.perf_counter() - start
@@ -335,22 +357,6 @@ def edit_report(run: EditRun) -> str:
               f"total {run.total_seconds:.0f} s on {run.threads or torch.get_num_threads()} CPU threads"
               + (f" in all, over the {run.joined} joined runs" if run.joined > 1 else "")]
     return "\n".join(lines)
-
-
-def benchmark_subset(pipe, n_pairs: int, variants: dict, config: DynVFXConfig) -> dict[str, dict[str, float]]:
-    """The edit benchmark on its first ``n_pairs`` pairs for a notebook: per variant (``{name: changes}`` as in
-    :func:`dynvfx.edit.run_variants`), the mean of each score of :func:`evaluate` (``success``: the strict judge;
-    ``iou``: source object kept; ``psnr`` / ``ssim`` outside the O_edit mask versus the source)."""
-    segmenter, rows = get_segmenter("toy"), {name: [] for name in variants}
-    for scene, new, instruction in make_pairs(n_pairs):
-        source = scene_frames(scene)
-        plan = plan_edit(source, instruction, backend="toy")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            outs = run_variants(pipe, source, plan, segmenter, config, variants)
-            for name, (video, mask) in outs.items():
-                rows[name].append(evaluate(video, source, scene, new, mask, segmenter))
-    return {name: {key: float(np.mean([r[key] for r in rs])) for key in rs[0]} for name, rs in rows.items()}
 
 
 # ------------------------------------------------------------------------------------------ model quality
