@@ -46,8 +46,9 @@ book: setup
 notebooks: setup
 	$(BIN)/python notebooks/build.py
 
+# The shipped toy model's recipe, stage by stage (scripts/train_recipe.py; resumable; --dry-run lists the stages).
 train: setup
-	$(BIN)/python -m dynvfx.toy.train
+	$(BIN)/python scripts/train_recipe.py
 
 bench: setup
 	$(BIN)/python benchmarks/toy_model_quality.py

@@ -306,3 +306,50 @@ def test_gpu_script_runs_end_to_end_on_cpu(tmp_path):
             record = json.load(tar.extractfile("training.json"))
         assert record["settings"]["lr"] == lr and record["settings"]["videos"] == 12 and record["steps"] == 2
         assert record["init_from"]["steps"] > 0 and "latents" in record["seconds"]
+
+
+def _recipe():
+    import importlib.util
+
+    from dynvfx.paths import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("train_recipe", REPO_ROOT / "scripts" / "train_recipe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_recipe_lists_every_recorded_stage(capsys):
+    """``make train`` replays data/models/toy/training.json: every stage, the GPU ones marked, a stopped run stopped."""
+    from dynvfx.paths import TOY_MODEL_DIR
+
+    recipe = _recipe()
+    chain = recipe.stages(json.loads((TOY_MODEL_DIR / "training.json").read_text()))
+    assert recipe.main(["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\nstage ") + out.startswith("stage ") == len(chain) > 1
+    assert out.count("(GPU;") == sum(recipe.on_gpu(s) for s in chain)
+    for k, stage in enumerate(chain, start=1):
+        line = out.split(f"stage {k}/{len(chain)}")[1].split("\n")[1]
+        assert f"--steps {stage['settings']['steps']} " in line and f"--lr {stage['settings']['lr']} " in line
+        assert ("--init-from" in line) == (k > 1)
+        assert ("--stop-at" in line) == (stage["steps"] < stage["settings"]["steps"])
+
+
+def test_the_recipe_runs_its_stages_in_order_and_resumes(tmp_path, capsys, monkeypatch):
+    """Two stages shrunk to seconds: the second fine-tunes the first; a rerun skips both; a GPU stage on a machine
+    without one stops with what to do."""
+    recipe = _recipe()
+    tiny = ["videos=6", "steps=2", "vae_steps=2", "vae_batch=2", "batch=2", "checkpoint_every=1", "threads=1",
+            "workers=1", "device=cpu"]
+    assert recipe.main(["--dir", str(tmp_path), "--stages", "1-2", "--set", *tiny]) == 0
+    second = json.loads((tmp_path / "stage2" / "out" / "training.json").read_text())
+    assert second["steps"] == 2 and second["init_from"]["steps"] == 2
+    capsys.readouterr()
+    assert recipe.main(["--dir", str(tmp_path), "--stages", "1-2", "--set", *tiny]) == 0
+    assert capsys.readouterr().out.count("done already") == 2
+    monkeypatch.setattr(recipe, "_cuda", lambda: False)
+    gpu_stage = next(k for k, s in enumerate(recipe.stages(json.loads(recipe.DEFAULT_RECORD.read_text())), 1)
+                     if recipe.on_gpu(s))
+    assert recipe.main(["--dir", str(tmp_path), "--stages", str(gpu_stage)]) == 1
+    assert "on a GPU machine" in capsys.readouterr().err

@@ -351,6 +351,11 @@ def batch_loss(nets: torch.nn.ModuleDict, g: torch.Generator, latents: torch.Ten
     return loss
 
 
+def last_step(args) -> int:
+    """Where the transformer's training ends: ``--steps``, or ``--stop-at`` inside that schedule."""
+    return min(args.steps, args.stop_at or args.steps)
+
+
 def train_dit(args, state: State, deadline: Deadline) -> bool:
     from diffusers import AutoencoderKLCogVideoX
 
@@ -402,7 +407,7 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     bar = tqdm(total=args.steps, initial=step, desc="dit")
     t0, running = time.time(), None
-    while step < args.steps and not deadline.passed():
+    while step < last_step(args) and not deadline.passed():
         warm = min(1.0, (step + 1) / 300)
         for grp in opt.param_groups:
             grp["lr"] = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
@@ -424,7 +429,7 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
         if step % 50 == 0:
             log.append({"step": step, "loss": round(running.item(), 5), "lr": opt.param_groups[0]["lr"]})
             bar.set_postfix(loss=f"{log[-1]['loss']:.4f}")
-        if step % args.checkpoint_every == 0 or step == args.steps or deadline.passed():
+        if step % args.checkpoint_every == 0 or step == last_step(args) or deadline.passed():
             _atomic_save({"model": nets.state_dict(), "ema": ema.module.state_dict(), "opt": opt.state_dict(),
                           "step": step, "log": log}, ckpt)
             state.add_time("dit", time.time() - t0)
@@ -435,7 +440,7 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
     bar.close()
     state.add_time("dit", time.time() - t0)
     state.save()
-    if step >= args.steps:
+    if step >= last_step(args):
         if "dit" not in state.data["done"]:
             state.data["done"].append("dit")
         state.save()
@@ -508,6 +513,8 @@ def parse_args(argv=None):
                    help="the batch at step k is drawn from (seed, k): a run continued with --init-from and the same "
                         "seed sees the same sequence of batches (and a fresh binding probe drawn the same way)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop (resumably) after this long")
+    p.add_argument("--stop-at", type=int, default=None,
+                   help="end the run at this step of the --steps schedule (which keeps its length), and export it")
     p.add_argument("--two-object-share", type=float, default=0.5, help="share of training videos with two objects")
     p.add_argument("--high-noise-share", type=float, default=0.0,
                    help="share of each batch trained on the noisiest timesteps (>= --high-noise-from)")
@@ -543,7 +550,7 @@ def main(argv=None) -> int:
     state = State(args.workdir)
     deadline = Deadline(args.max_minutes)
     for name, stage in (("vae", train_vae), ("latents", encode_videos), ("dit", train_dit)):
-        extend = name == "dit" and state.data.get("dit_step", 0) < args.steps  # more steps asked for: go on
+        extend = name == "dit" and state.data.get("dit_step", 0) < last_step(args)  # more steps asked for: go on
         if name in state.data["done"] and not extend:
             continue
         if not stage(args, state, deadline):
