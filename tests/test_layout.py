@@ -1,5 +1,6 @@
 """How the library is laid out: one place computes the repository root, the benchmark scripts are thin
-wrappers around :mod:`dynvfx.toy.benchmark`, and the notebooks' setup helpers do not retry."""
+wrappers around :mod:`dynvfx.toy.benchmark`, and the notebooks' setup helpers do not retry (the import structure:
+test_imports.py)."""
 
 from __future__ import annotations
 
@@ -44,36 +45,6 @@ def test_benchmark_scripts_are_thin_wrappers(name):
     assert "dynvfx.toy.benchmark" in imports
 
 
-def test_wilson_interval():
-    from dynvfx.toy.benchmark import cell, wilson
-
-    assert wilson(0, 0) == (0.0, 1.0)
-    lo, hi = wilson(5, 10)
-    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
-    lo, hi = wilson(0, 10)
-    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
-    assert cell([{"ok": True}, {"ok": False}], "ok") == (0.5, "50% [9%, 91%]")
-
-
-def test_paired_difference_of_two_variants_on_the_same_pairs():
-    from dynvfx.config import DynVFXConfig
-    from dynvfx.toy.benchmark import EditRun, edit_report, paired_difference
-
-    a = [{"success": k < 30} for k in range(40)]  # right on the first 30 pairs
-    b = [{"success": 5 <= k < 25} for k in range(40)]  # on 20 of them, all also right in a
-    d, lo, hi, a_only, b_only = paired_difference(a, b)
-    assert d == pytest.approx(0.25) and 0.1 < lo < 0.25 < hi <= 0.4 and (a_only, b_only) == (10, 0)
-    assert paired_difference(a, a)[:3] == (0.0, 0.0, 0.0)  # a variant against itself: no difference, no spread
-    with pytest.raises(ValueError, match="same pairs"):
-        paired_difference(a, b[:-1])
-    rows = [{"success": s, "new_moves": s, "copies_source": False, "source_moves": True, "no_extra": True,
-             "iou": 0.9, "psnr": 30.0, "ssim": 1.0, "psnr_raw": 28.0} for s in (True, True, False)]
-    run = EditRun(DynVFXConfig.toy(), {"authors": rows, "no_anchor_attn": rows[::-1]},
-                  {"authors": [1.0] * 3, "no_anchor_attn": [1.0] * 3}, [29.0] * 3, 3.0)
-    report = edit_report(run)
-    assert "| no AnchorExtAttn (attention off) | +0 [" in report and "| 1 | 1 |" in report
-
-
 def test_load_model_tries_once(monkeypatch):
     """A model that cannot be read fails at once, with the loader's own error (no retry loop, no waiting)."""
     import dynvfx.pipeline
@@ -89,16 +60,3 @@ def test_load_model_tries_once(monkeypatch):
     with pytest.raises(OSError, match="cannot parse toy"):
         notebook.load_model("toy")
     assert calls == ["toy"]
-
-
-def test_pass_story_tells_what_the_refinement_passes_did():
-    from dynvfx.config import DynVFXConfig
-    from dynvfx.toy.benchmark import EditRun, edit_report, pass_story
-
-    assert [pass_story(c) for c in ([1, 1, 1], [1, 0, 1], [0.5, 1, 1], [0, 1, 0], [1, 1, 0.4, 0], [0, 0.5, 0])] == [
-        "kept", "kept", "rescued", "rescued", "lost", "never"]
-    rows = [{"success": ok, "new_moves": ok, "copies_source": False, "source_moves": True, "no_extra": True, "iou": 0.9,
-             "psnr": 30.0, "ssim": 1.0, "psnr_raw": 28.0, "passes": passes}
-            for ok, passes in ((True, [1.0, 1.0]), (False, [1.0, 1.0]), (True, [0.0, 1.0]), (False, [1.0, 0.5]))]
-    report = edit_report(EditRun(DynVFXConfig.toy(), {"authors": rows}, {"authors": [1.0] * 4}, [29.0] * 4, 4.0))
-    assert "| the authors' defaults | 2 (1) | 1 (1) | 1 (0) | 0 (0) |" in report
