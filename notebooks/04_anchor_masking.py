@@ -457,6 +457,7 @@ draws = [anchor_grid(token_mask, "anchor", 0.7, 0.05, g) for _ in range(36)]
 ctx = AnchorContext(mode="anchor", draw="per_call", token_mask=token_mask, fg_keep=0.7, bg_keep=0.05,
                     generator=torch.Generator().manual_seed(config.seed))
 assert all(torch.equal(ctx.next_anchor_index(), anchor_index(d)) for d in draws)  # same seed, same draws
+# one draw anchors the spatial positions with u < 0.05, a few of the h' x w': its share scatters widely around 5 %
 ever = torch.stack(draws).any(0)
 seen = ever[~token_mask].float().mean().item()
 print(f"one draw: {draws[0][~token_mask].float().mean():.1%} of the background; 36 draws: {seen:.0%} at least once"
