@@ -38,9 +38,9 @@
 #
 # **Run time.** 14 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # The toy chapter samples with 20 steps instead of the paper's 50 to keep it short; on a GPU it takes a few
-# seconds. With CogVideoX-5B on an A100 at the paper's settings (250 inversion steps, 7 refinement passes of 50-step
-# sampling) expect roughly half an hour; with a real model the switch cell below prints `dynvfx.cost`'s estimate for
-# your GPU before anything heavy runs.
+# seconds. With CogVideoX-5B at the paper's settings (250 inversion steps, 7 refinement passes of 50-step sampling)
+# `dynvfx.cost` estimates about 42 minutes on an A100 40 GB and 13 on an H100 (README); with a real model the switch
+# cell below prints its estimate for your GPU before anything heavy runs.
 
 # %% [markdown]
 # ## Setup
@@ -174,7 +174,7 @@ figures.video_grid({"source": frames, "DynVFX": result.frames, "masks": masks}, 
 
 # %% [markdown]
 # **What you should see:** a red ball appears in every frame and moves *right* as asked, along the top edge from
-# the upper left to the upper right (the green mask slides with it), a blurry, boxy blob rather than a clean disc.
+# the upper left towards the top's centre-right (the green mask slides with it), a blurry, boxy blob rather than a clean disc.
 # The blue ball is left as it was, and outside the green mask the frames are the source's.
 
 # %%

@@ -254,7 +254,7 @@ figures.video_grid(rows, title=f"sampling back from the kept latent at t = {T_RE
 # **What you should see:** sampled back with the empty prompt, the video loses its ball from inside the window and
 # is redrawn from $t = 999$ (the table); with the source caption and no guidance the ball comes back from every
 # starting point, as blurred as the autoencoder makes it. Guidance pulls the result away from the source (a larger
-# error than without it), and more steps help the empty prompt only lower down.
+# error than without it), and more steps lower the empty prompt's error from $t = 899$ down, but not from 999.
 #
 # Why the prompt decides: at the top of the schedule the latent holds little or none of $x_0$ (the plot above), so
 # the model's first clean estimate from it is mostly what the prompt asks for, and the empty prompt asks for any
@@ -352,10 +352,10 @@ figures.video_grid(rows, frames=list(range(len(indices))), labels=[f"t = {t}" fo
                    title=f"frame {frame}, from noisy (left) to clean (right)");
 
 # %% [markdown]
-# **What you should see:** top, the inverted latents decoded as if clean stay colour noise down to $t = 499$ and
-# show the ball only at the lowest $t$. Middle, the model's $\hat x_0$ from them (with the empty prompt) is a flat
-# frame at $t = 999$ and a gray frame without the ball at 749, and shows the ball from 499 on; bottom, fresh
-# forward noise hides the picture until the lowest $t$.
+# **What you should see:** top, the inverted latents decoded as if clean stay colour noise down to $t = 499$, with
+# a faint ball at 299 and a clear one at 49. Middle, the model's $\hat x_0$ from them (with the empty prompt) is a
+# flat frame at $t = 999$, a faint smudge where the ball is at 749, and the ball from 499 on; bottom, fresh forward
+# noise hides the picture until the lowest $t$.
 
 # %%
 from dynvfx import widgets

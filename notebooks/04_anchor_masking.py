@@ -342,7 +342,8 @@ figures.video_grid({"source": frames} | {mode: r.frames for mode, r in runs.item
 # %% [markdown]
 # **What you should see:** *anchor*, *full* and *off* look alike (how far each is from *off* is in the table
 # above): a red ball appears at the top left and moves *right* along the top, as asked. *masked* puts its red ball
-# along the bottom edge instead. The blue ball is the source's in every mode (the table's O_orig IoU).
+# along the bottom edge instead. The blue ball stays the source's in *anchor*, *full* and *off*; in *masked* the red
+# ball runs into it in the last frames (the table's O_orig IoU).
 
 # %%
 figures.show_videos({"source": frames} | {mode: r.frames for mode, r in runs.items()})
@@ -406,8 +407,8 @@ ax.set_xlabel("transformer block"), ax.set_ylabel("attention share on anchors"),
 ax.legend(fontsize=8), ax.set_title("inside the injection window, mean over steps and queries"), fig.tight_layout();
 
 # %% [markdown]
-# **What you should see:** *full* extension takes a large share of the attention in every block, *anchor* and
-# *masked* a small one, almost the same curve: the background anchors that *anchor* adds to *masked*'s mask
+# **What you should see:** *full* extension takes a much larger share of the attention than *anchor* and *masked*
+# in every block (least in block 1), and those two draw almost the same curve: the background anchors that *anchor* adds to *masked*'s mask
 # tokens (the legend counts them) add little attention on the toy model.
 #
 # Inside versus outside the new object: where the edit drew the new object (its final `O_edit` mask), do the
