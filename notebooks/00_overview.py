@@ -220,38 +220,40 @@ print(f"refinement strengths: {list(config.strengths)}")
 # solutions run with the notebook and check themselves with an `assert`; their output is not stored, so you
 # see it only when you run them.
 #
-# **1 · Predict, then check: what changes outside the green mask?** DynVFX composites its raw output
-# `decode(x_orig + x_res)` into the source with the `O_edit` mask (`config.composite = "source"`). Before running:
-# how many pixels outside the green mask differ from the source? Then count them.
+# **1 · Predict, then check: the paper's raw output outside the green mask.** The paper's output is the raw
+# `decode(x_orig + x_res)` (`config.composite = "latent"`); DynVFX here composites it into the source with the
+# `O_edit` mask. Before running: outside the green mask, what share of the raw output's values differ from the
+# source, and by about how much? Then measure it on `result.decoded`.
 
 # %%
 # Your turn. First write down your prediction, then count.
-my_prediction = ...  # how many values outside the green mask differ from the source?
-# TODO: a boolean [F, 3, H, W] tensor, True outside result.edit_mask ([F, 1, H, W]); then how many values of
-# result.frames differ from frames there.
+my_prediction = ...  # the share of values outside the green mask that differ, and by how much
+# TODO: a boolean [F, 3, H, W] tensor, True outside result.edit_mask ([F, 1, H, W]); then the share of values of
+# result.decoded (the raw output) that differ from frames there, and their mean absolute difference.
 my_outside = ...
-my_count = ...
+my_share, my_mean_difference = ..., ...
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 #@title Solution to exercise 1 (double-click to show the code)
 #@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 outside = ~result.edit_mask.expand_as(frames)  # [F, 3, H, W]: every channel of every pixel outside O_edit
-changed = (result.frames != frames) & outside
-print(f"{int(changed.sum())} of {int(outside.sum())} values outside the mask differ from the source; inside, the "
-      f"raw output differs from the source by {(result.decoded - frames).abs()[~outside].mean():.3f} on average")
-assert config.composite == "source" and not changed.any()
+raw = (result.decoded != frames)[outside].float().mean()
+print(f"raw decode(x_comp): {raw:.0%} of the values outside the mask differ from the source, by "
+      f"{(result.decoded - frames).abs()[outside].mean():.3f} on average (the autoencoder's error); the "
+      f"composited frames: {int(((result.frames != frames) & outside).sum())} values")
+assert raw > 0.5 and not ((result.frames != frames) & outside).any()
 
 # %% [markdown]
-# **2 · A metric by hand: which way does the new ball go?** Compute the centre of the green mask in every frame
-# yourself (mean pixel coordinates, `+ 0.5` for pixel centres) and its net displacement from the first to the last
-# frame. Does it match `centroid_track` above, and the instruction?
+# **2 · A metric by hand: how fast does the new ball go?** Compute the centre of the green mask in every frame
+# yourself (mean pixel coordinates, `+ 0.5` for pixel centres) and check it against `centroid_track` above. Then
+# predict and measure its largest move from one frame to the next: is the motion even?
 
 # %%
 # Your turn. TODO: the centre of result.edit_mask[:, 0] ([F, H, W]) in every frame, the mean x and y of its
-# pixels + 0.5 (torch.meshgrid gives each pixel's coordinates); then compare with new_track and take the net
-# displacement from the first frame that has a mask to the last.
+# pixels + 0.5 (torch.meshgrid gives each pixel's coordinates); then compare with new_track and take the
+# largest distance between the centres of two consecutive frames.
 my_centre = ...  # [F, 2]: (x, y) per frame
-my_dx, my_dy = ..., ...
+my_largest_step = ...
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 #@title Solution to exercise 2 (double-click to show the code)
@@ -264,8 +266,8 @@ m = result.edit_mask[:, 0].float()  # [F, H, W]
 area = m.sum((1, 2))
 centre = torch.stack([(m * xs).sum((1, 2)) / area, (m * ys).sum((1, 2)) / area], 1) + 0.5  # NaN where empty
 assert np.allclose(centre.numpy(), new_track, equal_nan=True)
-dx, dy = (centre[~centre.isnan().any(1)][[0, -1]].diff(dim=0)[0]).tolist()
-print(f"net displacement: {dx:+.1f} px to the right, {dy:+.1f} px down (asked: {plan.instruction!r})")
+steps = centre[~centre.isnan().any(1)].diff(dim=0).norm(dim=1)
+print(f"frame-to-frame moves: largest {steps.max():.1f} px, mean {steps.mean():.1f} px (asked: {plan.instruction!r})")
 
 # %% [markdown]
 # ## What next

@@ -417,15 +417,16 @@ assert alphas[999] == 0 and torch.allclose(inv.noise, eps_hat, atol=1e-5)
 print(f"inv.noise = eps_hat at t = {s1}: the sampler's first x0 estimate at t = 999 (= -v) sees no x0 term")
 
 # %% [markdown]
-# **3 · Predict, then run.** Take the middle kept timestep. Will sampling back from the kept latent there beat
-# sampling back from $x_{orig}$ + fresh noise for every one of three noise seeds? Write down your guess, then
-# measure it with `probes.reconstruction_error(..., noise="random", seed=...)`.
+# **3 · Predict, then run.** The table above compares the kept latent with fresh noise for the empty prompt. Take
+# the middle kept timestep and the *source caption*: will sampling back from the kept latent there beat sampling
+# back from $x_{orig}$ + fresh noise for every one of three noise seeds? Write down your guess, then measure it
+# with `probes.reconstruction_error(..., prompt=SOURCE_CAPTION, noise="random", seed=...)`.
 
 # %%
 # Your turn. First your guess: True if the kept latent wins against all three seeds.
 my_guess = ...
-# TODO: probes.reconstruction_error(pipe, inv, my_t) and, per seed,
-# probes.reconstruction_error(pipe, inv, my_t, noise="random", seed=seed).
+# TODO: probes.reconstruction_error(pipe, inv, my_t, prompt=SOURCE_CAPTION) and, per seed,
+# probes.reconstruction_error(pipe, inv, my_t, prompt=SOURCE_CAPTION, noise="random", seed=seed).
 my_t = int(inv.timesteps[NUM_STEPS // 2])
 my_from_kept, my_with_fresh = ..., ...
 
@@ -433,8 +434,9 @@ my_from_kept, my_with_fresh = ..., ...
 #@title Solution to exercise 3 (double-click to show the code)
 #@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 t_mid = int(inv.timesteps[NUM_STEPS // 2])
-from_kept = probes.reconstruction_error(pipe, inv, t_mid)
-with_fresh = [probes.reconstruction_error(pipe, inv, t_mid, noise="random", seed=seed) for seed in range(3)]
+from_kept = probes.reconstruction_error(pipe, inv, t_mid, prompt=SOURCE_CAPTION)
+with_fresh = [probes.reconstruction_error(pipe, inv, t_mid, prompt=SOURCE_CAPTION, noise="random", seed=seed)
+              for seed in range(3)]
 print(f"t = {t_mid}: from inv.at(t) {from_kept:.3f}; from fresh noise {[round(e, 3) for e in with_fresh]}")
 assert from_kept < min(with_fresh)  # the inverted latent keeps what fresh noise destroys
 

@@ -290,22 +290,24 @@ with tempfile.TemporaryDirectory() as folder:
 # solutions run with the notebook and check themselves with an `assert`; their output is not stored, so you
 # see it only when you run them.
 #
-# **1 · Predict the plan (predict, then run).** The example `yellow_ball_up` shows a yellow ball rising on white.
-# Write down the toy planner's `P_comp`, `O_orig` and `O_edit` for "add a green ball moving left", then run it.
+# **1 · Predict the plan (predict, then run).** The example `red_ball_bounce` shows a red ball bouncing on gray.
+# The instruction "add a blue ball" says no motion: write down the toy planner's `P_comp`, `O_orig` and `O_edit`
+# (which motion will it pick, and why?), then run it.
 
 # %%
 # Your turn. Write your guess down before you run the planner.
 my_caption = ...  # P_comp
 my_objects_orig, my_objects_edit = ..., ...
-# TODO: then plan_edit(example_frames("yellow_ball_up"), "add a green ball moving left", backend="toy")
+# TODO: then plan_edit(example_frames("red_ball_bounce"), "add a blue ball", backend="toy")
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 #@title Solution to exercise 1 (double-click to show the code)
 #@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
-guess = plan_edit(example_frames("yellow_ball_up"), "add a green ball moving left", backend="toy")
+guess = plan_edit(example_frames("red_ball_bounce"), "add a blue ball", backend="toy")
 print(guess.composited_caption, "|", guess.objects_orig, "|", guess.objects_edit)
-assert guess.composited_caption == "a yellow ball moves up and a green ball moves left on a white background"
-assert (guess.objects_orig, guess.objects_edit) == (["yellow ball"], ["green ball"])
+print(guess.conversation[2].text)  # why that motion: the first of DEFAULT_MOTIONS that no source object has
+assert guess.composited_caption == "a red ball bounces and a blue ball moves right on a gray background"
+assert (guess.objects_orig, guess.objects_edit) == (["red ball"], ["blue ball"])
 
 # %% [markdown]
 # **2 · A VLM that needs correcting (implement a variant).** Script a stand-in whose *object* answer is first

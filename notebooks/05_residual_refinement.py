@@ -400,33 +400,36 @@ if MODEL == "toy":
 # solutions run with the notebook and check themselves with an `assert`; their output is not stored, so you
 # see it only when you run them.
 #
-# **1 · Count the steps (predict, then run).** With the schedule printed at the top, how many transformer steps do
-# the seven passes take in all, and in how many of them does the source branch run? Predict, then count with
-# `start_index` and `window`, and compare with `dynvfx.cost.refinement_steps(config)` (what the GPU cost estimate
-# uses) and with the steps where the recorder above saw attention on anchors.
+# **1 · Count the steps (predict, then run).** This chapter samples with 20 steps; the paper's preset,
+# `DynVFXConfig()`, with 50. How many transformer steps do its seven passes take in all, and in how many of them
+# does the source branch run? Predict, then count with `start_index` and `window_indices`, and compare with
+# `dynvfx.cost.refinement_steps` (what the GPU cost estimate uses).
 
 # %%
 # Your turn. First your prediction.
 my_total, my_with_source = ..., ...
-# TODO: pass i runs timesteps[start_index(len(timesteps), config.strengths[i]):]; count those steps, and those
-# in window; compare with dynvfx.cost.refinement_steps(config).
+# TODO: with paper = DynVFXConfig(), pass i runs steps start_index(50, paper.strengths[i]) .. 49, and the source
+# branch the steps window_indices(50, paper.injection_max_timestep, paper.injection_min_timestep) among them;
+# compare with dynvfx.cost.refinement_steps(paper).
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 #@title Solution to exercise 1 (double-click to show the code)
 #@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
+from dynvfx.config import DynVFXConfig, window_indices
 from dynvfx.cost import refinement_steps
 
-tails = [timesteps[start_index(len(timesteps), s):].tolist() for s in config.strengths]
-total, with_source = sum(len(t) for t in tails), sum(t in window for tail in tails for t in tail)
+paper = DynVFXConfig()
+n = paper.num_inference_steps
+lo, hi = window_indices(n, paper.injection_max_timestep, paper.injection_min_timestep)
+starts = [start_index(n, s) for s in paper.strengths]
+total, with_source = sum(n - i0 for i0 in starts), sum(max(0, hi - max(lo, i0)) for i0 in starts)
 print(f"{total} denoising steps, {with_source} with the source branch ({with_source / total:.0%})")
-assert (with_source, total - with_source) == refinement_steps(config)
-seen = sorted({s for (s, _), m in rec.anchor_mass.items() if m.sum() > 0})
-assert seen == probes.injection_steps(pipe, config) and len(seen) == with_source
+assert (with_source, total - with_source) == refinement_steps(paper)
 
 # %% [markdown]
 # **2 · The `x_res` update without its mask (implement a variant).** Replace step 4 by
-# $x_{res} = \hat x - x_{orig}$ for the last pass. Predict what happens outside `O_edit`, in the latents and in
-# the decoded frames; then check it on the stored last pass (`result.refinement.iterations[-1]`).
+# $x_{res} = \hat x - x_{orig}$ for the last pass. Predict how many dB of PSNR outside `O_edit` (decoded frames
+# against the source) the mask saves; then measure it on the last pass that found `O_edit`.
 
 # %%
 # Your turn. First your prediction: outside O_edit, in the latents and in the decoded frames.
