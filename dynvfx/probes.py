@@ -250,6 +250,32 @@ def key_change(qk_a: dict, qk_b: dict, text_len: int, spec, item: int = 0) -> di
     return out
 
 
+@torch.no_grad()
+def edit_attention(call: "AttentionCall", spec, queries: torch.Tensor, text_tokens=(), chunk: int = 1024):
+    """Where the edit's video queries look in a captured extending call (:func:`capture_anchor_call`): the
+    softmax over [the edit's own keys; the source's keys at the anchors], heads averaged. Returns two
+    ``[F', h', w']`` maps:
+
+    - on the source's grid, the attention that the edit queries at ``queries`` (``[F', h', w']`` bool, e.g. the
+      new object's tokens) pay to each anchor key, summed over those queries, at the anchor's position (0 where
+      there is no anchor);
+    - on the edit's grid, the attention each edit video query pays to the text positions ``text_tokens`` (a word
+      of the edit's caption): the raw cross-attention map of that word.
+    """
+    q, k, _ = AnchorExtendedAttnProcessor(AnchorContext(mode="off", source_index=None))._qkv(
+        call.attn, call.hidden, call.text_len, call.rope)
+    L, a = call.text_len, call.anchor_index.to(k.device)
+    keys = torch.cat([k[0], k[1][:, L + a]], 1).float()  # [heads, L + N + A]: the edit's own, then the anchors
+    on_anchors, on_words, chosen = torch.zeros(len(a)), [], queries.flatten()
+    for start in range(L, q.shape[2], chunk):
+        p = torch.softmax(q[0][:, start:start + chunk].float() @ keys.transpose(1, 2) * q.shape[-1] ** -0.5, -1)
+        p = p.mean(0).cpu()  # [chunk, L + N + A]
+        on_anchors += p[chosen[start - L:start - L + p.shape[0]], -len(a):].sum(0)
+        on_words.append(p[:, list(text_tokens)].sum(-1))
+    grid = torch.zeros(chosen.numel()).index_add_(0, a.cpu(), on_anchors)
+    return grid.view(*spec.token_grid), torch.cat(on_words).view(*spec.token_grid)
+
+
 # ----------------------------------------------------------------------- chapter 4: anchors & masking
 def mean_anchor_mass(recorder: AttentionRecorder, spec, steps=None, layers=None) -> torch.Tensor:
     """``[F', h', w']``: the recorder's anchor mass averaged over the recorded steps and layers (``steps`` /

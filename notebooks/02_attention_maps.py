@@ -23,17 +23,19 @@
 # self-attention over it in every block (an MM-DiT). DynVFX works entirely through that attention, so it pays to
 # look at it. You will
 #
+# - see why the keys and values of a video token "locally encode" their own patch: queries look mostly at
+#   keys at or near their own position, in their own video and in another one, and changing one patch of the
+#   video changes the keys there and hardly anywhere else. This is what makes the *anchors* of chapter 4 work;
 # - write the text→video attention of a word out as $\mathrm{softmax}(QK^\top/\sqrt d)$ and check it against the
 #   library's recorder;
 # - record, while the model looks at the source video along its inversion (as DynVFX's source branch does), how
 #   much attention each video token pays to the words the toy model draws (a colour, "ball", a motion, the
 #   background's colour), and measure how much of it falls inside the object's ground-truth mask;
-# - see why the keys and values of a video token "locally encode" their own patch: queries look mostly at
-#   keys at or near their own position, in their own video and in another one, and changing one patch of the
-#   video changes the keys there and hardly anywhere else. This is what makes the *anchors* of chapter 4 work;
+# - in an edit, map the attention that the new object's queries pay to the source's keys, a map that does
+#   localise, beside the raw attention of the new object's word, which does not;
 # - do three exercises (a cell for you, then its solution, collapsed).
 #
-# **Run time.** 13 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 19 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # It records 20 timesteps; on a GPU the toy chapter takes a few seconds. With CogVideoX-5B on an A100, about
 # 2 min for the inversion, a minute for the recorded calls (a few layers and steps recorded) and a minute for the rest
 # (estimates).
@@ -123,144 +125,6 @@ L = spec.max_text_tokens
 print(f"sequence per block: {L} text tokens + {f_lat} x {rows} x {cols} = {f_lat * rows * cols} video tokens")
 if mask is not None:
     print(f"the object covers {mask.float().mean():.1%} of the pixels")
-
-# %% [markdown]
-# ## The mechanism: one word's attention map, written out
-#
-# In a block, every token's query is compared with every key of the joint sequence [text; video] and a softmax
-# turns the scores into weights that sum to 1. A word's *attention map* is the weight each **video query** gives to
-# the word's text key(s), averaged over heads: one number per video token. Below it is computed by hand from the
-# queries and keys of one block (captured after RoPE) at a middle timestep, on the inverted source with the
-# caption, and compared with what the library's `AttentionRecorder` keeps.
-
-# %%
-from dynvfx.attention import AttentionRecorder
-
-i_mid, layer = NUM_STEPS // 2, pipe.transformer.config.num_layers - 1
-t_mid, word_ids = int(inv.timesteps[i_mid]), ids[WORDS[0]]
-q, k = probes.capture_qk(pipe, inv.latents[i_mid], encode_text(pipe, [CAPTION]), t_mid, layers=[layer])[layer]
-q, k = q[0], k[0]  # [heads, L + N, d]: text tokens first
-scores = q[:, L:] @ k.transpose(1, 2) / q.shape[-1] ** 0.5  # [heads, N video queries, L + N keys]
-weights = scores.softmax(dim=-1)  # each row sums to 1 over text and video keys
-by_hand = weights[:, :, word_ids].sum(-1).mean(0).view(*spec.token_grid)  # the word's share, heads averaged
-
-recorder = AttentionRecorder(word_ids)
-recorder.record(0, layer, q, k, L, n_anchor=0)  # what the processor calls during sampling
-assert torch.allclose(by_hand, probes.word_attention(recorder, spec), atol=1e-6)
-print(f"layer {layer}, t = {t_mid}: the library's map = softmax(QK^T / sqrt(d)) by hand. A video query gives "
-      f"{weights[:, :, :L].sum(-1).mean():.1%} of its attention to the {L} text tokens, {by_hand.mean():.2%} to "
-      f"{WORDS[0]!r} (uniform over all keys would be {len(word_ids) / k.shape[1]:.2%})")
-
-# %% [markdown]
-# ## Where do the words look? Attention on the source, with the ground truth
-#
-# `record_on_inversion` makes one call per kept timestep on the inverted source with the caption (no sampling, so
-# the video *is* the source at every step and the ground-truth mask applies) and records every block. The figure
-# averages over timesteps, layers and heads; each row has its own colour scale (colour bar), the cyan outline is
-# the object's mask, and the number under each word is the share of its attention that falls inside the mask,
-# next to *chance*: the mask's share of the video, which a uniform map would get.
-
-# %%
-all_ids = sorted({i for word_ids in ids.values() for i in word_ids})
-rec = probes.record_on_inversion(pipe, inv, CAPTION, all_ids, RECORD_STEPS, RECORD_LAYERS)
-maps = {word: probes.word_attention(rec, spec, tokens=ids[word]) for word in WORDS}
-cover = probes.token_coverage(mask, spec) if mask is not None else None
-chance = float(cover.mean()) if cover is not None else None
-notes = {word: f"{probes.share_inside(m, cover):.0%} inside\n(chance {chance:.0%})" for word, m in maps.items()} \
-    if cover is not None else None
-figures.word_maps(maps, spec, mask, notes=notes);
-
-# %% [markdown]
-# **What you should see:** no word's map follows the ball: 'blue', 'ball' and 'gray' put about chance inside the
-# cyan outline (the share under each word) and are brightest in the lower rows whatever the frame. Only 'down'
-# lights a horizontal band that moves down with the ball, the closest any word comes to the object.
-
-# %% [markdown]
-# By layer (mean over timesteps and heads): the share inside the mask for each word; the dashed line is chance.
-
-# %%
-import matplotlib.pyplot as plt
-import numpy as np
-
-layers = sorted({layer for _, layer in rec.text_to_video})
-if cover is not None:
-    shares = {w: [probes.share_inside(probes.word_attention(rec, spec, layer=n, tokens=ids[w]), cover)
-                  for n in layers] for w in WORDS}
-    fig, ax = plt.subplots(figsize=(6.5, 3))
-    for j, (word, share) in enumerate(shares.items()):
-        ax.bar(np.arange(len(layers)) + (j - 1.5) * 0.2, share, width=0.2, label=repr(word))
-    ax.axhline(chance, color="k", ls="--", lw=1, label="chance (mask's share)")
-    ax.set_xticks(range(len(layers)), [f"layer {n}" for n in layers]), ax.set_ylabel("share inside the mask")
-    ax.legend(fontsize=7, ncol=3), fig.tight_layout()
-    for word, share in shares.items():
-        print(f"{word!r:>8}: " + ", ".join(f"{s:.0%}" for s in share) + f"   (chance {chance:.0%})")
-else:
-    print("no ground-truth mask for this video: the shares need one (a toy-world clip, or your own mask)")
-
-# %% [markdown]
-# **What you should see:** no word puts much more than twice chance inside the mask in any layer (the table
-# above), and layer 0 is at chance for every word.
-#
-# **How well does raw attention localise?** Poorly, in this model. Averaged over the blocks, a word's raw
-# attention map barely beats chance, and the block that concentrates most on the object does so for the
-# background's colour 'gray' about as much as for 'ball' and 'blue': it shows where that block reads the text at
-# all, not which word names the object. Only the motion word has a pattern of its own (a
-# band that follows the ball's height). The toy model is small (6 blocks, 4 heads, a 6 × 6 token grid per latent
-# frame, each token 8 × 8 pixels and 4 frames), so its maps are coarse.
-#
-# This is a known property of multimodal DiTs, not only of our toy. Helbling et al. (*ConceptAttention*, 2025,
-# [arXiv 2502.04320](https://arxiv.org/abs/2502.04320)) found that the raw text→image attention weights of models
-# such as Flux and SD3 give poor saliency maps, and that a map computed in the attention *output* space (the dot
-# product between image tokens' attention outputs and those of concept tokens passed through the same layers)
-# localises much better, without changing the image. DynVFX does not rely on text attention for localisation:
-# where the new object goes is decided by which *source* keys the edit may attend to (the anchors, below and in
-# chapter 4), and where it ended up is found by a segmenter, not by attention maps.
-
-# %% [markdown]
-# ### Does the model know which ball each word belongs to?
-#
-# The maps show where words are read, not whether "left" is read as the *red* ball's motion. Test that directly:
-# two captions with the same words, bound the other way (the balls' motions exchanged), from the same seeds.
-
-# %%
-from dynvfx.pipeline import generate
-
-if MODEL == "toy":
-    from dynvfx.toy import analysis, world
-
-    BOUND = {"red left, blue up": [("red", "left"), ("blue", "up")],
-             "red up, blue left": [("red", "up"), ("blue", "left")]}
-    bound_rows = {}
-    for seed in (1, 4):
-        bound_videos = {name: generate(pipe, world.caption_for("black", [(c, "ball", m) for c, m in balls]),
-                                       seed=seed, steps=NUM_STEPS) for name, balls in BOUND.items()}
-        first, second = bound_videos.values()
-        print(f"seed {seed}: mean pixel difference between the two videos {(first - second).abs().mean():.0e}; "
-              + "; ".join(f"caption '{name}' drawn right: {analysis.judge(v, 'black', BOUND[name]).ok}"
-                          for name, v in bound_videos.items()))
-        bound_rows |= {f"seed {seed},\n'{name}'": v for name, v in bound_videos.items()}
-    figures.video_grid(bound_rows);
-else:
-    print("a toy-world check (captions of red and blue balls); with a real model, try two captions of your own")
-
-# %% [markdown]
-# **What you should see:** from the same seed the two captions give different videos (the pixel difference
-# printed above): the blue ball moves up in the rows 'red left, blue up', the red ball in the rows 'red up, blue
-# left', and the strict judge passes both captions with both seeds. So the toy model hears which ball each word
-# belongs to, although CogVideoX gives text tokens no positions of their own: the text encoder's output has to carry
-# the word order, as T5-XXL, pretrained on language, does for CogVideoX (docs/toy-model.md shows how the toy's
-# encoder learns it; `benchmarks/toy_word_sensitivity.py` measures it).
-
-# %% [markdown]
-# ### Explore
-#
-# Step (index of the kept timestep), layer, head (-1 = mean over heads) and frame, for the first word. The right
-# panel is the raw map on the token grid of the latent frame that holds the chosen frame.
-
-# %%
-from dynvfx import widgets
-
-widgets.attention_viewer(source, probes.only_tokens(rec, ids[WORDS[0]]), spec, WORDS[0])
 
 # %% [markdown]
 # ## Why keys and values "locally encode" their patch
@@ -370,6 +234,230 @@ for layer, c in change.items():
 # (the paper's Sec. 4.2 and Fig. 3).
 
 # %% [markdown]
+# ## The mechanism: one word's attention map, written out
+#
+# In a block, every token's query is compared with every key of the joint sequence [text; video] and a softmax
+# turns the scores into weights that sum to 1. A word's *attention map* is the weight each **video query** gives to
+# the word's text key(s), averaged over heads: one number per video token. Below it is computed by hand from the
+# queries and keys of one block (captured after RoPE) at a middle timestep, on the inverted source with the
+# caption, and compared with what the library's `AttentionRecorder` keeps.
+
+# %%
+from dynvfx.attention import AttentionRecorder
+
+i_mid, layer = NUM_STEPS // 2, pipe.transformer.config.num_layers - 1
+t_mid, word_ids = int(inv.timesteps[i_mid]), ids[WORDS[0]]
+q, k = probes.capture_qk(pipe, inv.latents[i_mid], encode_text(pipe, [CAPTION]), t_mid, layers=[layer])[layer]
+q, k = q[0], k[0]  # [heads, L + N, d]: text tokens first
+scores = q[:, L:] @ k.transpose(1, 2) / q.shape[-1] ** 0.5  # [heads, N video queries, L + N keys]
+weights = scores.softmax(dim=-1)  # each row sums to 1 over text and video keys
+by_hand = weights[:, :, word_ids].sum(-1).mean(0).view(*spec.token_grid)  # the word's share, heads averaged
+
+recorder = AttentionRecorder(word_ids)
+recorder.record(0, layer, q, k, L, n_anchor=0)  # what the processor calls during sampling
+assert torch.allclose(by_hand, probes.word_attention(recorder, spec), atol=1e-6)
+print(f"layer {layer}, t = {t_mid}: the library's map = softmax(QK^T / sqrt(d)) by hand. A video query gives "
+      f"{weights[:, :, :L].sum(-1).mean():.1%} of its attention to the {L} text tokens, {by_hand.mean():.2%} to "
+      f"{WORDS[0]!r} (uniform over all keys would be {len(word_ids) / k.shape[1]:.2%})")
+
+# %% [markdown]
+# ## Where do the words look? Attention on the source, with the ground truth
+#
+# `record_on_inversion` makes one call per kept timestep on the inverted source with the caption (no sampling, so
+# the video *is* the source at every step and the ground-truth mask applies) and records every block. The figure
+# averages over timesteps, layers and heads; each row has its own colour scale (colour bar), the cyan outline is
+# the object's mask, and the number under each word is the share of its attention that falls inside the mask,
+# next to *chance*: the mask's share of the video, which a uniform map would get.
+
+# %%
+all_ids = sorted({i for word_ids in ids.values() for i in word_ids})
+rec = probes.record_on_inversion(pipe, inv, CAPTION, all_ids, RECORD_STEPS, RECORD_LAYERS)
+maps = {word: probes.word_attention(rec, spec, tokens=ids[word]) for word in WORDS}
+cover = probes.token_coverage(mask, spec) if mask is not None else None
+chance = float(cover.mean()) if cover is not None else None
+notes = {word: f"{probes.share_inside(m, cover):.0%} inside\n(chance {chance:.0%})" for word, m in maps.items()} \
+    if cover is not None else None
+figures.word_maps(maps, spec, mask, notes=notes);
+
+# %% [markdown]
+# **What you should see:** no word's map follows the ball: 'blue', 'ball' and 'gray' put about chance inside the
+# cyan outline (the share under each word) and are brightest in the lower rows whatever the frame. Only 'down'
+# lights a horizontal band that moves down with the ball, the closest any word comes to the object.
+
+# %% [markdown]
+# By layer (mean over timesteps and heads): the share inside the mask for each word; the dashed line is chance.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+
+layers = sorted({layer for _, layer in rec.text_to_video})
+if cover is not None:
+    shares = {w: [probes.share_inside(probes.word_attention(rec, spec, layer=n, tokens=ids[w]), cover)
+                  for n in layers] for w in WORDS}
+    fig, ax = plt.subplots(figsize=(6.5, 3))
+    for j, (word, share) in enumerate(shares.items()):
+        ax.bar(np.arange(len(layers)) + (j - 1.5) * 0.2, share, width=0.2, label=repr(word))
+    ax.axhline(chance, color="k", ls="--", lw=1, label="chance (mask's share)")
+    ax.set_xticks(range(len(layers)), [f"layer {n}" for n in layers]), ax.set_ylabel("share inside the mask")
+    ax.legend(fontsize=7, ncol=3), fig.tight_layout()
+    for word, share in shares.items():
+        print(f"{word!r:>8}: " + ", ".join(f"{s:.0%}" for s in share) + f"   (chance {chance:.0%})")
+else:
+    print("no ground-truth mask for this video: the shares need one (a toy-world clip, or your own mask)")
+
+# %% [markdown]
+# **What you should see:** no word puts much more than twice chance inside the mask in any layer (the table
+# above), and layer 0 is at chance for every word.
+#
+# **How well does raw attention localise?** Poorly, in this model. Averaged over the blocks, a word's raw
+# attention map barely beats chance, and the block that concentrates most on the object does so for the
+# background's colour 'gray' about as much as for 'ball' and 'blue': it shows where that block reads the text at
+# all, not which word names the object. Only the motion word has a pattern of its own (a
+# band that follows the ball's height). The toy model is small (6 blocks, 4 heads, a 6 × 6 token grid per latent
+# frame, each token 8 × 8 pixels and 4 frames), so its maps are coarse.
+#
+# This is a known property of multimodal DiTs, not only of our toy. Helbling et al. (*ConceptAttention*, 2025,
+# [arXiv 2502.04320](https://arxiv.org/abs/2502.04320)) found that the raw text→image attention weights of models
+# such as Flux and SD3 give poor saliency maps, and that a map computed in the attention *output* space (the dot
+# product between image tokens' attention outputs and those of concept tokens passed through the same layers)
+# localises much better, without changing the image. DynVFX does not rely on text attention for localisation:
+# where the new object goes is decided by which *source* keys the edit may attend to (the anchors: the next section
+# and chapter 4), and where it ended up is found by a segmenter, not by attention maps.
+
+# %% [markdown]
+# ## A map that localises: the new ball's attention to the source
+#
+# An edit gives the video queries a second kind of key. In DynVFX the edit runs beside the source, and its queries
+# may also attend to the source's keys at the *anchors* (chapter 4). Take the queries of the tokens where the new
+# object is and ask which source keys they look at: each key sits at one place of the source, so that attention is
+# a map on the source's frame.
+#
+# The edit is chapter 4's, "add a red ball moving right", at its first extending step (`probes.capture_anchor_call`):
+# the edit's latent is the source with the red ball added at the top left (where chapter 4's edit draws it),
+# rendered by the toy world so that the new ball's mask is exact (cyan outline), noised to t beside the inverted
+# source, with the texts [P_comp, source caption]. The rows, summed over the blocks: the raw cross-attention of the
+# new word 'red' (each edit query's attention to its text key); the attention that the new ball's queries pay to
+# each source key when every source token is an anchor; the same with DynVFX's sparse anchors (most `O_orig`
+# tokens, 5 % of the others). Under each row, its share inside the new ball's mask, next to chance (for the anchor
+# rows: the share of a map spread evenly over the anchors).
+
+# %%
+import dataclasses
+
+from dynvfx.anchors import anchor_grid, anchor_index
+from dynvfx.config import DynVFXConfig
+from dynvfx.masks import pixel_to_tokens
+
+config = DynVFXConfig.for_model(MODEL).replace(num_inference_steps=NUM_STEPS, inversion_steps=NUM_STEPS)
+if MODEL == "toy" and VIDEO is None:  # needs the toy world's renderer for the new ball's exact mask
+    from dynvfx.toy import world
+    from dynvfx.toy.examples import example_scene, scene_frames
+
+    scene = example_scene("blue_ball_down")  # the source's scene
+    red = world.place_object(np.random.default_rng(0), "red", "ball", "right")  # starts at the top left
+    target = dataclasses.replace(scene, objects=scene.objects + (red,))  # the source with the new ball
+    P_comp, new_mask = target.caption, torch.from_numpy(world.render(target)[1][1])[:, None]  # [F, 1, H, W]
+    edit = dataclasses.replace(inv, x_orig=encode_video(pipe, scene_frames(target)))  # the call noises it to t
+    new_tokens = pixel_to_tokens(new_mask, spec)
+    orig_tokens = pixel_to_tokens(mask, spec, config.anchor_token_threshold)
+    ANCHORS = {"every source token": torch.ones_like(orig_tokens),
+               "DynVFX's anchors": anchor_grid(orig_tokens, "anchor", config.fg_keep, config.bg_keep,
+                                               torch.Generator().manual_seed(config.seed))}
+    calls = {name: [probes.capture_anchor_call(pipe, edit, P_comp, CAPTION, anchor_index(grid), config, n)
+                    for n in layers] for name, grid in ANCHORS.items()}
+    red_ids = probes.word_token_ids(pipe, P_comp, "red")
+    per_layer = {name: [probes.edit_attention(c, spec, new_tokens, red_ids) for c in cs] for name, cs in calls.items()}
+    print(f"P_comp: {P_comp!r}; t = {calls['every source token'][0].timestep}; the new ball covers "
+          f"{new_mask.float().mean():.1%} of the pixels, O_orig {mask.float().mean():.1%}")
+else:
+    print("a toy-world edit with its rendered truth (the shipped example); with a real model, choose the new "
+          "object's tokens by hand (e.g. a box) and call probes.edit_attention on a capture_anchor_call")
+
+# %%
+if MODEL == "toy" and VIDEO is None:
+    cover_new = probes.token_coverage(new_mask, spec)
+    rows_new = {"red → edit video": sum(w for _, w in per_layer["DynVFX's anchors"])} | \
+        {f"new ball → {name}": sum(m for m, _ in per_layer[name]) for name in ANCHORS}
+    even = [cover_new.new_ones(cover_new.shape)] + [grid.float() for grid in ANCHORS.values()]  # evenly spread
+    notes_new = {row: f"{probes.share_inside(m, cover_new):.0%} inside\n(chance "
+                      f"{probes.share_inside(e, cover_new):.0%})" for (row, m), e in zip(rows_new.items(), even)}
+    figures.word_maps(rows_new, spec, new_mask, notes=notes_new)
+    print("share inside the new ball's mask (chance) | new ball → DynVFX's anchors: on the O_orig tokens (chance)")
+    print(f"{'block':>6} | {'red → edit':>10} | {'new ball → every source token':>29} | {'→ anchors':>9} | "
+          "on O_orig")
+    for j, n in enumerate(layers + ["all"]):
+        pick = slice(None) if n == "all" else slice(j, j + 1)
+        red_map = sum(w for _, w in per_layer["DynVFX's anchors"][pick])
+        every, sparse = (sum(m for m, _ in per_layer[name][pick]) for name in ANCHORS)
+        shares = [probes.share_inside(x, c) for x, c in ((red_map, cover_new), (every, cover_new),
+                                                           (sparse, cover_new), (sparse, cover))]
+        print(f"{n:>6} | {shares[0]:10.0%} | {shares[1]:29.0%} | {shares[2]:9.0%} | {shares[3]:.0%}")
+    chances = [probes.share_inside(e, cover_new) for e in even] + [probes.share_inside(even[2], cover)]
+    print(f"{'chance':>6} | {chances[0]:10.0%} | {chances[1]:29.0%} | {chances[2]:9.0%} | {chances[3]:.0%}")
+
+# %% [markdown]
+# **What you should see:** the word 'red' is brightest along the bottom rows, away from the new ball (cyan
+# outline), and puts about as much inside it as chance, or less, in every block (the table). The new ball's
+# queries look at the source around the top left where the new ball is, brightest at its start and just right of
+# it, where the blue source ball (`O_orig`) starts, and above chance in every block but the first; with DynVFX's
+# sparse anchors the same attention goes to the few anchors next to the new ball, on the blue ball's first
+# positions.
+#
+# **Why the two maps differ.** A text key has no position (RoPE rotates only the video tokens) and every video
+# query reads the same few text keys, so a word's map shows how much each query reads the text in a block, not
+# where the word's object is. A source key is rotated at its own place and describes its own patch (the locality
+# section), so the new ball's queries find the source keys at and around their own positions: the map localises
+# because the keys are local, and it shows what the anchors tie the new ball to, the source at its place and the
+# `O_orig` anchors nearby.
+
+# %% [markdown]
+# ### Does the model know which ball each word belongs to?
+#
+# The maps show where words are read, not whether "left" is read as the *red* ball's motion. Test that directly:
+# two captions with the same words, bound the other way (the balls' motions exchanged), from the same seeds.
+
+# %%
+from dynvfx.pipeline import generate
+
+if MODEL == "toy":
+    from dynvfx.toy import analysis, world
+
+    BOUND = {"red left, blue up": [("red", "left"), ("blue", "up")],
+             "red up, blue left": [("red", "up"), ("blue", "left")]}
+    bound_rows = {}
+    for seed in (1, 4):
+        bound_videos = {name: generate(pipe, world.caption_for("black", [(c, "ball", m) for c, m in balls]),
+                                       seed=seed, steps=NUM_STEPS) for name, balls in BOUND.items()}
+        first, second = bound_videos.values()
+        print(f"seed {seed}: mean pixel difference between the two videos {(first - second).abs().mean():.0e}; "
+              + "; ".join(f"caption '{name}' drawn right: {analysis.judge(v, 'black', BOUND[name]).ok}"
+                          for name, v in bound_videos.items()))
+        bound_rows |= {f"seed {seed},\n'{name}'": v for name, v in bound_videos.items()}
+    figures.video_grid(bound_rows);
+else:
+    print("a toy-world check (captions of red and blue balls); with a real model, try two captions of your own")
+
+# %% [markdown]
+# **What you should see:** from the same seed the two captions give different videos (the pixel difference
+# printed above): the blue ball moves up in the rows 'red left, blue up', the red ball in the rows 'red up, blue
+# left', and the strict judge passes both captions with both seeds. So the toy model hears which ball each word
+# belongs to, although CogVideoX gives text tokens no positions of their own: the text encoder's output has to carry
+# the word order, as T5-XXL, pretrained on language, does for CogVideoX (docs/toy-model.md shows how the toy's
+# encoder learns it; `benchmarks/toy_word_sensitivity.py` measures it).
+
+# %% [markdown]
+# ### Explore
+#
+# Step (index of the kept timestep), layer, head (-1 = mean over heads) and frame, for the first word. The right
+# panel is the raw map on the token grid of the latent frame that holds the chosen frame.
+
+# %%
+from dynvfx import widgets
+
+widgets.attention_viewer(source, probes.only_tokens(rec, ids[WORDS[0]]), spec, WORDS[0])
+
+# %% [markdown]
 # ## Exercises
 #
 # Each exercise has a cell for you to work in (fill in what `...` stands for; as it is, it runs and does
@@ -456,6 +544,8 @@ for layer_, c in change2.items():
 # - The prompt reaches the video only through attention: a word's map is one column of
 #   $\mathrm{softmax}(QK^\top/\sqrt d)$, read at the video queries. In this toy model such a map does not single
 #   out the object (about chance inside its mask), except, loosely, for the motion word.
+# - In an edit, the attention that the new object's queries pay to the source's keys lands at and around the new
+#   object's own place: source keys carry positions, text keys do not.
 # - Raw text→video attention is a weak localiser in an MM-DiT (ConceptAttention's point); DynVFX localises the new
 #   content through the *source's* keys and values instead.
 # - A video token's key mostly describes its own patch, and a query mostly looks near its own position, also into

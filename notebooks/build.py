@@ -46,8 +46,8 @@ SHOWS = {
                    "asked",
     "01_ddim_inversion": "v-prediction, the inversion loop written out, zero terminal SNR, and what brings the source "
                          "back from inside the injection window",
-    "02_attention_maps": "where the transformer looks, whether it knows which ball each word belongs to, and why "
-                         "keys and values stay local",
+    "02_attention_maps": "why keys and values stay local, where the words look, a map that localises (the new "
+                         "ball's attention to the source), and whether the model knows which ball each word belongs to",
     "03_vlm_planning": "the VFX assistant: its prompts, the plan schema, the toy planner, optional real VLMs",
     "04_anchor_masking": "a chosen edit the anchors save, O_orig on the token grid, anchor sampling, Anchor "
                          "Extended Attention written out, and anchor / full / masked / no extended attention compared",

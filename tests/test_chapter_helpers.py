@@ -57,6 +57,32 @@ def test_captured_call_is_the_extended_attention_written_out(small):
     assert all(type(p).__name__ == "CogVideoXAttnProcessor2_0" for p in pipe.transformer.attn_processors.values())
 
 
+@torch.no_grad()
+def test_edit_attention_places_the_chosen_queries_attention_on_the_anchors_positions(small):
+    from dynvfx.pipeline import video_spec
+    from dynvfx.probes import capture_anchor_call, edit_attention
+
+    pipe, inv = small
+    spec = video_spec(pipe)
+    anchors = torch.tensor([0, 3, 5, 10])
+    call = capture_anchor_call(pipe, inv, "a red ball", "a blue ball", anchors, DynVFXConfig.toy().replace(
+        num_inference_steps=10), layer=1)
+    queries = torch.zeros(spec.token_grid, dtype=torch.bool)
+    queries.view(-1)[[2, 3, 7]] = True
+    on_anchors, on_words = edit_attention(call, spec, queries, text_tokens=[1, 2], chunk=5)  # several chunks
+    attn, h, L = call.attn, call.hidden, call.text_len
+    heads = lambda x: x.unflatten(-1, (attn.heads, -1)).transpose(1, 2)  # noqa: E731
+    q, k = attn.norm_q(heads(attn.to_q(h))), attn.norm_k(heads(attn.to_k(h)))
+    q, k = (torch.cat([x[:, :, :L], apply_rotary_emb(x[:, :, L:], call.rope)], 2) for x in (q, k))
+    p = torch.softmax(q[0, :, L:] @ torch.cat([k[0], k[1][:, L + anchors]], 1).transpose(1, 2)
+                      / q.shape[-1] ** 0.5, dim=-1).mean(0)  # [N, L + N + A]
+    expected = torch.zeros(queries.numel())
+    expected[anchors] = p[queries.flatten(), -len(anchors):].sum(0)
+    assert torch.allclose(on_anchors.flatten(), expected, atol=1e-6)
+    assert on_anchors.flatten()[[1, 2, 4]].abs().sum() == 0 and on_anchors.sum() > 0  # only at the anchors
+    assert torch.allclose(on_words.flatten(), p[:, [1, 2]].sum(-1), atol=1e-6)
+
+
 def test_injection_steps_are_where_the_recorder_sees_anchors(small):
     from dynvfx.attention import AttentionRecorder
     from dynvfx.probes import injection_steps, mean_anchor_mass
