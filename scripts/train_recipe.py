@@ -68,12 +68,11 @@ def minutes(stage: dict) -> float:
 
 
 def _value(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
+    """A ``--set`` value: a number or true/false as JSON reads it, else the text itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def main(argv: list[str] | None = None) -> int:
