@@ -80,8 +80,8 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # | `"THUDM/CogVideoX-5b"` | ≈ 20.7 GB | bfloat16, the paper's model |
 #
 # DynVFX also runs a source branch (inside the injection window, beside the conditional branch) and keeps the
-# inverted latents. The 5B's peak, measured with random weights, is 22.4 GiB while sampling with or without the
-# source branch and 34.5 GiB in an untiled decode; `CPU_OFFLOAD = True` needs much less GPU memory but
+# inverted latents: `dynvfx.cost` estimates the 5B's peak at 23.9 GiB with everything on the GPU, less in the lean
+# and offload memory modes (docs/gpu.md has the table); `CPU_OFFLOAD = True` needs much less GPU memory but
 # runs slower.
 # Real videos also need a real segmenter (`"grounded-sam2"` or `"sam3"`) and a VLM planner (`"openai"` with an
 # `OPENAI_API_KEY`, or `"hf"` for a local model). Without a GPU the cell below falls back to the toy setup.
