@@ -114,7 +114,6 @@ def _threads(args):
 
 
 def cmd_generate(args) -> int:
-
     out = Path(args.out)
     _check_out_file(out, args.overwrite)
     _check_toy_caption(args.model, args.caption)  # also resolves the model name, before anything loads
@@ -132,7 +131,6 @@ def cmd_generate(args) -> int:
 
 # ------------------------------------------------------------------------------------------- edit
 def _load_config(args):
-
     cfg = DynVFXConfig.for_model(args.model)
     if args.config:
         try:
@@ -172,7 +170,6 @@ def _cache(args, kind: str) -> Path | None:
 
 
 def _plan(args, frames):
-
     if args.mode == "execute":
         plan_path = Path(args.plan or Path(args.out) / "plan.json")
         if not plan_path.exists():
@@ -209,7 +206,6 @@ def _say(args, text: str) -> None:
 
 def _check_toy_source(args, frames) -> None:
     """The toy model edits toy-world clips only (:mod:`dynvfx.toy.gate`); ``--force`` runs it anyway, labelled."""
-
     problem = source_problem(frames)
     if problem is None:
         return
@@ -225,7 +221,6 @@ def _check_toy_source(args, frames) -> None:
 def _preflight_edit(args):
     """Every check that needs no model, before one loads and before anything is written: returns
     (model folder or hub id, config, frames, plan or None, segmenter)."""
-
     if args.mode != "execute" and not (args.instruction or "").strip():
         raise DynVFXError("the instruction is empty: say what to add, e.g. \"add a red ball moving right\"")
     _check_out_folder(Path(args.out), _edit_outputs(args.mode), args.overwrite)
@@ -239,13 +234,11 @@ def _preflight_edit(args):
     if plan is not None:
         check_plan(plan)
     if args.mode != "execute" and args.planner == "toy":
-
         try:
             parse_instruction(args.instruction)
         except ValueError as e:
             raise DynVFXError(str(e)) from None
     if args.mode != "execute" and args.planner == "openai":
-
         if not os.environ.get(ENV_API_KEY):
             raise DynVFXError(f"--planner openai needs {ENV_API_KEY} (any non-empty string for a local server), "
                               "or plan offline with --planner toy")
@@ -255,7 +248,6 @@ def _preflight_edit(args):
         raise DynVFXError(f"bad segmenter {args.segmenter!r}: {str(e).splitlines()[0]}") from None
     hub_models = list(getattr(segmenter, "hub_models", []))
     if args.mode != "execute" and args.planner == "hf":
-
         hub_models.append(hf_model_name(args.planner_model))
     for name in hub_models:
         locate_pretrained(name)
@@ -325,7 +317,6 @@ def _edit(args, model, config, frames, plan, segmenter, out: Path, staging: "_St
 
 
 def cmd_estimate(args) -> int:
-
     frames = load_video(args.video)[0]
     shape = model_shape(args.model)
     if frames.shape[0] < 1 + shape.temporal_compression:

@@ -17,6 +17,7 @@ from dynvfx.config import DynVFXConfig
 from dynvfx.errors import DynVFXError
 from dynvfx.paths import KNOWN_HUB_IDS, is_toy_model, resolve_model
 
+
 def locate_model(name: str) -> str:
     """Where :func:`load_pipeline` will read ``name`` from, checked without loading it: ``"toy"`` and folders as
     :func:`resolve_model`, a hub id as :func:`locate_pretrained`."""
@@ -72,7 +73,9 @@ def busy_cores(interval: float = 0.2) -> float | None:
         return sum(ticks), ticks[3] + ticks[4]  # all of user .. steal; idle + iowait
 
     try:
-        (total0, idle0), _, (total1, idle1) = sample(), time.sleep(interval), sample()
+        total0, idle0 = sample()
+        time.sleep(interval)
+        total1, idle1 = sample()
     except (OSError, ValueError, IndexError):
         return None
     return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / (total1 - total0)) if total1 > total0 else None
