@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from dynvfx.config import ATTENTION_MODES, DynVFXConfig, PRESETS
-from dynvfx.cost import GPUS, estimate, fitted_frames, model_shape
+from dynvfx.cost import GPUS, estimate, model_shape
 from dynvfx.edit import check_plan, prepare_source, run_edit, source_anchors
 from dynvfx.errors import DynVFXError
 from dynvfx.figures import mask_video
@@ -35,7 +35,7 @@ from dynvfx.planning.toy import parse_instruction
 from dynvfx.segmentation import SEGMENTERS, get_segmenter
 from dynvfx.toy.analysis import OTHER_SHAPE_WORDS
 from dynvfx.toy.gate import source_problem
-from dynvfx.video import load_video, write_video
+from dynvfx.video import fitted_frame_count, load_video, write_video
 
 
 #: Every file ``edit`` writes into its output folder (any mode).
@@ -319,10 +319,7 @@ def _edit(args, model, config, frames, plan, segmenter, out: Path, staging: "_St
 def cmd_estimate(args) -> int:
     frames = load_video(args.video)[0]
     shape = model_shape(args.model)
-    if frames.shape[0] < 1 + shape.temporal_compression:
-        raise DynVFXError(f"video has {frames.shape[0]} frames; the model needs at least "
-                          f"{1 + shape.temporal_compression}")
-    n = fitted_frames(shape, frames.shape[0])
+    n = fitted_frame_count(frames.shape[0], shape.frames, shape.temporal_compression)
     print(f"video: {frames.shape[0]} frames of {frames.shape[3]}x{frames.shape[2]}")
     print(estimate(args.model, preset=args.preset, gpu=args.gpu, memory=args.memory, shape=shape,
                    frames=n).table())

@@ -94,9 +94,8 @@ class ModelShape:
 
     def with_frames(self, frames: int) -> "ModelShape":
         """The same model on a clip of ``frames`` frames (1 + 4k; fewer than its native count, e.g. a short video)."""
-        per_latent_frame = self.video_tokens // self.latent_frames
-        latent = (frames - 1) // self.temporal_compression + 1
-        return dataclasses.replace(self, frames=frames, video_tokens=per_latent_frame * latent)
+        clip = dataclasses.replace(self, frames=frames)
+        return dataclasses.replace(clip, video_tokens=self.video_tokens // self.latent_frames * clip.latent_frames)
 
     def gib(self, params: int) -> float:
         return params * self.bytes_per_param / GIB
@@ -333,7 +332,7 @@ def estimate(model: str, preset: str = "paper", gpu: str = "h100", memory: str =
              shape: ModelShape | None = None, frames: int | None = None) -> Estimate:
     """Estimate one edit of ``model`` with ``preset`` (or ``config``) on ``gpu`` in memory mode ``memory``
     (``"auto"``: the fastest that fits), for a clip of ``frames`` frames after fitting (default: the model's
-    native count; :func:`fitted_frames` gives it for a video). Loads no model: configs only."""
+    native count; :func:`dynvfx.video.fitted_frame_count` gives it for a video). Loads no model: configs only."""
     if gpu not in GPUS:
         raise DynVFXError(f"unknown GPU {gpu!r}: choose one of {', '.join(GPUS)}")
     cfg = config or DynVFXConfig.preset(preset)
@@ -399,11 +398,3 @@ def estimate(model: str, preset: str = "paper", gpu: str = "h100", memory: str =
     return Estimate(model, preset if config is None else "custom", gpu, memory, stages, peak,
                     peak + MARGIN_GIB <= g.memory_gib, notes,
                     clip=f"{shape.frames} frames of {shape.width}x{shape.height} (after fitting to the model)")
-
-
-def fitted_frames(shape: ModelShape, video_frames: int) -> int:
-    """How many frames of a ``video_frames``-frame video the model takes (:func:`dynvfx.video.fit_to_model`'s
-    rule: its native count, or for a shorter video the largest ``1 + 4k`` that fits)."""
-    from dynvfx.video import valid_frame_count
-
-    return min(shape.frames, valid_frame_count(video_frames, shape.temporal_compression))

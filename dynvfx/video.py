@@ -137,6 +137,17 @@ def valid_frame_count(n: int, temporal_compression: int) -> int:
     return 1 + (n - 1) // temporal_compression * temporal_compression
 
 
+def fitted_frame_count(frames: int, num_frames: int, temporal_compression: int = 4) -> int:
+    """How many frames of a ``frames``-frame video :func:`fit_to_model` keeps: ``num_frames``, or for a shorter
+    video the largest valid count ``1 + k * temporal_compression`` (:class:`DynVFXError` below ``1 + tc``)."""
+    if frames >= num_frames:
+        return num_frames
+    n = valid_frame_count(frames, temporal_compression)
+    if n < 1 + temporal_compression:
+        raise DynVFXError(f"video has {frames} frames; the model needs at least {1 + temporal_compression}")
+    return n
+
+
 def fit_to_model(
     frames: torch.Tensor, num_frames: int, height: int, width: int, temporal_compression: int = 4,
 ) -> tuple[torch.Tensor, str]:
@@ -151,15 +162,12 @@ def fit_to_model(
     """
     notes = []
     f, _, h, w = frames.shape
-    if f >= num_frames:
-        if f > num_frames:
-            idx = torch.linspace(0, f - 1, num_frames).round().long()
-            frames = frames[idx]
-            notes.append(f"took {num_frames} evenly spaced frames of {f}")
-    else:
-        n = valid_frame_count(f, temporal_compression)
-        if n < 1 + temporal_compression:
-            raise DynVFXError(f"video has {f} frames; the model needs at least {1 + temporal_compression}")
+    n = fitted_frame_count(f, num_frames, temporal_compression)
+    if f > num_frames:
+        idx = torch.linspace(0, f - 1, num_frames).round().long()
+        frames = frames[idx]
+        notes.append(f"took {num_frames} evenly spaced frames of {f}")
+    elif f < num_frames:
         frames = frames[:n]
         notes.append(f"video has {f} frames, fewer than the model's {num_frames}: using the first {n} "
                      f"(1 + {temporal_compression}k frames)")
