@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import warnings
 from typing import Callable
 
 import torch
@@ -79,9 +80,13 @@ class AnchorContext:
                     source: bool = True) -> "AnchorContext":
         """The context of a refinement run, read from ``config``: its mode (``"off"`` without a ``source``
         branch), keep rates, and per-call draws seeded with ``config.seed`` when ``config.anchor_draw`` asks for
-        them (mode ``"anchor"``, with the O_orig ``token_mask``)."""
-        per_call = source and config.anchor_draw == "per_call" and config.attention_mode == "anchor" \
-            and token_mask is not None
+        them (mode ``"anchor"``, with the O_orig ``token_mask``; without it, with a warning, the ``anchor_index``
+        given serves every call)."""
+        per_call = source and config.anchor_draw == "per_call" and config.attention_mode == "anchor"
+        if per_call and token_mask is None:
+            warnings.warn("anchor_draw='per_call' needs the O_orig token mask; using anchor_index for every call",
+                          stacklevel=3)
+            per_call = False
         return cls(mode=config.attention_mode if source else "off", anchor_index=anchor_index, recorder=recorder,
                    draw="per_call" if per_call else "once", token_mask=token_mask if per_call else None,
                    fg_keep=config.fg_keep, bg_keep=config.bg_keep,

@@ -138,9 +138,6 @@ def refine(
     x_orig = inversion.x_orig.to(execution_device(pipe))
     x_res = torch.zeros_like(x_orig)
     ctx = AnchorContext.from_config(config, anchor_index, source_tokens, recorder, source=use_source)
-    if use_source and config.anchor_draw == "per_call" and config.attention_mode == "anchor" and not ctx.per_call:
-        warnings.warn("refine: anchor_draw='per_call' needs source_tokens; using anchor_index for every call",
-                      stacklevel=2)
     iterations, first_step = [], 0
     with anchor_attention(pipe.transformer, ctx, list(config.anchor_blocks) if config.anchor_blocks else None):
         for k, step_plan in enumerate(refinement_schedule(config)):
