@@ -38,8 +38,9 @@ from dynvfx.toy.gate import source_problem
 from dynvfx.video import fitted_frame_count, load_video, write_video
 
 
-#: Every file ``edit`` writes into its output folder (any mode).
-EDIT_OUTPUTS = ("result.mp4", "plan.json", "masks.mp4", "config.yaml", "source_masks.mp4")
+#: What ``edit`` writes into its output folder, per mode (``plan``; ``auto`` and ``execute`` run the edit).
+EDIT_OUTPUTS = {"plan": ("plan.json", "source_masks.mp4"),
+                "run": ("result.mp4", "plan.json", "masks.mp4", "config.yaml")}
 
 
 def _make_folder(folder: Path) -> None:
@@ -73,7 +74,7 @@ def _check_out_folder(out: Path, names: list[str], overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise DynVFXError(f"--out {out} is a file; an edit writes a folder ({', '.join(names)}): give a folder path")
     if out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in EDIT_OUTPUTS)
+        foreign = sorted(p.name for p in out.iterdir() if not any(p.name in n for n in EDIT_OUTPUTS.values()))
         if foreign:
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise DynVFXError(f"--out {out} holds files dynvfx did not write ({shown}); give a new or empty "
@@ -85,10 +86,10 @@ def _check_out_folder(out: Path, names: list[str], overwrite: bool) -> None:
 
 
 def _check_toy_caption(model: str, caption: str) -> None:
-    """A closed-vocabulary model (one that ships ``prompt_vocabulary.json``) refuses captions naming no object
-    it knows, or naming a shape it does not draw (e.g. "square" for a model whose only object is "ball")."""
-
-    vocab_file = Path(locate_model(model)) / PROMPT_VOCABULARY_FILE  # read before any model loads
+    """A closed-vocabulary model (one that ships ``prompt_vocabulary.json`` in its folder ``model``) refuses
+    captions naming no object it knows, or naming a shape it does not draw (e.g. "square" for a model whose only
+    object is "ball")."""
+    vocab_file = Path(model) / PROMPT_VOCABULARY_FILE  # read before any model loads
     if not vocab_file.is_file():
         return
     vocab = json.loads(vocab_file.read_text())
@@ -116,10 +117,11 @@ def _threads(args):
 def cmd_generate(args) -> int:
     out = Path(args.out)
     _check_out_file(out, args.overwrite)
-    _check_toy_caption(args.model, args.caption)  # also resolves the model name, before anything loads
+    model = locate_model(args.model)
+    _check_toy_caption(model, args.caption)
     _quiet_libraries(args)
     with _threads(args):
-        pipe = load_pipeline(args.model, memory=args.memory)
+        pipe = load_pipeline(model, memory=args.memory)
         t = time.perf_counter()
         frames = generate(pipe, args.caption, seed=args.seed, steps=args.steps, guidance=args.guidance)
     _make_folder(out.parent)
@@ -223,7 +225,7 @@ def _preflight_edit(args):
     (model folder or hub id, config, frames, plan or None, segmenter)."""
     if args.mode != "execute" and not (args.instruction or "").strip():
         raise DynVFXError("the instruction is empty: say what to add, e.g. \"add a red ball moving right\"")
-    _check_out_folder(Path(args.out), _edit_outputs(args.mode), args.overwrite)
+    _check_out_folder(Path(args.out), list(EDIT_OUTPUTS["plan" if args.mode == "plan" else "run"]), args.overwrite)
     _check_creatable(_cache(args, "inversions"))
     model = locate_model(args.model)
     config = _load_config(args)
@@ -252,11 +254,6 @@ def _preflight_edit(args):
     for name in hub_models:
         locate_pretrained(name)
     return model, config, frames, plan, segmenter
-
-
-def _edit_outputs(mode: str) -> list[str]:
-    return ["plan.json", "source_masks.mp4"] if mode == "plan" else ["result.mp4", "plan.json", "masks.mp4",
-                                                                       "config.yaml"]
 
 
 def cmd_edit(args) -> int:
@@ -346,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="output .mp4")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--steps", type=_at_least(1, int), default=50)
-    g.add_argument("--guidance", type=_at_least(0.0), default=None, help="default: the model's preset (toy 2.5, else 6)")
+    g.add_argument("--guidance", type=_at_least(0.0), default=None,
+                   help="default: the model's preset (toy 2.5, else 6)")
     g.add_argument("--fps", type=_at_least(0.1), default=8.0)
     g.add_argument("--overwrite", action="store_true")
     g.add_argument("--memory", choices=MEMORY_MODES, default="auto", help="where the weights live (GPU)")
