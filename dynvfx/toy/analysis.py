@@ -386,6 +386,12 @@ class Judgement:
         return self.background_ok and all(self.moves) and self.extra == 0
 
 
+def flat_colours() -> tuple[list[str], np.ndarray]:
+    """The toy world's flat colours: names and ``[K, 3]`` RGB, the backgrounds first, then the ball colours."""
+    names, rgb = [*world.BACKGROUNDS, *COLOUR_NAMES], world.BACKGROUNDS | world.COLOURS
+    return names, np.asarray([rgb[n] for n in names], np.float32)
+
+
 def background_share(frames: torch.Tensor | np.ndarray, background: str) -> float:
     """Share of the pixels of a video ``[F, 3, H, W]`` that show toy background ``background``.
 
@@ -393,8 +399,7 @@ def background_share(frames: torch.Tensor | np.ndarray, background: str) -> floa
     ``BACKGROUND_TOLERANCE``. Raw pixels (not denoised: smoothing would turn colour noise into gray).
     """
     video = as_video(frames)
-    names = list(world.BACKGROUNDS)
-    refs = np.asarray([world.BACKGROUNDS[n] for n in names] + [world.COLOURS[c] for c in COLOUR_NAMES], np.float32)
+    names, refs = flat_colours()
     dist = np.linalg.norm(video[..., None, :] - refs, axis=-1)  # [F, H, W, K]
     k = names.index(background)
     return float(((dist.argmin(-1) == k) & (dist[..., k] < BACKGROUND_TOLERANCE)).mean())
