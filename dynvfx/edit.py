@@ -190,15 +190,3 @@ def edit_variant(pipe, frames: torch.Tensor, plan: VFXPlan, segmenter: Segmenter
     found = segmenter.segment(video, plan.objects_edit).union
     return VariantOutput(video, clean_mask(found, config.mask_open_radius, dilate_radius=config.mask_dilate_radius),
                          video, None)
-
-
-def run_variants(pipe, frames: torch.Tensor, plan: VFXPlan, segmenter: Segmenter, config: DynVFXConfig,
-                 variants: dict, done: dict | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """:func:`edit_variant` for each of ``variants`` (``{name: changes}``) on the same source and seed.
-    ``done``: results already computed, ``{name: (frames, mask)}``.
-    Returns ``{name: (frames [F, 3, H, W], O_edit mask [F, 1, H, W])}``."""
-    out = dict(done or {})
-    for name, changes in variants.items():
-        if name not in out:
-            out[name] = edit_variant(pipe, frames, plan, segmenter, config, changes)[:2]
-    return out
