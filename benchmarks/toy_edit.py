@@ -1,8 +1,8 @@
 """DynVFX on the toy model: the authors' defaults, each fidelity choice reverted, and the paper's ablations.
 
-Pairs, variants and scores are defined in :mod:`dynvfx.toy.benchmark` (``make_pairs``, ``VARIANTS``,
+Pairs, variants and scores are defined in :mod:`dynvfx.lab.edit_bench` (``make_pairs``, ``VARIANTS``,
 ``evaluate``); this script runs them and prints the table. For every variant, per pair:
-- success: the strict judge (:func:`dynvfx.toy.analysis.judge`) says the output shows the background, the source
+- success: the strict judge (:func:`dynvfx.toy.judge.judge`) says the output shows the background, the source
   ball and the new ball, each moving as asked, and nothing else (95 % Wilson interval);
 - source IoU: the source ball's mask in the output (toy segmenter) vs. its rendered ground truth (bootstrap
   95 % interval of the mean);
@@ -35,9 +35,9 @@ import warnings
 import torch
 
 from dynvfx.config import DynVFXConfig
+from dynvfx.lab.edit_bench import VARIANTS, EditRun, edit_benchmark, edit_benchmark_parallel, merge_runs
+from dynvfx.lab.reports import edit_report
 from dynvfx.pipeline import load_pipeline
-from dynvfx.toy.benchmark import (VARIANTS, EditRun, edit_benchmark, edit_benchmark_parallel, edit_report,
-                                  merge_runs)
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Does the toy text-to-video model draw what held-out captions ask for? Judged strictly.
 
 Generates one video per held-out caption (the first object's (colour, motion, background) combination was never
-seen in training) and checks it with the strict judge, :func:`dynvfx.toy.analysis.judge`: the caption's background
+seen in training) and checks it with the strict judge, :func:`dynvfx.toy.judge.judge`: the caption's background
 in most pixels; each object one compact blob of its colour in >= 80 % of frames, moving as asked; nothing else.
 - single-object captions: colour and motion right (the ball is there, moves as asked, and no other object is);
 - two-object captions: both objects right (each ball there and moving as asked, no third object);
@@ -12,7 +12,7 @@ in training (what the model has not learned, apart from what it does not general
 of the same captions are judged too (the judge's ceiling: 100 %, and 0 % swapped). ``--control noise`` (uniform
 colour noise instead of videos) and ``--control untrained`` (the pipeline with a freshly initialised transformer)
 are negative controls: they must score ~0.
-The logic is :mod:`dynvfx.toy.benchmark` (``held_out_cases``, ``seen_cases``, ``model_quality``,
+The logic is :mod:`dynvfx.lab.quality_bench` (``held_out_cases``, ``seen_cases``, ``model_quality``,
 ``quality_table``).
 
     python benchmarks/toy_model_quality.py [--model DIR] [--steps 50] [--guidance 2.5] [--control untrained]
@@ -30,10 +30,11 @@ import numpy as np
 import torch
 
 from dynvfx.config import DynVFXConfig
+from dynvfx.lab.quality_bench import (PER_COMBINATION, QualityRun, held_out_cases, model_quality, seen_cases,
+                                      untrained)
+from dynvfx.lab.reports import quality_table
 from dynvfx.pipeline import load_pipeline
 from dynvfx.toy import world
-from dynvfx.toy.benchmark import (PER_COMBINATION, QualityRun, held_out_cases, model_quality, quality_table, seen_cases,
-                                  untrained)
 
 
 def main() -> None:

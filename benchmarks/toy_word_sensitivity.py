@@ -15,7 +15,7 @@ its new motion starts; both combinations seen in training). The caption keeps th
 way, so a model that conditions on the bag of words scores 0 there. (Shape left the toy vocabulary after this
 benchmark found the shape word heard about half as loudly as the colour word: docs/toy-model.md.)
 
-The logic is :mod:`dynvfx.toy.benchmark` (``counterfactual``, ``binding_scene``, ``ratios``, ``word_sensitivity``).
+The logic is :mod:`dynvfx.lab.words_bench` (``counterfactual``, ``binding_scene``, ``ratios``, ``word_sensitivity``).
 
     python benchmarks/toy_word_sensitivity.py [--model toy] [--scenes 12] [--save JSON]
 
@@ -30,8 +30,9 @@ from pathlib import Path
 
 import torch
 
+from dynvfx.lab.reports import sensitivity_table
+from dynvfx.lab.words_bench import SENSITIVITY_TIMESTEPS, word_sensitivity
 from dynvfx.pipeline import load_pipeline
-from dynvfx.toy.benchmark import SENSITIVITY_TIMESTEPS, sensitivity_table, word_sensitivity
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ from dynvfx.planning.hf_backend import hf_model_name
 from dynvfx.planning.openai_backend import ENV_API_KEY
 from dynvfx.planning.toy import parse_instruction
 from dynvfx.segmentation import SEGMENTERS, get_segmenter
-from dynvfx.toy.analysis import OTHER_SHAPE_WORDS
+from dynvfx.toy.vocabulary import OTHER_SHAPE_WORDS
 from dynvfx.toy.gate import source_problem
 from dynvfx.video import fitted_frame_count, load_video, write_video
 

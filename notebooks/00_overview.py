@@ -182,11 +182,11 @@ figures.show_videos({"source": frames, "DynVFX": result.frames, "O_orig (red) / 
 
 # %% [markdown]
 # Did the new object do what the instruction asked? For the toy world we can measure it: the centre of the green
-# mask in every frame gives the new ball's track, and `dynvfx.toy.analysis.classify_motion` names its direction
+# mask in every frame gives the new ball's track, and `dynvfx.toy.perception.classify_motion` names its direction
 # (the same for the source ball and its red mask).
 
 # %%
-from dynvfx.toy.analysis import centroid_track, classify_motion
+from dynvfx.toy.perception import centroid_track, classify_motion
 
 new_track = centroid_track(result.edit_mask[:, 0].numpy())
 old_track = centroid_track(result.source_mask[:, 0].numpy())

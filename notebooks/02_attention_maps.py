@@ -421,7 +421,7 @@ if MODEL == "toy" and VIDEO is None:
 from dynvfx.pipeline import generate
 
 if MODEL == "toy":
-    from dynvfx.toy import analysis, world
+    from dynvfx.toy import judge, world
 
     BOUND = {"red left, blue up": [("red", "left"), ("blue", "up")],
              "red up, blue left": [("red", "up"), ("blue", "left")]}
@@ -431,7 +431,7 @@ if MODEL == "toy":
                                        seed=seed, steps=NUM_STEPS) for name, balls in BOUND.items()}
         first, second = bound_videos.values()
         print(f"seed {seed}: mean pixel difference between the two videos {(first - second).abs().mean():.0e}; "
-              + "; ".join(f"caption '{name}' drawn right: {analysis.judge(v, 'black', BOUND[name]).ok}"
+              + "; ".join(f"caption '{name}' drawn right: {judge.judge(v, 'black', BOUND[name]).ok}"
                           for name, v in bound_videos.items()))
         bound_rows |= {f"seed {seed},\n'{name}'": v for name, v in bound_videos.items()}
     figures.video_grid(bound_rows);

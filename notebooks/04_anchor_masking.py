@@ -93,11 +93,11 @@ notebook.print_cost(MODEL, config.replace(strengths=config.strengths[:1]))  # on
 # %%
 # NBVAL_CHECK_OUTPUT
 from dynvfx.paths import REPO_ROOT
-from dynvfx.toy import benchmark as bench
+from dynvfx.lab import edit_bench as bench, stats
 
 saved = bench.EditRun.load(REPO_ROOT / "benchmarks" / "results" / "toy_edit.json")
 runs_ok = {name: sum(r["success"] for r in saved.results[name]) for name in ("authors", "no_anchor_attn")}
-_, _, _, only_dynvfx, only_off = bench.paired_difference(saved.results["authors"], saved.results["no_anchor_attn"])
+_, _, _, only_dynvfx, only_off = stats.paired_difference(saved.results["authors"], saved.results["no_anchor_attn"])
 print(f"the benchmark's {len(saved.ceiling)} pairs ({saved.config.num_inference_steps} steps), judged strictly:")
 print(f"  DynVFX right: {runs_ok['authors']}; without AnchorExtAttn right: {runs_ok['no_anchor_attn']}")
 print(f"  right only with the anchors: {only_dynvfx}; only without them: {only_off}")

@@ -95,11 +95,11 @@ notebook.print_cost(MODEL, config)  # one edit; this chapter runs two with CogVi
 # %%
 # NBVAL_CHECK_OUTPUT
 from dynvfx.paths import REPO_ROOT
-from dynvfx.toy import benchmark as bench
+from dynvfx.lab import edit_bench as bench, stats
 
 saved = bench.EditRun.load(REPO_ROOT / "benchmarks" / "results" / "toy_edit.json")
 right = {name: sum(r["success"] for r in rows) for name, rows in saved.results.items()}
-_, _, _, only_seven, only_one = bench.paired_difference(saved.results["authors"], saved.results["one_iteration"])
+_, _, _, only_seven, only_one = stats.paired_difference(saved.results["authors"], saved.results["one_iteration"])
 print(f"the benchmark's {len(saved.ceiling)} pairs ({saved.config.num_inference_steps} steps), judged strictly:")
 print(f"  right with 7 passes: {right['authors']}; with 1 pass: {right['one_iteration']}")
 print(f"  right only with 7 passes: {only_seven}; only with 1 pass: {only_one}")
@@ -357,8 +357,8 @@ PAPER_MASKED_SSIM = {"authors": 0.749, "no_anchor_attn": 0.691, "one_iteration":
 print(f"{'variant':40} | right [95 %]        | DynVFX's lead [95 %] | source IoU | paper: masked SSIM")
 for name, rows in saved.results.items():
     hits, n = sum(r["success"] for r in rows), len(rows)
-    lo, hi = bench.wilson(hits, n)
-    d, d_lo, d_hi, _, _ = bench.paired_difference(saved.results["authors"], rows)
+    lo, hi = stats.wilson(hits, n)
+    d, d_lo, d_hi, _, _ = stats.paired_difference(saved.results["authors"], rows)
     lead = "" if name == "authors" else f"{100 * d:+.0f} [{100 * d_lo:+.0f}, {100 * d_hi:+.0f}]"
     print(f"{bench.VARIANTS[name][0]:40} | {hits:2}/{n} [{lo:4.0%}, {hi:4.0%}] | {lead:20} | "
           f"{np.mean([r['iou'] for r in rows]):10.2f} | {PAPER_MASKED_SSIM.get(name, '')}")

@@ -65,7 +65,8 @@ def _settings(path: Path) -> dict:
 
 def edit_table(results: Path = RESULTS) -> str:
     """The edit benchmark's report (``toy_edit.py``) of ``toy_edit.json``."""
-    from dynvfx.toy.benchmark import EditRun, edit_report  # the benchmarks import torch; the block tools do not
+    from dynvfx.lab.edit_bench import EditRun  # the benchmarks import torch; the block tools do not
+    from dynvfx.lab.reports import edit_report
 
     run = EditRun.load(results / "toy_edit.json")
     return (f"`python benchmarks/toy_edit.py --pairs {len(run.ceiling)} --variants {','.join(run.results)} "
@@ -75,7 +76,8 @@ def edit_table(results: Path = RESULTS) -> str:
 def quality_table(results: Path = RESULTS) -> str:
     """The model-quality checks (``toy_model_quality.py``) of every saved run of :data:`QUALITY_COLUMNS`, one
     column each, with the renderer's own videos (the judge's ceiling) and the bars."""
-    from dynvfx.toy.benchmark import QUALITY_ROWS, QualityRun, cell
+    from dynvfx.lab.quality_bench import QUALITY_ROWS, QualityRun
+    from dynvfx.lab.stats import cell
 
     runs = [(QualityRun.load(results / f"{name}.json"), heading) for name, heading in QUALITY_COLUMNS]
     lines = ["| check | " + " | ".join(h for _, h in runs) + " | renderer (ceiling) | bar |",
@@ -95,7 +97,7 @@ def quality_table(results: Path = RESULTS) -> str:
 
 def sensitivity(results: Path = RESULTS) -> str:
     """The word-sensitivity table (``toy_word_sensitivity.py``) of ``toy_word_sensitivity.json``."""
-    from dynvfx.toy.benchmark import sensitivity_table
+    from dynvfx.lab.reports import sensitivity_table
 
     saved = json.loads((results / "toy_word_sensitivity.json").read_text())
     return (sensitivity_table(saved["mean"]) + f"\n\n{saved['settings']['scenes']} scenes per column; "

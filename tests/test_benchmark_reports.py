@@ -7,7 +7,7 @@ import pytest
 
 
 def test_wilson_interval():
-    from dynvfx.toy.benchmark import cell, wilson
+    from dynvfx.lab.stats import cell, wilson
 
     assert wilson(0, 0) == (0.0, 1.0)
     lo, hi = wilson(5, 10)
@@ -19,7 +19,9 @@ def test_wilson_interval():
 
 def test_paired_difference_of_two_variants_on_the_same_pairs():
     from dynvfx.config import DynVFXConfig
-    from dynvfx.toy.benchmark import EditRun, edit_report, paired_difference
+    from dynvfx.lab.edit_bench import EditRun
+    from dynvfx.lab.reports import edit_report
+    from dynvfx.lab.stats import paired_difference
 
     a = [{"success": k < 30} for k in range(40)]  # right on the first 30 pairs
     b = [{"success": 5 <= k < 25} for k in range(40)]  # on 20 of them, all also right in a
@@ -38,7 +40,8 @@ def test_paired_difference_of_two_variants_on_the_same_pairs():
 
 def test_pass_story_tells_what_the_refinement_passes_did():
     from dynvfx.config import DynVFXConfig
-    from dynvfx.toy.benchmark import EditRun, edit_report, pass_story
+    from dynvfx.lab.edit_bench import EditRun, pass_story
+    from dynvfx.lab.reports import edit_report
 
     assert [pass_story(c) for c in ([1, 1, 1], [1, 0, 1], [0.5, 1, 1], [0, 1, 0], [1, 1, 0.4, 0], [0, 0.5, 0])] == [
         "kept", "kept", "rescued", "rescued", "lost", "never"]

@@ -137,7 +137,7 @@ def test_passes_are_the_timesteps_the_authors_loop_visits_with_their_092_config(
     """Their run() walks the schedule from max_guidance_timestep down to min_guidance_timestep (0.3) and runs a pass
     at each of method_steps met on the way: with their 0.92 config all 7 (ours), with the 0.9 one 919 is skipped
     (the benchmark's six_passes variant). Our window is the 0.9 config's (docs/fidelity.md)."""
-    from dynvfx.toy.benchmark import VARIANTS
+    from dynvfx.lab.edit_bench import VARIANTS
 
     sched = SimpleNamespace(scheduler=CogVideoXDDIMScheduler(**SCHEDULER_CONFIG))
     ts = sampling_timesteps(sched, 50).tolist()

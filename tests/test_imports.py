@@ -1,7 +1,8 @@
 """The package's import structure, read with ``ast`` (module level and inside functions).
 
 The library is a house of floors: foundations at the bottom, then the toy world, the models, the VFX assistant and
-the segmenters, the method's stages, and around them what teaches, measures and drives the method. A module
+the segmenters, the method's stages, around them what teaches, measures and drives the method, and on top the lab
+(the toy model's training and the benchmarks). A module
 imports only from its own floor or the floors below, nothing imports in a circle, and a function does not
 re-import what its module already imported.
 """
@@ -17,7 +18,8 @@ PACKAGE = REPO_ROOT / "dynvfx"
 #: Every module's floor. A new module must be given one here.
 FLOORS = {
     "foundations": ["errors", "paths", "config", "video", "masks"],
-    "the toy world": ["toy", "toy.world", "toy.text", "toy.model", "toy.analysis", "toy.gate", "toy.examples"],
+    "the toy world": ["toy", "toy.world", "toy.text", "toy.model", "toy.vocabulary", "toy.perception", "toy.judge",
+                      "toy.gate", "toy.examples"],
     "the models and their cost": ["pipeline", "cost"],
     "VFX assistant and segmenters": ["planning", "planning.errors", "planning.schema", "planning.keyframes",
                                      "planning.prompts", "planning.dialogue", "planning.cache", "planning.toy",
@@ -25,8 +27,9 @@ FLOORS = {
                                      "segmentation", "segmentation.base", "segmentation.toy",
                                      "segmentation.user_masks", "segmentation.grounded_sam2", "segmentation.sam3"],
     "the method": ["attention", "anchors", "sampling", "inversion", "refinement", "edit"],
-    "around the method": ["", "__main__", "cli", "notebook", "figures", "widgets", "probes", "metrics",
-                          "toy.train", "toy.benchmark"],
+    "around the method": ["", "__main__", "cli", "notebook", "figures", "widgets", "probes", "metrics"],
+    "the lab": ["toy.train", "lab", "lab.stats", "lab.pool", "lab.edit_bench", "lab.quality_bench", "lab.words_bench",
+                "lab.reports"],
 }
 LEVEL = {f"dynvfx.{m}".rstrip("."): i for i, mods in enumerate(FLOORS.values()) for m in mods}
 

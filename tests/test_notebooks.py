@@ -36,7 +36,7 @@ HELPER_HOMES = {
     "measurements inside the model (attention, keys, inversion views)": "dynvfx/probes.py",
     "a step of the method": "its stage's module (sampling, inversion, attention, anchors, masks, refinement, "
                             "edit, planning/, segmentation/)",
-    "benchmark logic": "dynvfx/toy/benchmark.py",
+    "benchmark logic": "dynvfx/lab/ (edit_bench, quality_bench, words_bench, stats, reports)",
 }
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 with open(REPO_ROOT / "pyproject.toml", "rb") as _f:

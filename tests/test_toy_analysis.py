@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from dynvfx.toy import analysis, world
+from dynvfx.toy import judge, perception, world
 
 CLEAN_SEEDS = range(40)  # alternating one- and two-object scenes
 DEGRADED_SEEDS = range(100, 132)
@@ -39,7 +39,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
 
 
-def match(scene: world.Scene, detected: list[analysis.DetectedObject]) -> list[analysis.DetectedObject | None]:
+def match(scene: world.Scene, detected: list[perception.DetectedObject]) -> list[perception.DetectedObject | None]:
     """For each scene object, the detection of its colour whose track is nearest its true centres."""
     out = []
     for obj in scene.objects:
@@ -56,13 +56,13 @@ def score(seeds, make_frames) -> dict[str, float]:
     for seed in seeds:
         scene, frames, masks = render(seed)
         frames = make_frames(frames, seed)
-        detected = analysis.detect_objects(frames)
+        detected = perception.detect_objects(frames)
         for obj, det, gt in zip(scene.objects, match(scene, detected), masks):
             hits["colour"].append(det is not None)
             hits["motion"].append(det is not None and det.motion == obj.motion)
             hits["iou"].append(iou(det.masks, gt) if det is not None else 0.0)
         exact.append(sorted(d.triple for d in detected) == sorted(o.triple for o in scene.objects)
-                     and analysis.background_colour(frames) == scene.background)
+                     and perception.background_colour(frames) == scene.background)
     return {k: float(np.mean(v)) for k, v in hits.items()} | {"exact": float(np.mean(exact))}
 
 
@@ -104,8 +104,8 @@ def test_faint_blocky_generations_are_read():
 def test_background_colour(background):
     for seed in range(4):
         _, frames, _ = render(seed, background=background)
-        assert analysis.background_colour(frames) == background
-        assert analysis.background_colour(degrade(frames, seed)) == background
+        assert perception.background_colour(frames) == background
+        assert perception.background_colour(degrade(frames, seed)) == background
 
 
 def test_colour_mask_follows_ground_truth():
@@ -116,7 +116,7 @@ def test_colour_mask_follows_ground_truth():
             for obj, m in zip(scene.objects, masks):
                 if obj.colour == colour:
                     want |= m
-            got = analysis.colour_mask(frames, colour)
+            got = perception.colour_mask(frames, colour)
             assert got.shape == want.shape and got.dtype == bool
             if want.any():
                 assert iou(got, want) > 0.9, (seed, colour)
@@ -128,13 +128,13 @@ def test_same_colour_objects_are_told_apart():
     triples = [("red", "ball", "left"), ("red", "ball", "right")]
     for seed in range(3):
         scene, frames, _ = render(seed, n_objects=None, triples=triples)
-        got = sorted(d.triple for d in analysis.detect_objects(degrade(frames, seed)))
+        got = sorted(d.triple for d in perception.detect_objects(degrade(frames, seed)))
         assert got == sorted(triples)
 
 
 def test_tracks_follow_the_true_centres():
     scene, frames, _ = render(7, n_objects=None, triples=[("blue", "ball", "bounce")])
-    (det,) = analysis.detect_objects(frames)
+    (det,) = perception.detect_objects(frames)
     assert det.presence == 1.0 and det.masks.shape == (17, 48, 48) and det.track.shape == (17, 2)
     assert np.abs(det.track - scene.objects[0].centres()).max() < 0.5
     assert ((det.scores > 0.5) & (det.scores <= 1)).all()
@@ -147,34 +147,34 @@ def test_classify_motion_on_noisy_tracks(motion):
         obj = world.place_object(rng, "red", "ball", motion)
         track = obj.centres() + rng.normal(0, 0.7, (world.FRAMES, 2))
         track[rng.choice(world.FRAMES, 3, replace=False)] = np.nan  # missed detections
-        assert analysis.classify_motion(track) == motion
+        assert perception.classify_motion(track) == motion
 
 
 def test_classify_motion_still_and_empty():
-    assert analysis.classify_motion(np.full((17, 2), 20.0)) == "still"
-    assert analysis.classify_motion(np.full((17, 2), np.nan)) == "still"
+    assert perception.classify_motion(np.full((17, 2), 20.0)) == "still"
+    assert perception.classify_motion(np.full((17, 2), np.nan)) == "still"
 
 
 def test_empty_video_has_no_objects():
     frames = torch.full((5, 3, 48, 48), 0.5)
-    assert analysis.detect_objects(frames) == []
-    assert analysis.background_colour(frames) == "gray"
+    assert perception.detect_objects(frames) == []
+    assert perception.background_colour(frames) == "gray"
 
 
 def test_layouts_agree_and_input_is_untouched():
     _, frames, _ = render(3)
     before = frames.clone()
-    a = analysis.detect_objects(frames)
-    b = analysis.detect_objects(frames.permute(0, 2, 3, 1).numpy())
+    a = perception.detect_objects(frames)
+    b = perception.detect_objects(frames.permute(0, 2, 3, 1).numpy())
     assert [o.triple for o in a] == [o.triple for o in b]
     assert torch.equal(frames, before)
     with pytest.raises(ValueError, match="expected a video"):
-        analysis.as_video(np.zeros((4, 5, 6, 7)))
+        perception.as_video(np.zeros((4, 5, 6, 7)))
 
 
 def test_colour_mask_rejects_unknown_colour():
     with pytest.raises(ValueError, match="unknown toy colour"):
-        analysis.colour_mask(torch.zeros(1, 3, 8, 8), "purple")
+        perception.colour_mask(torch.zeros(1, 3, 8, 8), "purple")
 
 
 # ----------------------------------------------------------------------------- the strict judge
@@ -202,7 +202,7 @@ def test_judge_passes_every_rendered_caption(degraded):
     failed = []
     for i, scene in enumerate(scenes):
         frames = degrade(frames_of(scene), i) if degraded else frames_of(scene)
-        j = analysis.judge_scene(frames, scene)
+        j = judge.judge_scene(frames, scene)
         if not (j.ok and all(j.present) and len(j.present) == len(scene.objects)):
             failed.append((scene.caption, j))
     assert not failed, failed
@@ -219,7 +219,7 @@ def test_judge_rejects_colour_noise():
         background = list(world.BACKGROUNDS)[trial % 3]
         colours = rng.permutation(list(world.COLOURS))[:2]
         objects = [(str(c), world.MOTIONS[rng.integers(5)]) for c in colours]
-        j = analysis.judge(noise, background, objects)
+        j = judge.judge(noise, background, objects)
         assert not j.background_ok and not any(j.present) and not any(j.moves) and not j.ok, (trial, j)
 
 
@@ -232,20 +232,20 @@ def test_judge_rejects_a_smear():
     region = video.copy()
     region[:, 8:40, 4:44] = green  # the colour spread over a big region
     for smeared in (streak, region):
-        j = analysis.judge(smeared, "black", [("green", "right")])
+        j = judge.judge(smeared, "black", [("green", "right")])
         assert j.present == [False] and j.moves == [False] and not j.ok, j
 
 
 def test_judge_rejects_a_duplicate():
     scene = world.sample_scene(1, triples=[("red", "ball", "left"), ("red", "ball", "down")])
-    j = analysis.judge(frames_of(scene), scene.background, [("red", "left")])
+    j = judge.judge(frames_of(scene), scene.background, [("red", "left")])
     assert j.present == [False] and j.extra == 1 and not j.ok, j
 
 
 def test_judge_rejects_an_extra_object_of_another_colour():
     scene = world.sample_scene(2, n_objects=2)
     first = scene.objects[0]
-    j = analysis.judge(frames_of(scene), scene.background, [(first.colour, first.motion)])
+    j = judge.judge(frames_of(scene), scene.background, [(first.colour, first.motion)])
     assert j.present == [True] and j.moves == [True] and j.extra == 1 and not j.ok, j
 
 
@@ -253,40 +253,40 @@ def test_judge_rejects_a_missing_object():
     scene = world.sample_scene(4, n_objects=1)
     obj = scene.objects[0]
     other = next(c for c in world.COLOURS if c != obj.colour)
-    j = analysis.judge(frames_of(scene), scene.background, [(obj.colour, obj.motion), (other, "up")])
+    j = judge.judge(frames_of(scene), scene.background, [(obj.colour, obj.motion), (other, "up")])
     assert j.present == [True, False] and j.moves == [True, False] and j.extra == 0 and not j.ok, j
     empty = torch.full((17, 3, 48, 48), world.BACKGROUNDS[scene.background][0])
-    j = analysis.judge(empty, scene.background, [(obj.colour, obj.motion)])
+    j = judge.judge(empty, scene.background, [(obj.colour, obj.motion)])
     assert j.background_ok and j.present == [False] and j.extra == 0 and not j.ok, j
 
 
 def test_judge_rejects_a_wrong_background_and_a_wrong_motion():
     scene = world.sample_scene(6, triples=[("blue", "ball", "up")], background="gray")
     frames = frames_of(scene)
-    j = analysis.judge(frames, "white", [("blue", "up")])
+    j = judge.judge(frames, "white", [("blue", "up")])
     assert not j.background_ok and j.moves == [True] and not j.ok, j
-    j = analysis.judge(frames, "gray", [("blue", "down")])
+    j = judge.judge(frames, "gray", [("blue", "down")])
     assert j.background_ok and j.present == [True] and j.moves == [False] and not j.ok, j
-    assert analysis.judge(frames, "gray", [("blue", "up")]).ok
+    assert judge.judge(frames, "gray", [("blue", "up")]).ok
 
 
 def test_judge_rejects_a_teleporting_blob():
     scene = world.sample_scene(8, triples=[("yellow", "ball", "right")], background="black")
     video = world.render(scene)[0]
     video[::2] = video[::2, :, ::-1]  # every other frame mirrored: the ball jumps across the frame and back
-    j = analysis.judge(video, "black", [("yellow", "right")])
+    j = judge.judge(video, "black", [("yellow", "right")])
     assert j.present == [True] and j.moves == [False], j
 
 
 def test_judge_checks_its_arguments():
     frames = torch.full((3, 3, 48, 48), 0.5)
     with pytest.raises(ValueError, match="differ in colour"):
-        analysis.judge(frames, "gray", [("red", "up"), ("red", "down")])
+        judge.judge(frames, "gray", [("red", "up"), ("red", "down")])
     with pytest.raises(ValueError, match="unknown background"):
-        analysis.judge(frames, "purple", [])
+        judge.judge(frames, "purple", [])
     with pytest.raises(ValueError, match="unknown object"):
-        analysis.judge(frames, "gray", [("red", "sideways")])
-    assert analysis.judge(frames, "gray", []).ok  # an empty background, as asked
+        judge.judge(frames, "gray", [("red", "sideways")])
+    assert judge.judge(frames, "gray", []).ok  # an empty background, as asked
 
 
 def test_negative_control_noise_scores_zero_on_held_out_captions():
@@ -297,7 +297,7 @@ def test_negative_control_noise_scores_zero_on_held_out_captions():
         other = next(c for c in rng.permutation(list(world.COLOURS)) if c != colour)
         for objects in ([(colour, motion)], [(colour, motion), (str(other), "left")]):
             noise = torch.rand(17, 3, 48, 48, generator=torch.Generator().manual_seed(i))
-            judged.append(analysis.judge(noise, background, objects))
+            judged.append(judge.judge(noise, background, objects))
     assert len(judged) == 24
     assert not any(j.ok or j.background_ok or any(j.present) or any(j.moves) for j in judged)
 
@@ -305,7 +305,7 @@ def test_negative_control_noise_scores_zero_on_held_out_captions():
 def test_quality_checks_count_swapped_motions_and_the_renderer_never_swaps():
     """The quality benchmark's "motions swapped" row: a video whose two balls exchange motions counts as swapped
     (and not right); the renderer's own video of the caption does not."""
-    from dynvfx.toy.benchmark import checks, judged_checks, swapped_judgement
+    from dynvfx.lab.quality_bench import checks, judged_checks, swapped_judgement
     from dynvfx.toy.examples import scene_frames
 
     scene = world.sample_scene(3, triples=[("red", "ball", "left"), ("blue", "ball", "up")], background="gray")
@@ -313,14 +313,14 @@ def test_quality_checks_count_swapped_motions_and_the_renderer_never_swaps():
     exchanged = world.Scene(scene.background, (dataclasses.replace(a, motion="up", x0=10.0, y0=38.0, radius=6.0),
                                                dataclasses.replace(b, motion="left", x0=38.0, y0=10.0, radius=6.0)))
     drawn, drawn_exchanged = scene_frames(scene), scene_frames(exchanged)
-    right = checks(analysis.judge_scene(drawn, scene), swapped_judgement(drawn, scene))
-    wrong = checks(analysis.judge_scene(drawn_exchanged, scene), swapped_judgement(drawn_exchanged, scene))
+    right = checks(judge.judge_scene(drawn, scene), swapped_judgement(drawn, scene))
+    wrong = checks(judge.judge_scene(drawn_exchanged, scene), swapped_judgement(drawn_exchanged, scene))
     assert right["objects"] and not right["swapped"]
     assert wrong["swapped"] and not wrong["objects"]
     # labelling the pixels once for both judgements changes nothing
     assert judged_checks(drawn, scene) == right and judged_checks(drawn_exchanged, scene) == wrong
     with pytest.raises(ValueError, match="labels"):
-        analysis.judge(drawn, scene.background, [("red", "left")], analysis.colour_labels(drawn[:-1])[0])
+        judge.judge(drawn, scene.background, [("red", "left")], perception.colour_labels(drawn[:-1])[0])
     same = world.sample_scene(3, triples=[("red", "ball", "left"), ("blue", "ball", "left")], background="gray")
     assert swapped_judgement(scene_frames(same), same) is None
 
@@ -328,7 +328,7 @@ def test_quality_checks_count_swapped_motions_and_the_renderer_never_swaps():
 def test_edit_benchmark_negative_controls_the_untouched_source_and_noise_score_zero():
     """The edit benchmark's success on outputs that add nothing: the source itself, and colour noise."""
     from dynvfx.segmentation import get_segmenter
-    from dynvfx.toy.benchmark import evaluate, make_pairs
+    from dynvfx.lab.edit_bench import evaluate, make_pairs
     from dynvfx.toy.examples import scene_frames
 
     seg = get_segmenter("toy")

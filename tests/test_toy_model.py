@@ -12,7 +12,7 @@ from transformers import T5EncoderModel
 
 from dynvfx.paths import TOY_MODEL_DIR
 from dynvfx.pipeline import generate, video_spec
-from dynvfx.toy import analysis, world
+from dynvfx.toy import judge, world
 
 
 def test_toy_pipeline_is_made_of_cogvideox_classes(toy_pipe):
@@ -34,11 +34,11 @@ def test_generated_videos_show_the_caption(toy_pipe):
     """Eight one-ball captions whose combinations were seen in training (the quality benchmark's ``seen_cases``):
     in most, the strict judge finds the background and the one ball of the colour (noise passes neither;
     docs/toy-model.md gives the quality benchmark's shares on 48 such captions)."""
-    from dynvfx.toy.benchmark import seen_cases
+    from dynvfx.lab.quality_bench import seen_cases
 
     singles, _ = seen_cases(8)
     assert not any((o.colour, o.motion, s.background) in world.HELD_OUT for s in singles for o in s.objects)
-    judgements = [analysis.judge_scene(generate(toy_pipe, s.caption, seed=i), s) for i, s in enumerate(singles)]
+    judgements = [judge.judge_scene(generate(toy_pipe, s.caption, seed=i), s) for i, s in enumerate(singles)]
     assert sum(j.background_ok and j.present[0] for j in judgements) >= 5, judgements
 
 
@@ -87,7 +87,7 @@ def test_binding_probe_scores_zero_for_a_bag_of_words_and_not_for_positions(toy_
     reach the transformer, while the colour word is heard either way; the shipped model hears it."""
     import numpy as np
 
-    from dynvfx.toy.benchmark import binding_scene, counterfactual, latent, ratios
+    from dynvfx.lab.words_bench import binding_scene, counterfactual, latent, ratios
 
     rng = np.random.default_rng(1)
     scene = binding_scene(rng)
@@ -116,7 +116,8 @@ def test_edit_benchmark_ranges_join_to_the_whole_run(toy_pipe, tmp_path):
     """Pairs edited in two ranges (``--first``), saved and joined, or in two processes side by side
     (``--processes``), score exactly as one run over all of them."""
     from dynvfx.config import DynVFXConfig
-    from dynvfx.toy.benchmark import EditRun, edit_benchmark, edit_benchmark_parallel, edit_report, merge_runs
+    from dynvfx.lab.edit_bench import EditRun, edit_benchmark, edit_benchmark_parallel, merge_runs
+    from dynvfx.lab.reports import edit_report
 
     config = DynVFXConfig.toy().replace(num_inference_steps=3, inversion_steps=3, strengths=(0.7,))
     names, quiet = ["authors"], (lambda line: None)
@@ -148,7 +149,7 @@ def test_edit_benchmark_ranges_join_to_the_whole_run(toy_pipe, tmp_path):
 
 _POOL_OWNER = '''
 import concurrent.futures, multiprocessing, os, sys, time
-from dynvfx.toy.benchmark import worker_pool
+from dynvfx.lab.pool import worker_pool
 
 if __name__ == "__main__":  # the benchmark's pool, or (the control) a plain one
     pool = worker_pool(1) if sys.argv[1] == "follow" else concurrent.futures.ProcessPoolExecutor(

@@ -1,10 +1,10 @@
 """Rule-based VFX planner for the toy world (backend ``"toy-rules"``; no language model involved).
 
-It looks at the source frames with :mod:`dynvfx.toy.analysis` (background, objects, their motions),
+It looks at the source frames with :mod:`dynvfx.toy.perception` (background, objects, their motions),
 reads an instruction such as "add a red ball moving right" word by word, and writes a :class:`VFXPlan`
 whose captions use the toy world's own grammar (:func:`dynvfx.toy.world.caption_for`).
 
-The toy vocabulary has one object noun, "ball" (and synonyms such as "circle", ``analysis.OBJECT_WORDS``).
+The toy vocabulary has one object noun, "ball" (and synonyms such as "circle", ``vocabulary.OBJECT_WORDS``).
 An instruction naming another shape ("add a yellow square") is refused with a message saying the toy world
 only has balls, rather than quietly drawing a ball the artist did not ask for.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from dynvfx.planning.schema import Turn, VFXPlan
-from dynvfx.toy import analysis, world
+from dynvfx.toy import perception, vocabulary, world
 
 BACKEND = "toy-rules"
 EXAMPLE = "add a red ball moving right"
@@ -35,27 +35,27 @@ def _ball_colour(ws: list[str]) -> str | None:
     """The first colour word followed within two words by a ball word; else the first colour word if a ball
     word occurs anywhere; else None."""
     for i, w in enumerate(ws):
-        if w in analysis.COLOUR_WORDS and any(v in analysis.OBJECT_WORDS for v in ws[i + 1:i + 3]):
-            return analysis.COLOUR_WORDS[w]
-    if not any(w in analysis.OBJECT_WORDS for w in ws):
+        if w in vocabulary.COLOUR_WORDS and any(v in vocabulary.OBJECT_WORDS for v in ws[i + 1:i + 3]):
+            return vocabulary.COLOUR_WORDS[w]
+    if not any(w in vocabulary.OBJECT_WORDS for w in ws):
         return None
-    return analysis.first_name(" ".join(ws), analysis.COLOUR_WORDS)
+    return vocabulary.first_name(" ".join(ws), vocabulary.COLOUR_WORDS)
 
 
 def parse_instruction(instruction: str) -> tuple[str, str | None]:
     """``(colour, motion or None)`` of the ball an instruction adds.
 
     Raises ``ValueError`` (one line) for an empty instruction, one that asks to remove or change things,
-    one naming a shape the toy world does not draw (``analysis.OTHER_SHAPE_WORDS``, e.g. "square"), or one
+    one naming a shape the toy world does not draw (``vocabulary.OTHER_SHAPE_WORDS``, e.g. "square"), or one
     without both a toy colour and a ball word.
     """
-    ws = analysis.words(instruction or "")
+    ws = vocabulary.words(instruction or "")
     if not ws:
         raise ValueError(f"toy planner: the instruction is empty; try e.g. {EXAMPLE!r}")
     if UNSUPPORTED_VERBS & set(ws[:3]):  # e.g. "please remove the ..."
         raise ValueError(f"toy planner: it can only add objects, not {instruction!r}; try e.g. {EXAMPLE!r}; "
                          f"{VLM_PLANNERS}")
-    other = next((w for w in ws if w in analysis.OTHER_SHAPE_WORDS), None)
+    other = next((w for w in ws if w in vocabulary.OTHER_SHAPE_WORDS), None)
     if other is not None:
         raise ValueError(
             f"toy planner: the toy world only has balls, not {other!r} (the toy model never learnt shapes); "
@@ -65,10 +65,10 @@ def parse_instruction(instruction: str) -> tuple[str, str | None]:
     if colour is None:
         raise ValueError(
             f"toy planner: can't find a colour and a ball in {instruction!r}; try e.g. {EXAMPLE!r} "
-            f"(colours: {', '.join(world.COLOURS)}; object: {analysis.NOUN}; motions: {', '.join(world.MOTIONS)}); "
+            f"(colours: {', '.join(world.COLOURS)}; object: {vocabulary.NOUN}; motions: {', '.join(world.MOTIONS)}); "
             f"{VLM_PLANNERS}"
         )
-    return colour, analysis.first_name(instruction, analysis.MOTION_WORDS)
+    return colour, vocabulary.first_name(instruction, vocabulary.MOTION_WORDS)
 
 
 def default_motion(source: list[Triple]) -> str:
@@ -138,21 +138,21 @@ def plan_toy(
     Raises ``ValueError`` for instructions it can't read (see :func:`parse_instruction`) or bad ``keyframes``.
     """
     colour, motion = parse_instruction(instruction)
-    video = analysis.as_video(frames)
+    video = perception.as_video(frames)
     keyframes = default_keyframes(len(video)) if keyframes is None else check_keyframes(keyframes, len(video))
-    background = analysis.background_colour(video)
-    found = analysis.detect_objects(video)
-    objects = [o for o in found if analysis.looks_like_ball(o)]
+    background = perception.background_colour(video)
+    found = perception.detect_objects(video)
+    objects = [o for o in found if perception.looks_like_ball(o)]
     if len(objects) < len(found):
         warnings.warn(f"toy planner: ignored {len(found) - len(objects)} patch(es) of colour that are not "
                       "ball-shaped (the toy world has only balls)", stacklevel=2)
     source = [o.triple for o in objects]
-    new = (colour, analysis.NOUN, motion or default_motion(source))
+    new = (colour, vocabulary.NOUN, motion or default_motion(source))
     fields = {
         "source_caption": caption(background, source),
         "composited_caption": caption(background, source + [new]),
         "objects_orig": list(dict.fromkeys(o.phrase for o in objects)),
-        "objects_edit": [f"{colour} {analysis.NOUN}"],
+        "objects_edit": [f"{colour} {vocabulary.NOUN}"],
     }
     caveats = _caveats(source, new)
     for caveat in caveats:

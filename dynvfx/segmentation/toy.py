@@ -1,9 +1,9 @@
-"""Toy-world segmentation: find objects by colour (:mod:`dynvfx.toy.analysis`), match phrases.
+"""Toy-world segmentation: find objects by colour (:mod:`dynvfx.toy.perception`), match phrases.
 
 Toy objects are all balls, told apart by colour. A phrase names a toy colour, e.g. ``"red ball"``, ``"the
 blue circle"`` or ``"yellow"``; ``"red ball and blue ball"`` asks for both. A phrase without a toy colour
 (``"a car"``, ``"purple ball"``, even a bare ``"ball"``: the colour might be one the toy world lacks) or
-naming a shape the toy world does not draw (``"red square"``, ``analysis.OTHER_SHAPE_WORDS``) matches
+naming a shape the toy world does not draw (``"red square"``, ``vocabulary.OTHER_SHAPE_WORDS``) matches
 nothing (empty mask, zero scores). On real footage this backend simply finds little.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from dynvfx.segmentation.base import Segmentation
-from dynvfx.toy import analysis
+from dynvfx.toy import perception, vocabulary
 
 
 def parse_phrase(phrase: str) -> list[str]:
@@ -26,14 +26,14 @@ def parse_phrase(phrase: str) -> list[str]:
     """
     colours = []
     for part in re.split(r",|\band\b|\bor\b", phrase.lower()):
-        colour = analysis.first_name(part, analysis.COLOUR_WORDS)
-        if colour is not None and not analysis.OTHER_SHAPE_WORDS & set(analysis.words(part)):
+        colour = vocabulary.first_name(part, vocabulary.COLOUR_WORDS)
+        if colour is not None and not vocabulary.OTHER_SHAPE_WORDS & set(vocabulary.words(part)):
             colours.append(colour)
     return colours
 
 
 class ToySegmenter:
-    """Colour segmenter for toy-world videos; ``kwargs`` go to :func:`analysis.detect_objects`."""
+    """Colour segmenter for toy-world videos; ``kwargs`` go to :func:`perception.detect_objects`."""
 
     name = "toy"
 
@@ -42,10 +42,10 @@ class ToySegmenter:
 
     def segment(self, frames: torch.Tensor, phrases: list[str]) -> Segmentation:
         """Masks ``[N, F, 1, H, W]`` and scores ``[N, F]`` of N ``phrases`` in ``frames`` ``[F, 3, H, W]`` (0-1)."""
-        video = analysis.as_video(frames)
+        video = perception.as_video(frames)
         f, h, w, _ = video.shape
         queries = [parse_phrase(p) for p in phrases]
-        objects = analysis.detect_objects(video, **self.detect_kwargs) if any(queries) else []
+        objects = perception.detect_objects(video, **self.detect_kwargs) if any(queries) else []
         masks = np.zeros((len(phrases), f, 1, h, w), bool)
         scores = np.zeros((len(phrases), f), np.float32)
         for i, qs in enumerate(queries):

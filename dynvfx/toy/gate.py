@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dynvfx.toy import analysis, world
+from dynvfx.toy import perception, world
 
 #: RGB distance within which a pixel counts as one of the toy world's flat colours.
 PALETTE_TOLERANCE = 0.1
@@ -21,7 +21,7 @@ MIN_PALETTE_SHARE = 0.85
 
 def palette_share(frames: torch.Tensor) -> float:
     """Share of the pixels of ``[F, 3, H, W]`` frames in [0, 1] that show a toy background or ball colour."""
-    refs = analysis.flat_colours()[1]  # [K, 3]
+    refs = perception.flat_colours()[1]  # [K, 3]
     pixels = frames.permute(0, 2, 3, 1).reshape(-1, 1, 3).float().numpy()
     return float((np.linalg.norm(pixels - refs, axis=-1).min(-1) < PALETTE_TOLERANCE).mean())
 

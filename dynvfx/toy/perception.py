@@ -1,12 +1,10 @@
-"""Colour and motion analysis of toy-world videos, from the pixels alone, and the strict caption judge.
+"""Colour and motion analysis of toy-world videos, from the pixels alone: what the toy tools see.
 
-Nothing here looks at a :class:`~dynvfx.toy.world.Scene` (except :func:`judge_scene`, for its caption):
-objects are found by colour, split into connected components and tracked across frames; the motion comes
-from each object's centroid track. So the same code works on the renderer's clean videos and on the toy
-model's blurrier, noisier generations. Shape is not read: the toy vocabulary has one object noun, "ball".
-
-:func:`judge` decides whether a video shows a caption: the caption's background in most pixels, each named
-object as one compact blob of its colour in most frames, moving as asked, and nothing else.
+Nothing here looks at a :class:`~dynvfx.toy.world.Scene`: objects are found by colour, split into connected
+components and tracked across frames; the motion comes from each object's centroid track. So the same code
+works on the renderer's clean videos and on the toy model's blurrier, noisier generations. Shape is read only
+as far as "is this blob ball-sized and disc-like" (:func:`looks_like_ball`): the toy vocabulary has one object
+noun, "ball".
 
 Videos are torch ``[F, 3, H, W]`` (the library's convention) or numpy ``[F, H, W, 3]``, float in ``[0, 1]``.
 Masks are numpy bool ``[F, H, W]``; tracks are numpy ``[F, 2]`` centroids ``(x, y)`` in pixels.
@@ -20,16 +18,15 @@ it is more object than background (``a > 0.5``, which is where the renderer's ow
 from __future__ import annotations
 
 import dataclasses
-import re
 
 import numpy as np
 import torch
 from scipy import ndimage, optimize
 
 from dynvfx.toy import world
+from dynvfx.toy.vocabulary import NOUN
 
 COLOUR_NAMES: tuple[str, ...] = tuple(world.COLOURS)
-NOUN: str = world.CAPTION_SHAPES[0]  # "ball": the toy vocabulary's one object noun
 _PALETTE = np.asarray([world.COLOURS[c] for c in COLOUR_NAMES], np.float32)  # [K, 3]
 _EIGHT = np.ones((3, 3), bool)  # 8-connectivity
 
@@ -41,6 +38,8 @@ MIN_PRESENCE = 0.3  # a track must be seen in at least this fraction of frames
 MAX_JUMP_FRAC = 0.3  # largest centroid jump between linked detections, fraction of min(H, W)
 DENOISE_SIGMA = 0.7  # pixels; light Gaussian smoothing before labelling (0 = off)
 FAINT_ALPHA = 0.2  # detect_objects finds blobs down to this coverage, then keeps each one's half-maximum
+BLOB_AREA = (0.4, 1.6)  # a blob's area bounds, relative to the renderer's smallest / largest ball (pi r^2)
+MIN_COMPACTNESS = 0.75  # see compactness(): 1 for a disc, 0.92 for a 3:2 ellipse, 0.8 for 2:1 (renderer >= 0.85)
 
 
 @dataclasses.dataclass
@@ -120,6 +119,12 @@ def background_colour(frames: torch.Tensor | np.ndarray) -> str:
     names = list(world.BACKGROUNDS)
     refs = np.asarray([world.BACKGROUNDS[n] for n in names])
     return names[int(np.argmin(np.linalg.norm(refs - rgb, axis=1)))]
+
+
+def flat_colours() -> tuple[list[str], np.ndarray]:
+    """The toy world's flat colours: names and ``[K, 3]`` RGB, the backgrounds first, then the ball colours."""
+    names, rgb = [*world.BACKGROUNDS, *COLOUR_NAMES], world.BACKGROUNDS | world.COLOURS
+    return names, np.asarray([rgb[n] for n in names], np.float32)
 
 
 # ----------------------------------------------------------------------------- per-pixel colour labels
@@ -361,48 +366,7 @@ def detect_objects(
     return sorted(found, key=lambda o: -o.mean_area)
 
 
-# ----------------------------------------------------------------------------- the strict judge
-
-
-JUDGE_PRESENCE = 0.8  # an object must be one compact blob of its colour in at least this share of frames
-MIN_BACKGROUND = 0.5  # share of all pixels that must show the caption's background
-BACKGROUND_TOLERANCE = 0.3  # RGB distance within which a pixel can count as a background colour
-BLOB_AREA = (0.4, 1.6)  # a blob's area bounds, relative to the renderer's smallest / largest ball (pi r^2)
-MIN_COMPACTNESS = 0.75  # see compactness(): 1 for a disc, 0.92 for a 3:2 ellipse, 0.8 for 2:1 (renderer >= 0.85)
-
-
-@dataclasses.dataclass
-class Judgement:
-    """What :func:`judge` found, per expected object in the caption's order."""
-
-    background_ok: bool  # the caption's background in most pixels
-    present: list[bool]  # per expected object: one compact blob of its colour in >= 80 % of frames
-    moves: list[bool]  # per expected object: present and moving as asked
-    extra: int  # objects found beyond the expected ones (duplicates included)
-
-    @property
-    def ok(self) -> bool:
-        """The video shows the caption: its background, every object moving as asked, nothing else."""
-        return self.background_ok and all(self.moves) and self.extra == 0
-
-
-def flat_colours() -> tuple[list[str], np.ndarray]:
-    """The toy world's flat colours: names and ``[K, 3]`` RGB, the backgrounds first, then the ball colours."""
-    names, rgb = [*world.BACKGROUNDS, *COLOUR_NAMES], world.BACKGROUNDS | world.COLOURS
-    return names, np.asarray([rgb[n] for n in names], np.float32)
-
-
-def background_share(frames: torch.Tensor | np.ndarray, background: str) -> float:
-    """Share of the pixels of a video ``[F, 3, H, W]`` that show toy background ``background``.
-
-    A pixel counts if, of all toy backgrounds and colours, ``background`` is nearest to it, and within
-    ``BACKGROUND_TOLERANCE``. Raw pixels (not denoised: smoothing would turn colour noise into gray).
-    """
-    video = as_video(frames)
-    names, refs = flat_colours()
-    dist = np.linalg.norm(video[..., None, :] - refs, axis=-1)  # [F, H, W, K]
-    k = names.index(background)
-    return float(((dist.argmin(-1) == k) & (dist[..., k] < BACKGROUND_TOLERANCE)).mean())
+# ----------------------------------------------------------------------------- what a ball looks like
 
 
 def compactness(mask: np.ndarray) -> float:
@@ -429,106 +393,3 @@ def looks_like_ball(obj: DetectedObject, min_share: float = 0.5) -> bool:
     seen = [m for m in obj.masks if m.any()]
     balls = sum(lo <= m.sum() <= hi and compactness(m) >= MIN_COMPACTNESS for m in seen)
     return bool(seen) and balls >= min_share * len(seen)
-
-
-def _blob_track(layer: np.ndarray, min_area: int, area_range: tuple[float, float]) -> np.ndarray:
-    """``[F, 2]`` centroids of one colour's blob in frames where ``layer`` (``[F, H, W]`` bool) holds exactly
-    one component of at least ``min_area`` px, sized within ``area_range`` and compact; NaN elsewhere."""
-    track = np.full((len(layer), 2), np.nan)
-    for f, frame in enumerate(layer):
-        blobs = components(frame, min_area)
-        if len(blobs) == 1:
-            area = blobs[0].sum()
-            if area_range[0] <= area <= area_range[1] and compactness(blobs[0]) >= MIN_COMPACTNESS:
-                track[f] = centroid(blobs[0])
-    return track
-
-
-def judge(frames: torch.Tensor | np.ndarray, background: str, objects: list[tuple[str, str]],
-          labels: np.ndarray | None = None) -> Judgement:
-    """Does a video ``[F, 3, H, W]`` (or ``[F, H, W, 3]``, in ``[0, 1]``) show a caption?
-
-    Args:
-        background: the caption's background (a key of ``world.BACKGROUNDS``).
-        objects: the caption's objects as ``(colour, motion)`` pairs, of different colours (as in the world).
-        labels: ``colour_labels(frames)[0]`` ``[F, H, W]``, if already computed (judging one video against
-            several captions labels its pixels once).
-
-    An object is *present* if its colour (pixels more that colour than background, :func:`colour_labels`)
-    forms exactly one blob, of a ball's size (``BLOB_AREA``) and compact (``MIN_COMPACTNESS``), in at least
-    ``JUDGE_PRESENCE`` of the frames; it *moves* as asked if, in addition, that blob's centroid never jumps
-    more than ``MAX_JUMP_FRAC * min(H, W)`` between the frames where it is seen and :func:`classify_motion`
-    reads its track as the motion. *Extra* counts the tracked objects (any colour, seen in at least
-    ``MIN_PRESENCE`` of the frames) beyond one per expected object, so a duplicate counts too.
-    """
-    if background not in world.BACKGROUNDS:
-        raise ValueError(f"judge: unknown background {background!r}; choose one of {', '.join(world.BACKGROUNDS)}")
-    for colour, motion in objects:
-        if colour not in world.COLOURS or motion not in world.MOTIONS:
-            raise ValueError(f"judge: unknown object ({colour!r}, {motion!r}); colours: "
-                             f"{', '.join(world.COLOURS)}; motions: {', '.join(world.MOTIONS)}")
-    colours = [c for c, _ in objects]
-    if len(set(colours)) < len(colours):
-        raise ValueError(f"judge: expected objects must differ in colour (objects are told apart by it): {objects}")
-    video = as_video(frames)
-    if labels is None:
-        labels = colour_labels(video)[0]
-    elif labels.shape != video.shape[:3]:
-        raise ValueError(f"judge: labels {labels.shape} do not match the video's frames {video.shape[:3]}")
-    f, h, w = labels.shape
-    min_area, max_jump = max(2, round(MIN_AREA_FRAC * h * w)), MAX_JUMP_FRAC * min(h, w)
-    area_range = ball_area_range(h, w)
-    present, moves = [], []
-    for colour, motion in objects:
-        track = _blob_track(labels == COLOUR_NAMES.index(colour), min_area, area_range)
-        seen = track[~np.isnan(track).any(1)]
-        present.append(bool(len(seen) >= JUDGE_PRESENCE * f))
-        smooth = bool((np.linalg.norm(np.diff(seen, axis=0), axis=1) <= max_jump).all())
-        moves.append(present[-1] and smooth and classify_motion(track) == motion)
-    extra = 0
-    for k, colour in enumerate(COLOUR_NAMES):
-        tracks = track_colour(labels == k, min_area, max_jump)
-        found = sum(m.reshape(f, -1).any(1).mean() >= MIN_PRESENCE for m in tracks)
-        extra += max(0, found - colours.count(colour))
-    return Judgement(background_share(video, background) > MIN_BACKGROUND, present, moves, int(extra))
-
-
-def judge_scene(frames: torch.Tensor | np.ndarray, scene: world.Scene, labels: np.ndarray | None = None
-                ) -> Judgement:
-    """:func:`judge` of a video ``[F, 3, H, W]`` against a scene's caption (background, (colour, motion) pairs)."""
-    return judge(frames, scene.background, [(o.colour, o.motion) for o in scene.objects], labels)
-
-
-# ----------------------------------------------------------------------------- words
-
-
-#: Words (lower case) the toy tools understand, mapped to toy-world names.
-COLOUR_WORDS: dict[str, str] = {c: c for c in world.COLOURS}
-#: Nouns for the toy world's one object, the ball.
-OBJECT_WORDS: dict[str, str] = {
-    w: NOUN for w in ("ball", "balls", "circle", "circles", "disc", "disk", "sphere", "dot", "orb")
-}
-#: Shape nouns the toy world does not draw (it once had squares and triangles): a phrase naming one of
-#: these names nothing in a toy video.
-OTHER_SHAPE_WORDS: frozenset[str] = frozenset({
-    "square", "squares", "box", "boxes", "cube", "cubes", "block", "blocks", "rectangle", "rectangles",
-    "triangle", "triangles", "pyramid", "pyramids", "star", "stars",
-})
-MOTION_WORDS: dict[str, str] = {
-    **{w: "left" for w in ("left", "leftward", "leftwards")},
-    **{w: "right" for w in ("right", "rightward", "rightwards")},
-    **{w: "up" for w in ("up", "upward", "upwards", "rising", "rises", "rise", "ascending", "ascends")},
-    **{w: "down" for w in ("down", "downward", "downwards", "falling", "falls", "fall", "sinking", "sinks",
-                           "dropping", "drops", "descending", "descends")},
-    **{w: "bounce" for w in ("bounce", "bounces", "bouncing", "bouncy", "hopping", "hops", "jumping", "jumps")},
-}
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words of ``text`` (letters only): ``"The Red-Ball!"`` -> ``["the", "red", "ball"]``."""
-    return re.findall(r"[a-z]+", text.lower())
-
-
-def first_name(text: str, vocabulary: dict[str, str]) -> str | None:
-    """The toy name of the first word of ``text`` found in ``vocabulary``, or None."""
-    return next((vocabulary[w] for w in words(text) if w in vocabulary), None)

@@ -1,0 +1,83 @@
+"""The benchmarks' markdown tables: the edit benchmark's report, the model-quality table and the
+word-sensitivity table, as the benchmark scripts print them and ``scripts/docs_tables.py`` writes them into the
+docs."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dynvfx.lab.edit_bench import PASS_STORIES, VARIANTS, EditRun, pass_story
+from dynvfx.lab.quality_bench import QUALITY_ROWS
+from dynvfx.lab.stats import bootstrap, cell, paired_difference, share
+from dynvfx.lab.words_bench import SENSITIVITY_TIMESTEPS
+
+
+def edit_report(run: EditRun) -> str:
+    """The benchmark's markdown table (one row per variant) with its heading and footer."""
+    base, n_pairs = run.config, len(run.ceiling)
+    span = f"pairs {run.first + 1} to {run.first + n_pairs}, " if run.first else ""
+    lines = [f"DynVFX on the toy model: {n_pairs} pairs ({span}new ball {run.new.replace('_', ' ')}), "
+             f"{base.num_inference_steps} steps, guidance {base.guidance_scale}, strengths {list(base.strengths)}; "
+             f"success = strict judge (background, source ball and new ball moving as asked, nothing else); "
+             f"[95 % intervals]\n",
+             "| variant | success | new ball right | new ball copies the source's motion | source ball right | "
+             "nothing extra | source IoU | PSNR outside (dB) | SSIM outside | PSNR outside, raw decode(x_comp) | "
+             "s / edit |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, rows in run.results.items():
+        m, lo, hi = bootstrap([r["iou"] for r in rows])
+        psnr, ssim, raw = (bootstrap([r[key] for r in rows])[0] for key in ("psnr", "ssim", "psnr_raw"))
+        lines.append(f"| {VARIANTS[name][0]} | {share(rows, 'success')} | {share(rows, 'new_moves')} | "
+                     f"{share(rows, 'copies_source')} | {share(rows, 'source_moves')} | {share(rows, 'no_extra')} | "
+                     f"{m:.2f} [{lo:.2f}, {hi:.2f}] | "
+                     f"{psnr:.1f} | {ssim:.3f} | {raw:.1f} | {np.mean(run.seconds[name]):.0f} |")
+    others = [name for name in run.results if name != "authors"]
+    if "authors" in run.results and others:
+        lines += ["\nthe authors' defaults against each other variant on the same pairs: success difference in points "
+                  "with its paired 95 % bootstrap interval (resampling pairs), and the pairs only one of the two gets "
+                  "right\n",
+                  "| the authors' defaults against | difference | authors' defaults only | the other only |",
+                  "|---|---|---|---|"]
+        for name in others:
+            d, lo, hi, a_only, b_only = paired_difference(run.results["authors"], run.results[name])
+            lines.append(f"| {VARIANTS[name][0]} | {100 * d:+.0f} [{100 * lo:+.0f}, {100 * hi:+.0f}] | {a_only} | "
+                         f"{b_only} |")
+    stories = {name: rows for name, rows in run.results.items() if rows and len(rows[0].get("passes", [])) > 1}
+    if stories:
+        lines += ["\nthe refinement passes, pair by pair (pass_story): *kept* the first pass finds the new ball in every "
+                  "frame of x_hat and so does the last pass that finds it; *rescued* the first does not, the last does; "
+                  "*lost* a pass finds it in every frame, the last pass that finds it does not; *never*; pairs "
+                  "(of which succeed)\n",
+                  "| variant | " + " | ".join(PASS_STORIES) + " |", "|---|" + "---|" * len(PASS_STORIES)]
+        for name, rows in stories.items():
+            told = [(pass_story(r["passes"]), r["success"]) for r in rows]
+            lines.append(f"| {VARIANTS[name][0]} | " + " | ".join(
+                f"{sum(s == story for s, _ in told)} ({sum(ok for s, ok in told if s == story)})"
+                for story in PASS_STORIES) + " |")
+    lines += [f"\nautoencoder reconstruction PSNR of the sources (the ceiling outside the mask): "
+              f"{np.mean(run.ceiling):.1f} dB",
+              f"total {run.total_seconds:.0f} s on {run.threads or torch.get_num_threads()} CPU threads"
+              + (f" in all, over the {run.joined} joined runs" if run.joined > 1 else "")]
+    return "\n".join(lines)
+
+
+def quality_table(generated: dict, rendered: dict) -> str:
+    """The markdown table of :data:`QUALITY_ROWS`: generated and rendered shares with intervals, and the bar."""
+    lines = ["| check | generated [95 % interval] | renderer (ceiling) | bar |", "|---|---|---|---|"]
+    for label, kinds, key, bar in QUALITY_ROWS:
+        g, g_text = cell([r for k in kinds for r in generated[k]], key)
+        _, r_text = cell([r for k in kinds for r in rendered[k]], key)
+        verdict = "" if bar is None else (f"≥ {bar:.0%} " + ("✓" if g >= bar else "✗"))
+        lines.append(f"| {label} | {g_text} | {r_text} | {verdict} |")
+    return "\n".join(lines)
+
+
+def sensitivity_table(mean: dict[str, np.ndarray]) -> str:
+    """The markdown table of :func:`word_sensitivity`: one row per timestep."""
+    lines = ["| timestep t | colour swap | motion swap | motions exchanged between two balls | motion / colour |",
+             "|---|---|---|---|---|"]
+    for k, t in enumerate(SENSITIVITY_TIMESTEPS):
+        colour, motion, binding = mean["colour"][k], mean["motion"][k], mean["binding"][k]
+        lines.append(f"| {t} | {colour:.2f} | {motion:.2f} | {binding:.2f} | {motion / colour:.2f} |")
+    return "\n".join(lines)
