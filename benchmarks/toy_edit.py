@@ -1,4 +1,4 @@
-"""DynVFX on the toy model: the authors' defaults, each fidelity choice reverted, and the paper's ablations.
+"""DynVFX on the toy model: the authors' defaults, their alternatives, and the paper's ablations.
 
 Pairs, variants and scores are defined in :mod:`dynvfx.lab.edit_bench` (``make_pairs``, ``VARIANTS``,
 ``evaluate``); this script runs them and prints the table. For every variant, per pair:
@@ -13,7 +13,7 @@ and the toy autoencoder's reconstruction PSNR of the sources (the ceiling of any
 One inversion per source is shared by all variants. The full run (60 pairs, every variant):
 
     python benchmarks/toy_edit.py --threads 2
-    python benchmarks/toy_edit.py --pairs 2 --variants authors,previous   # a quick check
+    python benchmarks/toy_edit.py --pairs 2 --variants authors,one_iteration   # a quick check
     python benchmarks/toy_edit.py --new seen --variants authors,no_anchor_attn   # new balls the model has seen
 
 Many pairs on several cores: ``--processes N`` runs N consecutive ranges of the pairs side by side and joins

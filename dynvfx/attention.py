@@ -79,12 +79,12 @@ class AnchorContext:
                     token_mask: torch.Tensor | None = None, recorder: "AttentionRecorder | None" = None,
                     source: bool = True) -> "AnchorContext":
         """The context of a refinement run, read from ``config``: its mode (``"off"`` without a ``source``
-        branch), keep rates, and per-call draws seeded with ``config.seed`` when ``config.anchor_draw`` asks for
-        them (mode ``"anchor"``, with the O_orig ``token_mask``; without it, with a warning, the ``anchor_index``
-        given serves every call)."""
-        per_call = source and config.anchor_draw == "per_call" and config.attention_mode == "anchor"
+        branch), keep rates, and in mode ``"anchor"`` anchors drawn anew in every call, seeded with ``config.seed``
+        (from the O_orig ``token_mask``; without it, with a warning, the ``anchor_index`` given serves every
+        call)."""
+        per_call = source and config.attention_mode == "anchor"
         if per_call and token_mask is None:
-            warnings.warn("anchor_draw='per_call' needs the O_orig token mask; using anchor_index for every call",
+            warnings.warn("per-call anchor draws need the O_orig token mask; using anchor_index for every call",
                           stacklevel=3)
             per_call = False
         return cls(mode=config.attention_mode if source else "off", anchor_index=anchor_index, recorder=recorder,

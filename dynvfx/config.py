@@ -21,6 +21,10 @@ PRESETS = ("paper", "classroom", "toy")
 #: What the extended attention lets the edit's queries see of the source (``DynVFXConfig.attention_mode``):
 #: nothing, every source token, the O_orig mask, or the anchors (the paper's AnchorExtAttn).
 ATTENTION_MODES = ("off", "full", "masked", "anchor")
+#: Choices of the authors' code that the method always makes, as saved configs (benchmarks/results/) name them;
+#: docs/fidelity.md keeps the measurements of their other values.
+FIXED_CHOICES = {"anchor_branches": "conditional", "anchor_draw": "per_call", "source_text": "source_caption",
+                 "residual_mask": "kmeans"}
 
 
 # The schedule's index rules, in pure Python so that the cost model (dynvfx.cost, no torch) uses the same ones
@@ -69,17 +73,14 @@ class DynVFXConfig:
     bg_keep: float = 0.05
     anchor_blocks: tuple[int, ...] | None = None  # None = every transformer block
     anchor_token_threshold: float = 0.25  # share of a token's pixels in the O_orig mask that makes it "in the mask"
-    # Fidelity to the authors' released code (docs/fidelity.md); each field's other value restores the behaviour
-    # the benchmarks compare against (toy_edit.py's "previous" variant).
+    # Fidelity to the authors' released code (docs/fidelity.md). The source branch reads the source caption, only the
+    # CFG conditional branch is extended, anchors are drawn anew in every attention call (seeded), and x_res's
+    # latent mask M is the VAE-encoded O_edit mask split by 2-means: the method, with no switch.
     # Injection window: the source branch and the extension run only at sampling steps
     # timesteps[n - int(n * max) : n - int(n * min)] of the n-step schedule (the authors' get_timesteps rule;
     # n = 50: t = 899 ... 619); plain CFG elsewhere. (1.0, 0.0) = every step.
     injection_max_timestep: float = 0.9
     injection_min_timestep: float = 0.6
-    anchor_branches: str = "conditional"  # "conditional": only the CFG conditional branch is extended | "both"
-    anchor_draw: str = "per_call"  # "per_call": new anchors in every attention call (seeded) | "once" per edit
-    source_text: str = "source_caption"  # the source branch's text: "source_caption" | "inversion_prompt"
-    residual_mask: str = "kmeans"  # x_res's latent mask M: "kmeans" (VAE-encode, 2-means) | "maxpool"
     # An iteration whose x_hat shows no O_edit: "keep" x_res as it was (ours) | "clear" it (x_res = M * (...) with
     # an empty M). The authors' code has no such case (docs/fidelity.md).
     missing_edit: str = "keep"
@@ -98,10 +99,8 @@ class DynVFXConfig:
     seed: int = 0
 
     def __post_init__(self):
-        choices = {"anchor_branches": ("conditional", "both"), "anchor_draw": ("per_call", "once"),
-                   "source_text": ("source_caption", "inversion_prompt"), "residual_mask": ("kmeans", "maxpool"),
-                   "missing_edit": ("keep", "clear")}
-        choices |= {"attention_mode": ATTENTION_MODES, "composite": ("source", "reconstruction", "latent")}
+        choices = {"missing_edit": ("keep", "clear"), "attention_mode": ATTENTION_MODES,
+                   "composite": ("source", "reconstruction", "latent")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
@@ -162,6 +161,13 @@ class DynVFXConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DynVFXConfig":
+        """The config of a dict (YAML, a saved run). A key of :data:`FIXED_CHOICES` is accepted with the value the
+        method always uses, and refused with any other."""
+        for key, value in FIXED_CHOICES.items():
+            if key in d and d[key] != value:
+                raise ValueError(f"{key}={d[key]!r} is not available: DynVFX always runs {key}={value!r} "
+                                 "(docs/fidelity.md)")
+        d = {k: v for k, v in d.items() if k not in FIXED_CHOICES}
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:

@@ -346,7 +346,6 @@ def estimate(model: str, preset: str = "paper", gpu: str = "h100", memory: str =
     scale = GPUS[CALIBRATION_GPU].tflops / g.tflops
     te, tr, vae = (shape.gib(p) for p in (shape.text_params, shape.transformer_params, shape.vae_params))
     per_pixel = shape.pixels / (49 * 480 * 720)
-    conditional_only = getattr(cfg, "anchor_branches", "both") == "conditional"
     n_anchor, n_plain = refinement_steps(cfg)
     iters = len(cfg.strengths)
     decodes = iters + 2  # one per iteration, then x_orig and x_comp
@@ -372,7 +371,7 @@ def estimate(model: str, preset: str = "paper", gpu: str = "h100", memory: str =
         Stage("DDIM inversion", cfg.inversion_steps, cfg.inversion_steps * step_seconds(shape, "inversion", gpu),
               on_gpu("transformer") + act / 3),
         Stage("refinement, source branch", n_anchor,
-              n_anchor * step_seconds(shape, "anchor", gpu, _anchor_count(shape, cfg), conditional_only),
+              n_anchor * step_seconds(shape, "anchor", gpu, _anchor_count(shape, cfg)),
               on_gpu("transformer") + act),
         Stage("refinement, plain CFG", n_plain, n_plain * step_seconds(shape, "cfg", gpu),
               on_gpu("transformer") + act * 2 / 3),
@@ -385,7 +384,7 @@ def estimate(model: str, preset: str = "paper", gpu: str = "h100", memory: str =
         if memory == "offload":
             moved += (2 + iters) * tr + decodes * vae
         if memory == "sequential":
-            calls = cfg.inversion_steps + n_anchor * (2 if conditional_only else 1) + n_plain
+            calls = cfg.inversion_steps + n_anchor * 2 + n_plain  # an in-window step: two calls
             moved += calls * tr + (1 + decodes) * vae
         stages.append(Stage(f"weights over PCIe ({memory})", 0, moved / g.pcie_gbs, 0.0))
     if not g.bf16 and shape.bytes_per_param == 2:

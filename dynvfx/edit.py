@@ -114,8 +114,8 @@ def run_edit(pipe, frames: torch.Tensor, plan: VFXPlan, segmenter: Segmenter,
              callback=None, progress: bool = True, recorder: AttentionRecorder | None = None) -> EditResult:
     """Inversion, anchors, refinement and decoding for ``frames`` (already fitted) and a reviewed ``plan``.
 
-    The source branch reads ``plan.source_caption`` (``config.source_text``); per-call anchors are drawn from the
-    O_orig token mask; ``recorder`` (optional) records attention during the refinement (see :func:`refine`).
+    The source branch reads ``plan.source_caption``; per-call anchors are drawn from the O_orig token mask;
+    ``recorder`` (optional) records attention during the refinement (see :func:`refine`).
     """
     check_plan(plan)
     timer = _Timer()

@@ -3,8 +3,8 @@
 Each iteration: noise x_comp to the strength's timestep, denoise it with P_comp, classifier-free guidance and
 Anchor Extended Attention (inside the injection window the source branch runs beside it from its inverted
 latents, with the source caption as its text), decode x_hat, segment O_edit in it, and keep only the new
-content: ``x_res = M * (x_hat - x_orig)`` with M the O_edit mask on the latent grid (the authors: k-means on the
-encoded mask, ``config.residual_mask``). Outside M, x_comp stays x_orig, so the decoded result there is the
+content: ``x_res = M * (x_hat - x_orig)`` with M the O_edit mask on the latent grid (as the authors: k-means on
+the encoded mask, :func:`residual_mask`). Outside M, x_comp stays x_orig, so the decoded result there is the
 model's reconstruction of the source. If O_edit is not found, x_res is left as it was (``config.missing_edit``
 "keep"; "clear" sets it to zero) and a warning names the phrase.
 """
@@ -83,12 +83,12 @@ def edit_mask(frames: torch.Tensor, objects_edit: list[str], segmenter: Segmente
     return mask, bool(mask.any()), seg.scores
 
 
-def residual_mask(pipe, mask: torch.Tensor, config: DynVFXConfig) -> torch.Tensor:
+def residual_mask(pipe, mask: torch.Tensor) -> torch.Tensor:
     """M: the O_edit pixel mask ``[F, 1, H, W]`` on the latent grid, ``[F', 1, h, w]`` float in {0, 1}:
-    ``config.residual_mask`` "kmeans" (encode the mask as a video, 2-means on the latent features; the authors')
-    or "maxpool" (a cell is in M if any pixel behind it is). An empty mask gives zeros either way."""
+    encode the mask as a video and split its latent cells by 2-means on their features (the authors'). An empty
+    mask gives zeros."""
     spec = video_spec(pipe)
-    if config.residual_mask == "kmeans" and mask.any():
+    if mask.any():
         z = encode_video(pipe, mask.float().expand(-1, 3, -1, -1))  # [1, F', C, h, w]
         return kmeans_latent_mask(z[0], mask)
     return to_latent_grid(mask, spec.temporal_compression, spec.spatial_compression, reduce="max")
@@ -114,12 +114,12 @@ def refine(
         inversion: the source's :class:`~dynvfx.inversion.Inversion` on ``config.num_inference_steps``.
         composited_caption: P_comp. objects_edit: O_edit phrases for the segmenter.
         segmenter: finds O_edit in each x_hat; None skips segmentation (x_res stays 0; for attention probes).
-        anchor_index: ``[A]`` anchor tokens (see :mod:`dynvfx.anchors`), used by ``anchor_draw="once"`` and by
-            modes "full"/"masked"; None or mode "off" runs no source branch.
+        anchor_index: ``[A]`` anchor tokens (see :mod:`dynvfx.anchors`), used by modes "full"/"masked" (and by
+            mode "anchor" without ``source_tokens``); None or mode "off" runs no source branch.
         callback: ``callback(iteration, step, timestep, x)`` after every denoising step.
-        source_caption: the source branch's text when ``config.source_text == "source_caption"`` (the plan's
-            ``source_caption``); if None, the inversion prompt is used, with a warning.
-        source_tokens: ``[F', h', w']`` bool O_orig token mask, for ``anchor_draw="per_call"`` (mode "anchor");
+        source_caption: the source branch's text (the plan's ``source_caption``); if None, the inversion prompt
+            is used, with a warning.
+        source_tokens: ``[F', h', w']`` bool O_orig token mask, for anchors drawn in every call (mode "anchor");
             the draws use ``torch.Generator().manual_seed(config.seed)``, so the first equals
             :func:`dynvfx.edit.source_anchors`' draw. If None, ``anchor_index`` is used throughout, with a warning.
         recorder: an :class:`~dynvfx.attention.AttentionRecorder` installed for the whole run; its step keys
@@ -127,10 +127,9 @@ def refine(
     """
     timesteps = sampling_timesteps(pipe, config.num_inference_steps)
     use_source = config.attention_mode != "off" and anchor_index is not None
-    if use_source and config.source_text == "source_caption" and source_caption is None:
+    if use_source and source_caption is None:
         warnings.warn("refine: no source_caption given; the source branch reads the inversion prompt", stacklevel=2)
-    text = source_caption if config.source_text == "source_caption" and source_caption is not None \
-        else inversion.prompt
+    text = source_caption if source_caption is not None else inversion.prompt
     cond = encode_text(pipe, [composited_caption])
     uncond = encode_text(pipe, [config.negative_prompt])
     source_text = encode_text(pipe, [text])
@@ -150,7 +149,7 @@ def refine(
                             source_text=source_text, context=ctx, callback=step_cb, progress=progress,
                             desc=f"refine {k + 1}/{len(config.strengths)} (strength {strength:.2f})",
                             window=set(timesteps[window.start:window.stop].tolist()),
-                            anchor_branches=config.anchor_branches, first_step=first_step)
+                            first_step=first_step)
             first_step += len(timesteps) - i0
             frames_hat = decode_latents(pipe, x_hat)
             if segmenter is None:
@@ -158,7 +157,7 @@ def refine(
                     False, torch.zeros(len(objects_edit), frames_hat.shape[0])
             else:
                 mask, found, scores = edit_mask(frames_hat, objects_edit, segmenter, config)
-            m_lat = residual_mask(pipe, mask, config)
+            m_lat = residual_mask(pipe, mask)
             if found:
                 x_res = m_lat[None].to(x_hat.device) * (x_hat - x_orig)  # [1, F', 1, h, w] broadcasts over C
             elif segmenter is not None:

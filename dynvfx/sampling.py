@@ -2,11 +2,9 @@
 
 A step outside the injection window (or without a source) is plain classifier-free guidance: one call on the
 batch [unconditional, conditional]. Inside the window the source branch (the inverted source latent at this
-timestep, which feeds the anchors' keys/values) runs beside the edit, laid out as in the authors' code
-(``anchor_branches="conditional"``): one call on [conditional edit, source] with the extension, and the
-unconditional edit branch alone with plain attention; or (``"both"``, this project's earlier behaviour) one call
-on [source, unconditional, conditional] that extends both CFG branches. The DDIM update itself is diffusers'
-``CogVideoXDDIMScheduler.step`` (v-prediction).
+timestep, which feeds the anchors' keys/values) runs beside the edit, laid out as in the authors' code: one call
+on [conditional edit, source] with the extension, and the unconditional edit branch alone with plain attention.
+The DDIM update itself is diffusers' ``CogVideoXDDIMScheduler.step`` (v-prediction).
 """
 
 from __future__ import annotations
@@ -66,7 +64,6 @@ def denoise(
     progress: bool = True,
     desc: str = "denoise",
     window: Collection[int] | None = None,
-    anchor_branches: str = "conditional",
     first_step: int = 0,
 ) -> torch.Tensor:
     """Run DDIM from ``x`` (at ``timesteps[0]``) down to a clean latent.
@@ -83,13 +80,10 @@ def denoise(
             ``source_index`` are updated).
         callback: ``callback(step, timestep, x)`` after each step.
         window: timesteps at which the source branch runs (:func:`injection_window`); None = every step.
-        anchor_branches: ``"conditional"`` (only the conditional branch sees the anchors) or ``"both"``.
         first_step: ``context.step`` of the first step (the recorder's step keys continue across calls).
     Returns:
         the clean latent ``[1, F', C, h, w]`` (float32).
     """
-    if anchor_branches not in ("conditional", "both"):
-        raise ValueError(f"anchor_branches must be 'conditional' or 'both', not {anchor_branches!r}")
     cfg = guidance_scale != 1.0 and uncond is not None
     rope = rotary_embeddings(pipe, x)
     x = x.float()
@@ -109,12 +103,6 @@ def denoise(
         if not inject:  # plain CFG: [uncond, cond], no source latent, no source forward
             set_source(None)
             v = predict_v(pipe, torch.cat([x] * (2 if cfg else 1)), plain_text, t, rope)
-            v = guide(v[:1], v[1:]) if cfg else v
-        elif anchor_branches == "both":  # [source, uncond, cond], both CFG branches extended
-            set_source(0)
-            src = source_latents(t).to(x.device)
-            v = predict_v(pipe, torch.cat([src] + [x] * (2 if cfg else 1)),
-                          torch.cat([source_text, plain_text]), t, rope)[1:]
             v = guide(v[:1], v[1:]) if cfg else v
         else:  # the authors' layout: uncond alone (plain attention), then [cond, source] with the extension
             v_uncond = None

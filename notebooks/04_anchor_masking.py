@@ -194,7 +194,7 @@ print("tokens in the O_orig mask per latent frame:", token_mask.flatten(1).sum(1
 # 0.05). One random draw per *spatial* position serves every latent frame, so an anchor stays put over time while
 # the mask moves under it. The modes are the special cases: `masked` = (1, 0), `full` = (1, 1), `off` = no anchors.
 # As in the authors' code, the library draws a **new** anchor set in every attention call
-# (`config.anchor_draw = "per_call"`, seeded, so a run is reproducible); the figure shows the first draw.
+# (seeded with `config.seed`, so a run is reproducible); the figure shows the first draw.
 # Red: the O_orig tokens; yellow squares: the anchors.
 
 # %%
@@ -465,7 +465,7 @@ print(f"one draw: {draws[0][~token_mask].float().mean():.1%} of the background; 
       f" (expected 1 - 0.95^36 = {1 - 0.95 ** 36:.0%})")
 assert seen > 0.5 and not all(torch.equal(draws[0], d) for d in draws[1:])
 # So with per-call draws no single background position is tied to the source for long, but over a pass most of the
-# background is consulted now and then; a fixed draw (anchor_draw="once") ties the same few positions at every step.
+# background is consulted now and then; a fixed draw (`draw="once"`) ties the same few positions at every step.
 
 # %% [markdown]
 # **2 · A keep-rate sweep (predict, then run).** With the captured call of section 4, keep `fg_keep = 0.7` and

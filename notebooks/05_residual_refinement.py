@@ -193,9 +193,8 @@ for k, it in enumerate(result.refinement.iterations):
 # (the sampler, with the source branch inside the window), `edit_mask` (segment and clean `O_edit`),
 # `residual_mask` (M on the latent grid). The anchors are drawn anew in every attention call, as `run_edit` draws
 # them: an `AnchorContext` with the same O_orig token mask and a generator with the same seed makes the same draws
-# in the same order, so the two runs are comparable exactly (no need for `anchor_draw="once"`). The reference is
-# `result.refinement`, which `run_edit` got from `refine()`. With CogVideoX this cell repeats the whole refinement
-# (the cost printed above).
+# in the same order, so the two runs are comparable exactly. The reference is `result.refinement`, which `run_edit`
+# got from `refine()`. With CogVideoX this cell repeats the whole refinement (the cost printed above).
 
 # %%
 import torch
@@ -221,11 +220,10 @@ with anchor_attention(pipe.transformer, ctx), warnings.catch_warnings():
         i0 = start_index(len(timesteps), strength)
         x = add_noise(pipe, x_orig + x_res, int(timesteps[i0]), noise)  # x_comp noised to the strength's timestep
         x_hat = denoise(pipe, x, timesteps[i0:], cond, uncond, c.guidance_scale, source_latents=inv.at,
-                        source_text=src_text, context=ctx, window=window, anchor_branches=c.anchor_branches,
-                        progress=False)  # with AnchorExtAttn inside the window
+                        source_text=src_text, context=ctx, window=window, progress=False)  # AnchorExtAttn in the window
         mask, found, _ = edit_mask(decode_latents(pipe, x_hat), plan.objects_edit, segmenter, c)  # O_edit in x̂
         if found:
-            x_res = residual_mask(pipe, mask, c)[None] * (x_hat - x_orig)  # x_res = M ⊙ (x̂ − x_orig)
+            x_res = residual_mask(pipe, mask)[None] * (x_hat - x_orig)  # x_res = M ⊙ (x̂ − x_orig)
 print("x_res equals refine()'s:", torch.allclose(x_res, result.refinement.x_res, atol=1e-4),
       f"(largest difference {(x_res - result.refinement.x_res).abs().max().item():.1e})")
 

@@ -89,15 +89,16 @@ def test_injection_steps_are_where_the_recorder_sees_anchors(small):
     from dynvfx.refinement import refine
 
     pipe, inv = small
-    cfg = DynVFXConfig.toy().replace(num_inference_steps=10, strengths=(0.9, 0.5), anchor_draw="once")
+    cfg = DynVFXConfig.toy().replace(num_inference_steps=10, strengths=(0.9, 0.5))
     # 10 steps, window (0.9, 0.6): timesteps[1:4]; pass 1 starts at index 1 (9 steps), pass 2 at index 5 (5 steps)
     assert injection_steps(pipe, cfg) == [0, 1, 2]
     assert injection_steps(pipe, cfg, passes=[1]) == []
     assert injection_steps(pipe, cfg.replace(injection_max_timestep=1.0, injection_min_timestep=0.0),
                            passes=[1]) == [9, 10, 11, 12, 13]
     rec = AttentionRecorder()
-    refine(pipe, inv, "a red ball", [], None, torch.arange(6), cfg, progress=False, source_caption="a ball",
-           recorder=rec)
+    with pytest.warns(UserWarning, match="token mask"):  # no O_orig token mask: these six anchors serve every call
+        refine(pipe, inv, "a red ball", [], None, torch.arange(6), cfg, progress=False, source_caption="a ball",
+               recorder=rec)
     with_anchors = sorted({s for (s, _), m in rec.anchor_mass.items() if m.sum() > 0})
     assert with_anchors == injection_steps(pipe, cfg)
     from dynvfx.pipeline import video_spec

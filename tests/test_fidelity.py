@@ -2,6 +2,7 @@
 source caption on the source branch, the k-means residual mask and the mask radii (tiny random CogVideoX pipelines
 with RoPE)."""
 
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -14,7 +15,7 @@ from diffusers.models.embeddings import apply_rotary_emb
 from conftest import BoxSegmenter, tiny_pipeline
 from dynvfx import anchors
 from dynvfx.attention import AnchorContext, AttentionRecorder, anchor_attention
-from dynvfx.config import PAPER_STRENGTHS, DynVFXConfig, window_indices
+from dynvfx.config import FIXED_CHOICES, PAPER_STRENGTHS, DynVFXConfig, window_indices
 from dynvfx.inversion import ddim_invert
 from dynvfx.masks import clean_mask, dilate, kmeans2, kmeans_latent_mask, to_latent_grid
 from dynvfx.pipeline import encode_text, encode_video, rotary_embeddings, video_spec
@@ -22,8 +23,7 @@ from dynvfx.refinement import refine
 from dynvfx.sampling import denoise, injection_window, sampling_timesteps, start_index
 from dynvfx.toy.model import SCHEDULER_CONFIG
 
-FIVE = ("injection_max_timestep", "injection_min_timestep", "anchor_branches", "anchor_draw", "source_text",
-        "residual_mask")
+WINDOW = ("injection_max_timestep", "injection_min_timestep")
 
 
 @pytest.fixture(scope="module")
@@ -109,13 +109,16 @@ def _authors_step(pipe, x, src, cond, uncond, src_text, t, guidance):
 def test_paper_and_toy_presets_follow_the_authors():
     paper, toy = DynVFXConfig(), DynVFXConfig.toy()
     assert (paper.injection_max_timestep, paper.injection_min_timestep) == (0.9, 0.6)
-    assert (paper.anchor_branches, paper.anchor_draw, paper.source_text, paper.residual_mask) == (
-        "conditional", "per_call", "source_caption", "kmeans")
-    assert {f: getattr(toy, f) for f in FIVE} == {f: getattr(paper, f) for f in FIVE}
-    for bad in (dict(anchor_draw="twice"), dict(residual_mask="median"), dict(injection_min_timestep=0.95)):
+    assert {f: getattr(toy, f) for f in WINDOW} == {f: getattr(paper, f) for f in WINDOW}
+    for bad in (dict(composite="median"), dict(attention_mode="twice"), dict(injection_min_timestep=0.95)):
         with pytest.raises(ValueError):
             DynVFXConfig(**bad)
     assert DynVFXConfig.from_dict(paper.to_dict()) == paper
+    # a saved config may name a choice the method always makes, with that value only
+    assert DynVFXConfig.from_dict(paper.to_dict() | FIXED_CHOICES) == paper
+    for key in FIXED_CHOICES:
+        with pytest.raises(ValueError, match=key):
+            DynVFXConfig.from_dict({key: "other"})
 
 
 def test_paper_preset_cleans_masks_as_the_authors():
@@ -175,19 +178,18 @@ def test_step_inside_window_equals_the_authors_reference(pipe):
     i = 2
     t = int(ts[i])
     ref = _authors_step(pipe, x, src, cond, uncond, src_text, t, 6.0)
-    ctx = AnchorContext(mode="full", anchor_index=torch.arange(_n_tokens(pipe)))
     outs = {}
-    for branches in ("conditional", "both"):
+    for mode in ("full", "off"):
+        ctx = AnchorContext(mode=mode, anchor_index=torch.arange(_n_tokens(pipe)))
         log = _CallLog(pipe.transformer)
         with anchor_attention(pipe.transformer, ctx):
-            outs[branches] = denoise(pipe, x, ts[i:i + 1], cond, uncond, 6.0, source_latents=lambda _: src,
-                                     source_text=src_text, context=ctx, progress=False, window={t},
-                                     anchor_branches=branches)
+            outs[mode] = denoise(pipe, x, ts[i:i + 1], cond, uncond, 6.0, source_latents=lambda _: src,
+                                 source_text=src_text, context=ctx, progress=False, window={t})
         log.close()
-        assert log.batches == {"conditional": [1, 2], "both": [3]}[branches]
-    torch.testing.assert_close(outs["conditional"], ref, rtol=1e-4, atol=1e-5)
-    # the test can tell: extending both CFG branches is a different step
-    assert (outs["both"] - ref).abs().max() > 1e-3
+        assert log.batches == [1, 2]  # the unconditional branch alone, then [conditional, source]
+    torch.testing.assert_close(outs["full"], ref, rtol=1e-4, atol=1e-5)
+    # the test can tell: the same calls without the extension are a different step
+    assert (outs["off"] - ref).abs().max() > 1e-3
 
 
 def test_step_outside_window_is_plain_cfg_without_a_source(pipe):
@@ -266,12 +268,15 @@ def test_refine_reads_the_source_caption_and_records_during_the_run(pipe):
     ts = sampling_timesteps(pipe, 4)
     window = injection_window(ts, FAST.injection_max_timestep, FAST.injection_min_timestep)
     run_ts = [t for s in FAST.strengths for t in ts[start_index(4, s):].tolist()]  # global step -> timestep
-    for source_text, expected in (("source_caption", caption), ("inversion_prompt", "")):
+    for given, expected in ((caption, caption), (None, "")):  # without a source caption: the inversion prompt
         rec = AttentionRecorder(layers=[1])
         log = _CallLog(pipe.transformer)
-        refine(pipe, inv, "a blue ball", ["thing"], BoxSegmenter(), index, FAST.replace(source_text=source_text),
-               progress=False, source_caption=caption, source_tokens=tokens, recorder=rec)
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            refine(pipe, inv, "a blue ball", ["thing"], BoxSegmenter(), index, FAST, progress=False,
+                   source_caption=given, source_tokens=tokens, recorder=rec)
         log.close()
+        assert any("no source_caption" in str(w.message) for w in warned) == (given is None)
         in_window = [t in window for t in run_ts]
         assert log.batches == [b for w in in_window for b in ([1, 2] if w else [2])]
         # the [cond, source] calls (each follows an unconditional call of one): item 1 reads the source text
