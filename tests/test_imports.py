@@ -19,7 +19,7 @@ PACKAGE = REPO_ROOT / "dynvfx"
 FLOORS = {
     "foundations": ["errors", "paths", "config", "video", "masks"],
     "the toy world": ["toy", "toy.world", "toy.text", "toy.model", "toy.vocabulary", "toy.perception", "toy.judge",
-                      "toy.gate", "toy.examples"],
+                      "toy.occlusion", "toy.gate", "toy.examples"],
     "the models and their cost": ["pipeline", "cost"],
     "VFX assistant and segmenters": ["planning", "planning.errors", "planning.schema", "planning.keyframes",
                                      "planning.prompts", "planning.dialogue", "planning.cache", "planning.toy",

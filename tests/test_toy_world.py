@@ -93,7 +93,7 @@ def test_two_objects_are_kept_apart():
 
 
 def test_edit_benchmark_pairs_new_ball_held_out_or_seen():
-    from dynvfx.toy.benchmark import make_pairs
+    from dynvfx.lab.edit_bench import make_pairs
 
     for new, in_held_out in (("held_out", True), ("seen", False)):
         for scene, (colour, noun, motion), instruction in make_pairs(12, new=new):

@@ -2,8 +2,11 @@
 
 Three resumable stages, each checkpointed in ``--workdir`` (outside git):
 1. ``vae``: the ``AutoencoderKLCogVideoX`` on random 9-frame 32x32 crops of toy videos (MSE + a light KL);
-   then its ``scaling_factor`` is set to 1 / std of the latents, as Stable Diffusion did.
-2. ``latents``: encode ``--videos`` toy training videos (held-out combinations excluded) once (rendered by
+   then its ``scaling_factor`` is set to 1 / std of the latents, as Stable Diffusion did. A fine-tune
+   (``--init-from``) copies the loaded one; with ``--decoder-steps`` it trains its decoder alone (the encoder, and
+   so the latents the transformer learnt, unchanged) on crops of which ``--box-share`` show the box.
+2. ``latents``: encode ``--videos`` toy training videos (held-out combinations excluded; ``--box-share`` of them
+   with the box) once (rendered by
    ``--workers`` processes, encoded on ``--device``).
 3. ``dit``: the transformer and the T5 text encoder together, v-prediction MSE on uniform timesteps (with
    ``--high-noise-share``, that share of each batch on the noisiest ones),
@@ -37,16 +40,24 @@ from dynvfx.paths import TOY_MODEL_DIR
 from dynvfx.pipeline import rotary_embeddings
 from dynvfx.toy import model as toy_model
 from dynvfx.toy import world
-from dynvfx.toy.text import write_prompt_vocabulary
+from dynvfx.toy.text import build_tokenizer, extend_embeddings, write_prompt_vocabulary
 
 DEFAULT_WORKDIR = Path(os.environ.get("DYNVFX_TRAIN_DIR", Path.home() / ".cache" / "dynvfx" / "toy-train"))
 DEFAULT_OUT = TOY_MODEL_DIR
 VIDEO_SEED_BASE = 1_000_000  # training video i is sample_scene(VIDEO_SEED_BASE + i)
 
 
-def training_scene(i: int, two_object_share: float = 0.5) -> world.Scene:
-    """Training video ``i``: two objects with probability ``two_object_share``, held-out combinations excluded."""
+CROSSING_SHARE = 0.8  # of the box scenes, those in which a ball crosses the box
+
+
+def training_scene(i: int, two_object_share: float = 0.5, box_share: float = 0.0) -> world.Scene:
+    """Training video ``i``: two objects with probability ``two_object_share``, the box with probability
+    ``box_share`` (a ball crossing it in ``CROSSING_SHARE`` of those), held-out combinations excluded."""
     n = 2 if np.random.default_rng(VIDEO_SEED_BASE + i).random() < two_object_share else 1
+    box_draw = np.random.default_rng((VIDEO_SEED_BASE + i, 1)).random(2)  # apart from the draws of box-free scenes
+    if box_draw[0] < box_share:
+        return world.sample_box_scene(VIDEO_SEED_BASE + i, n_objects=n, held_out="exclude",
+                                      crossing=bool(box_draw[1] < CROSSING_SHARE))
     return world.sample_scene(VIDEO_SEED_BASE + i, n_objects=n, held_out="exclude")
 
 
@@ -91,9 +102,11 @@ def train_vae(args, state: State, deadline: Deadline) -> bool:
     source = args.init_from or (args.out if args.warm_start else None)
     if source and not ckpt.exists() and (source / "vae" / "config.json").exists():
         shutil.copytree(source / "vae", args.workdir / "vae", dirs_exist_ok=True)
+        print(f"the autoencoder comes from {source / 'vae'}")
+        if args.decoder_steps:
+            state.data["decoder_mse"] = train_decoder(args, state)
         state.data["done"].append("vae")
         state.save()
-        print(f"the autoencoder comes from {source / 'vae'}")
         return True
     vae = toy_model.build_vae()
     opt = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
@@ -146,8 +159,54 @@ def train_vae(args, state: State, deadline: Deadline) -> bool:
     return True
 
 
+def train_decoder(args, state: State) -> dict:
+    """Fine-tune the copied autoencoder's decoder alone for ``--decoder-steps`` on 9-frame 32x32 crops, a
+    ``--box-share`` of them from box scenes; the encoder stays as it is, so the latents keep their meaning. Returns
+    the reconstruction error (mean absolute, in [0, 1] units) on box pixels and on all pixels, before and after."""
+    from diffusers import AutoencoderKLCogVideoX
+
+    t0 = time.time()
+    vae = AutoencoderKLCogVideoX.from_pretrained(args.workdir / "vae")
+    vae.encoder.requires_grad_(False)
+    rng = np.random.default_rng(args.seed)
+
+    def scene(rng) -> world.Scene:
+        seed = int(rng.integers(2**31))
+        return world.sample_box_scene(seed, held_out="any") if rng.random() < args.box_share \
+            else world.sample_scene(seed, held_out="any")
+
+    def error() -> dict:
+        videos = [world.render(world.sample_box_scene(s, held_out="any", background=bg))[0]
+                  for s in range(2) for bg in world.BACKGROUNDS]
+        x = torch.stack([to_model_video(v) for v in videos])
+        with torch.no_grad():
+            recon = vae.decode(vae.encode(x).latent_dist.mean).sample
+        err = ((recon - x).abs() / 2).mean(1)  # [B, F, H, W]
+        return {"box": round(err[..., torch.from_numpy(world.box_mask())].mean().item(), 4),
+                "all": round(err.mean().item(), 4)}
+
+    before = error()
+    opt = torch.optim.AdamW([p for p in vae.decoder.parameters()], lr=3e-4, weight_decay=0.0)
+    for _ in tqdm(range(args.decoder_steps), desc="decoder"):
+        clips = []
+        for _ in range(args.vae_batch):
+            video, _ = world.render(scene(rng))
+            f0, y0, x0 = rng.integers(0, world.FRAMES - 8), *rng.integers(0, world.SIZE - 32 + 1, size=2)
+            clips.append(to_model_video(video[f0:f0 + 9, y0:y0 + 32, x0:x0 + 32]))
+        x = torch.stack(clips)
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.mean
+        loss = (vae.decode(z).sample - x).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    vae.save_pretrained(args.workdir / "vae")
+    state.add_time("decoder", time.time() - t0)
+    return {"before": before, "after": error()}
+
+
 # ---------------------------------------------------------------- stage 2: latents
-def _render_training_video(args: tuple[int, float]) -> tuple[np.ndarray, str]:
+def _render_training_video(args: tuple[int, float, float]) -> tuple[np.ndarray, str]:
     """Training video ``i`` rendered, ``[F, H, W, 3]``, and its caption (a top-level function, so a process pool can
     run it)."""
     scene = training_scene(*args)
@@ -173,7 +232,7 @@ def encode_videos(args, state: State, deadline: Deadline) -> bool:
             if deadline.passed():
                 return False
             t0 = time.time()
-            jobs = [(i, args.two_object_share) for i in range(k * chunk, min((k + 1) * chunk, args.videos))]
+            jobs = [(i, args.two_object_share, args.box_share) for i in range(k * chunk, min((k + 1) * chunk, args.videos))]
             rendered = pool.map(_render_training_video, jobs, chunksize=8) if pool else map(_render_training_video, jobs)
             videos, captions = zip(*rendered)
             x_all = torch.stack([to_model_video(v) for v in videos])  # [B, 3, F, H, W]
@@ -452,10 +511,14 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
 def _load_exported(out: Path, nets: torch.nn.ModuleDict, ema: Ema) -> None:
     """Load the transformer and text encoder of an exported pipeline (e.g. the committed ``data/models/toy``)."""
     from diffusers import CogVideoXTransformer3DModel
-    from transformers import T5EncoderModel
+    from transformers import T5EncoderModel, T5Tokenizer
 
     loaded = {"transformer": CogVideoXTransformer3DModel.from_pretrained(out / "transformer"),
               "text_encoder": T5EncoderModel.from_pretrained(out / "text_encoder")}
+    tokenizer = T5Tokenizer.from_pretrained(out / "tokenizer")
+    if tokenizer.get_vocab() != build_tokenizer().get_vocab():  # a vocabulary grown since: keep the trained rows
+        added = extend_embeddings(loaded["text_encoder"], tokenizer, build_tokenizer())
+        print(f"text encoder: {len(added)} new words ({', '.join(p.lstrip(chr(0x2581)) for p in added)})")
     for name, module in loaded.items():
         nets[name].load_state_dict(module.state_dict())
         ema.module[name].load_state_dict(module.state_dict())
@@ -516,6 +579,10 @@ def parse_args(argv=None):
     p.add_argument("--stop-at", type=int, default=None,
                    help="end the run at this step of the --steps schedule (which keeps its length), and export it")
     p.add_argument("--two-object-share", type=float, default=0.5, help="share of training videos with two objects")
+    p.add_argument("--box-share", type=float, default=0.0, help="share of training videos (and decoder crops) with "
+                                                                 "the box")
+    p.add_argument("--decoder-steps", type=int, default=0,
+                   help="with --init-from: fine-tune the loaded autoencoder's decoder alone for this many steps")
     p.add_argument("--high-noise-share", type=float, default=0.0,
                    help="share of each batch trained on the noisiest timesteps (>= --high-noise-from)")
     p.add_argument("--high-noise-from", type=int, default=500)

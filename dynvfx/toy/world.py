@@ -1,8 +1,13 @@
-"""The toy world: short procedural videos of coloured balls moving on flat backgrounds.
+"""The toy world: short procedural videos of coloured balls moving on flat backgrounds, sometimes with a box.
 
 The toy vocabulary holds only what the toy model can draw: colour, motion and background, with one object
 noun (``"ball"``). The renderer still knows squares and triangles (``SHAPES``) as an option, but scenes are
 drawn with balls only (``CAPTION_SHAPES``) and captions name no other shape.
+
+A scene may hold one static occluder, the box (:data:`BOX`, always the same rectangle and colour). A ball that
+crosses it moves either *behind* it (hidden where they overlap) or *in front of* it, and its clause says which:
+``"a red ball moves right behind the box on a black background"``. A box scene with no ball crossing it ends
+``"... background with a box"``.
 
 Every video comes with a caption and per-object ground-truth masks, and is fully determined by its
 :class:`Scene` (which a seeded :func:`sample_scene` draws). Videos are float arrays ``[F, H, W, 3]``
@@ -31,6 +36,15 @@ BACKGROUNDS: dict[str, tuple[float, float, float]] = {
     "white": (0.95, 0.95, 0.95),
 }
 MOTIONS: tuple[str, ...] = ("left", "right", "up", "down", "bounce")
+
+#: The occluder: its one word, its colour and its fixed rectangle ``(x0, y0, x1, y1)`` in pixels (x1, y1 excluded).
+BOX_WORD = "box"
+BOX_COLOUR: tuple[float, float, float] = (0.55, 0.33, 0.15)  # brown: no ball colour, no background
+BOX: tuple[int, int, int, int] = (19, 12, 29, 36)
+#: How a ball that crosses the box relates to it, and the words its clause uses for that.
+RELATIONS: dict[str, str] = {"behind": "behind the box", "front": "in front of the box"}
+CROSSING_MOTIONS: tuple[str, ...] = ("left", "right")  # the motions that carry a ball across the box
+BOX_SUFFIX = f" with a {BOX_WORD}"  # closes the caption of a box scene in which no ball crosses the box
 
 #: Unit direction (dx, dy) of each straight motion, in image coordinates (y grows downwards).
 DIRECTIONS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
@@ -74,6 +88,7 @@ class ToyObject:
     x0: float
     y0: float
     radius: float
+    relation: str | None = None  # "behind" or "front" the box, for a ball that crosses it (RELATIONS)
 
     @property
     def phrase(self) -> str:
@@ -96,7 +111,8 @@ class ToyObject:
         return np.stack([self.x0 + dx * TRAVEL * t, self.y0 + dy * TRAVEL * t], axis=1)
 
     def clause(self) -> str:
-        return f"a {self.phrase} {motion_phrase(self.motion)}"
+        words = f"a {self.phrase} {motion_phrase(self.motion)}"
+        return f"{words} {RELATIONS[self.relation]}" if self.relation else words
 
 
 def motion_phrase(motion: str) -> str:
@@ -106,17 +122,21 @@ def motion_phrase(motion: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Scene:
-    """A toy video's full description: background and 1-2 objects (drawn in order, later on top)."""
+    """A toy video's full description: background, 1-2 objects (drawn in order, later on top) and maybe the box
+    (drawn over the balls behind it, under the others)."""
 
     background: str
     objects: tuple[ToyObject, ...]
     size: int = SIZE
     frames: int = FRAMES
+    box: bool = False
 
     @property
     def caption(self) -> str:
-        """E.g. ``"a red ball moves right and a blue square moves down on a gray background"``."""
-        return " and ".join(o.clause() for o in self.objects) + f" on a {self.background} background"
+        """E.g. ``"a red ball moves right and a blue square moves down on a gray background"``; the box is named
+        once: in a crossing ball's clause, else by a closing ``" with a box"``."""
+        text = " and ".join(o.clause() for o in self.objects) + f" on a {self.background} background"
+        return text + BOX_SUFFIX if self.box and not any(o.relation for o in self.objects) else text
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self) | {"caption": self.caption}, indent=2)
@@ -135,7 +155,7 @@ class Scene:
 
 def _split_background(caption: str) -> tuple[str, str]:
     """A scene caption -> (its objects' clauses, its background)."""
-    head, sep, tail = caption.rpartition(" on a ")
+    head, sep, tail = caption.removesuffix(BOX_SUFFIX).rpartition(" on a ")
     background = tail.removesuffix(" background")
     if not sep or background not in BACKGROUNDS:
         raise ValueError(f"toy caption {caption!r} does not end with a toy background")
@@ -152,6 +172,18 @@ class Clause:
     motion: str
     colour_at: int
     motion_at: int
+    relation: str | None = None
+
+
+def _relation(words: list[str]) -> str | None:
+    """The relation named by a clause's words after its motion (``RELATIONS``' phrases), or None."""
+    tail = " ".join(words)
+    for relation, phrase in RELATIONS.items():
+        if tail == phrase:
+            return relation
+    if tail:
+        raise ValueError(f"toy clause ends with {tail!r}, not one of {list(RELATIONS.values())}")
+    return None
 
 
 def parse_caption(caption: str) -> tuple[list[Clause], str]:
@@ -160,22 +192,30 @@ def parse_caption(caption: str) -> tuple[list[Clause], str]:
     head, background = _split_background(caption)
     clauses, at = [], 0
     for text in head.split(" and "):
-        w = text.split()  # ["a", colour, shape, "bounces"] or ["a", colour, shape, "moves", motion]
-        clauses.append(Clause(w[1], w[2], "bounce" if w[3] == "bounces" else w[4], at + 1, at + len(w) - 1))
+        w = text.split()  # ["a", colour, shape, "bounces"] or ["a", colour, shape, "moves", motion], then a relation
+        end = 4 if w[3] == "bounces" else 5
+        clauses.append(Clause(w[1], w[2], "bounce" if w[3] == "bounces" else w[4], at + 1, at + end - 1,
+                              _relation(w[end:])))
         at += len(w) + 1  # the clause and its "and"
     return clauses, background
 
 
 def drop_background(caption: str) -> str:
-    """A scene caption without its closing ``" on a <background> background"`` (the objects' clauses only)."""
-    return _split_background(caption)[0]
+    """A scene caption without its ``" on a <background> background"`` (the objects' clauses, and the box's
+    ``" with a box"`` if it has one)."""
+    return _split_background(caption)[0] + (BOX_SUFFIX if caption.endswith(BOX_SUFFIX) else "")
+
+
+def names_box(caption: str) -> bool:
+    """Whether a scene caption names the box (in a crossing ball's clause or by its closing phrase)."""
+    return BOX_WORD in caption.split()
 
 
 def exchanged_motions(caption: str) -> str | None:
     """A two-ball scene caption with the balls' motions exchanged (the same words, bound the other way), or None
     when there is nothing to exchange (one ball, one motion) or an exchanged combination is not a training one."""
     clauses, background = parse_caption(caption)
-    if len(clauses) != 2:
+    if len(clauses) != 2 or names_box(caption):
         return None
     a, b = clauses
     if a.motion == b.motion or not {(a.colour, b.motion, background), (b.colour, a.motion, background)} \
@@ -184,10 +224,11 @@ def exchanged_motions(caption: str) -> str | None:
     return caption_for(background, [(a.colour, a.shape, b.motion), (b.colour, b.shape, a.motion)])
 
 
-def caption_for(background: str, objects: list[tuple[str, str, str]]) -> str:
-    """Caption of a scene given as ``[(colour, shape, motion), ...]`` (positions play no part)."""
-    objs = tuple(ToyObject(c, s, m, 0.0, 0.0, 1.0) for c, s, m in objects)
-    return Scene(background, objs).caption
+def caption_for(background: str, objects: list[tuple], box: bool = False) -> str:
+    """Caption of a scene given as ``[(colour, shape, motion), ...]`` (positions play no part); an object may add
+    a fourth item, its relation to the box (``"behind"``, ``"front"`` or None)."""
+    objs = tuple(ToyObject(*o[:3], 0.0, 0.0, 1.0, *o[3:]) for o in objects)
+    return Scene(background, objs, box=box or any(o.relation for o in objs)).caption
 
 
 def _start_range(motion: str, radius: float, size: int) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -271,6 +312,76 @@ def sample_scene(
     raise RuntimeError(f"could not place {triples} apart from each other")
 
 
+def box_mask(size: int = SIZE) -> np.ndarray:
+    """The box's pixels, ``[H, W]`` bool."""
+    x0, y0, x1, y1 = BOX
+    mask = np.zeros((size, size), bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def _clear_of_box(obj: ToyObject, frames: int, gap: float = 2.0) -> bool:
+    """Whether ``obj`` stays more than ``gap`` pixels away from the box in every frame."""
+    x0, y0, x1, y1 = BOX
+    c = obj.centres(frames)
+    dx = np.maximum(np.maximum(x0 - c[:, 0], c[:, 0] - x1), 0)
+    dy = np.maximum(np.maximum(y0 - c[:, 1], c[:, 1] - y1), 0)
+    return bool(np.hypot(dx, dy).min() > obj.radius + gap)
+
+
+def place_crossing(rng: np.random.Generator, colour: str, motion: str, relation: str) -> ToyObject:
+    """A ball that crosses the box horizontally (``motion`` in ``CROSSING_MOTIONS``): a start as
+    :func:`place_object` draws it, its height within the box's so that it passes behind or in front of it."""
+    if motion not in CROSSING_MOTIONS or relation not in RELATIONS:
+        raise ValueError(f"a ball crosses the box moving {CROSSING_MOTIONS}, {list(RELATIONS)} it; got {motion!r}, "
+                         f"{relation!r}")
+    obj = place_object(rng, colour, CAPTION_SHAPES[0], motion)
+    _, y0, _, y1 = BOX
+    return dataclasses.replace(obj, y0=float(rng.uniform(y0 + 6, y1 - 6)), relation=relation)
+
+
+def sample_box_scene(
+    seed: int | np.random.Generator,
+    n_objects: int | None = None,
+    held_out: str = "exclude",
+    crossing: bool = True,
+    relation: str | None = None,
+    triples: list[tuple[str, str, str]] | None = None,
+    background: str | None = None,
+) -> Scene:
+    """Draw a scene with the box deterministically from ``seed``.
+
+    With ``crossing`` the first ball crosses the box (moving left or right, ``relation`` "behind"/"front" or
+    random); any other ball (and the first one without ``crossing``) stays clear of the box and of the first ball.
+    ``n_objects``, ``held_out``, ``triples`` (the crossing ball's motion must be a crossing one) and
+    ``background`` as in :func:`sample_scene`.
+    """
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    bg = background or list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
+    relation = relation or list(RELATIONS)[rng.integers(len(RELATIONS))]
+    drawn = triples is None
+    for _ in range(20):  # drawn objects that cannot be placed around the box are drawn again
+        if drawn:
+            n = n_objects or int(rng.integers(1, 3))
+            first = [(c, m) for c, m in itertools.product(COLOURS, CROSSING_MOTIONS if crossing else MOTIONS)
+                     if held_out == "any" or (((c, m, bg) in HELD_OUT) == (held_out == "only"))]
+            c, m = first[rng.integers(len(first))]
+            triples = [(c, CAPTION_SHAPES[0], m)]
+            while len(triples) < n:
+                t = sample_triple(rng, bg, "exclude" if held_out == "exclude" else "any")
+                if t[0] != c and t[2] not in CROSSING_MOTIONS:  # a second ball moving sideways would cross the box
+                    triples.append(t)
+        for _ in range(100):
+            objs = tuple(place_crossing(rng, t[0], t[2], relation) if crossing and i == 0 else place_object(rng, *t)
+                         for i, t in enumerate(triples))
+            clear = all(_clear_of_box(o, FRAMES) for o in objs[1 if crossing else 0:])
+            if clear and (len(objs) < 2 or _apart(objs[0], objs[1], FRAMES)):
+                return Scene(bg, objs, box=True)
+        if not drawn:
+            break
+    raise RuntimeError(f"could not place {triples} around the box")
+
+
 _SUPER = 4  # supersampling factor per axis for anti-aliased edges
 
 
@@ -301,20 +412,26 @@ def render(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
 
     Returns:
         video: ``[F, H, W, 3]`` float32 in ``[0, 1]``.
-        masks: ``[N, F, H, W]`` bool, the visible part of each object (coverage > 0.5).
+        masks: ``[N, F, H, W]`` bool, the visible part of each object (coverage > 0.5), in ``scene.objects``'
+            order; a box scene adds the box's visible part as a last mask.
     """
     f, size = scene.frames, scene.size
     video = np.empty((f, size, size, 3), np.float32)
     video[:] = np.asarray(BACKGROUNDS[scene.background], np.float32)
-    covers = []
-    for obj in scene.objects:
-        cov = _coverage(obj, obj.centres(f), size).astype(np.float32)
-        video = video * (1 - cov[..., None]) + cov[..., None] * np.asarray(COLOURS[obj.colour], np.float32)
-        covers.append(cov)
-    masks = np.zeros((len(covers), f, size, size), bool)
-    for i, cov in enumerate(covers):
-        visible = cov.copy()
-        for later in covers[i + 1:]:
-            visible *= 1 - later
+    layers = [(_coverage(o, o.centres(f), size).astype(np.float32), COLOURS[o.colour], o.relation == "front")
+              for o in scene.objects]
+    if scene.box:
+        box = np.broadcast_to(box_mask(size).astype(np.float32), (f, size, size))
+        layers.append((box, BOX_COLOUR, False))
+    # painter's order: the balls behind (or clear of) the box, the box, then the balls in front of it
+    order = [i for i, layer in enumerate(layers) if not layer[2]] + [i for i, layer in enumerate(layers) if layer[2]]
+    for i in order:
+        cov, colour, _ = layers[i]
+        video = video * (1 - cov[..., None]) + cov[..., None] * np.asarray(colour, np.float32)
+    masks = np.zeros((len(layers), f, size, size), bool)
+    for k, i in enumerate(order):
+        visible = layers[i][0].copy()
+        for later in order[k + 1:]:
+            visible *= 1 - layers[later][0]
         masks[i] = visible > 0.5
     return video, masks

@@ -1,0 +1,121 @@
+"""The box in the toy world: scenes, captions and masks, the occlusion judge and its negative controls, and the
+training hooks that teach the toy model its words."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from dynvfx.toy import text, world
+from dynvfx.toy.model import build_text_encoder
+from dynvfx.toy.occlusion import judge_box
+from dynvfx.toy.train import training_scene
+
+
+def relation_swapped(scene: world.Scene) -> str:
+    """The scene's caption with its crossing ball's relation the other way round."""
+    other = {"behind": "front", "front": "behind"}
+    return world.caption_for(scene.background, [(*o.triple, other.get(o.relation)) for o in scene.objects])
+
+
+def test_box_captions_parse_and_name_the_box_once():
+    scene = world.sample_box_scene(0, triples=[("red", "ball", "left")], relation="behind", background="gray")
+    assert scene.caption == "a red ball moves left behind the box on a gray background"
+    front = dataclasses.replace(scene, objects=(dataclasses.replace(scene.objects[0], relation="front"),))
+    assert front.caption == "a red ball moves left in front of the box on a gray background"
+    clear = world.sample_box_scene(1, crossing=False, n_objects=1, background="black")
+    assert clear.caption.endswith("on a black background with a box") and not clear.objects[0].relation
+    for s in (scene, front, clear):
+        assert s.caption.split().count(world.BOX_WORD) == 1
+        clauses, background = world.parse_caption(s.caption)
+        assert [(c.colour, c.motion, c.relation) for c in clauses] == [(o.colour, o.motion, o.relation)
+                                                                        for o in s.objects]
+        assert world.Scene.from_dict(__import__("json").loads(s.to_json())) == s
+    assert world.drop_background(clear.caption).endswith("with a box")
+    assert world.exchanged_motions(scene.caption) is None
+    with pytest.raises(ValueError, match="not one of"):
+        world.parse_caption("a red ball moves left under the box on a gray background")
+
+
+def test_a_ball_behind_is_hidden_by_the_box_and_one_in_front_covers_it():
+    box = world.box_mask()
+    for relation in world.RELATIONS:
+        scene = world.sample_box_scene(3, triples=[("blue", "ball", "right")], relation=relation)
+        video, masks = world.render(scene)
+        ball, box_visible = masks
+        assert (ball.any(axis=(1, 2))).mean() > 0.5 and not box_visible[:, ~box].any()
+        if relation == "behind":
+            assert not (ball & box).any() and box_visible.all(axis=0)[box].all()
+            assert np.allclose(video[:, box], world.BOX_COLOUR)
+        else:
+            assert (ball & box).any() and not box_visible.all(axis=0)[box].all()
+            shown = video[ball & box] - np.asarray(world.COLOURS["blue"])
+            assert np.abs(shown).max(axis=1).mean() < 0.1
+
+
+def test_balls_that_do_not_cross_stay_clear_of_the_box():
+    box = world.box_mask()
+    for seed in range(40):
+        scene = world.sample_box_scene(seed, held_out="any")
+        _, masks = world.render(scene)
+        first = 1 if scene.objects[0].relation else 0
+        for mask in masks[first:len(scene.objects)]:
+            assert not (mask & box).any()
+
+
+def test_box_scenes_keep_held_out_combinations_out_of_training():
+    for seed in range(60):
+        scene = world.sample_box_scene(seed)
+        assert not scene.held_out
+    assert world.sample_box_scene(0, held_out="only").held_out
+
+
+def test_training_scenes_add_the_box_only_when_asked_and_keep_the_others():
+    assert [training_scene(i) for i in range(20)] == [training_scene(i, 0.5, 0.0) for i in range(20)]
+    boxed = [training_scene(i, 0.5, 0.5) for i in range(200)]
+    share = np.mean([s.box for s in boxed])
+    assert 0.35 < share < 0.65
+    assert all(a == training_scene(i) for i, a in enumerate(boxed) if not a.box)
+
+
+def test_judge_accepts_rendered_box_scenes_and_rejects_the_negative_controls():
+    rng = np.random.default_rng(0)
+    for seed in range(12):
+        scene = world.sample_box_scene(seed, held_out="any", crossing=seed % 4 != 0)
+        video, _ = world.render(scene)
+        assert judge_box(video, scene.caption).ok, scene.caption
+        assert not judge_box(world.render(dataclasses.replace(scene, box=False))[0], scene.caption).ok, "no box"
+        assert not judge_box(rng.random(video.shape).astype(np.float32), scene.caption).ok, "noise"
+        if scene.objects[0].relation:  # the ball drawn over the box where it should pass behind, and vice versa
+            verdict = judge_box(video, relation_swapped(scene))
+            assert not verdict.ok and not verdict.crossings[0].relation_ok
+    with pytest.raises(ValueError, match="names no box"):
+        judge_box(video, "a red ball moves left on a gray background")
+
+
+class _Vocabulary:
+    """A stand-in for a tokenizer trained before the box's words existed: only its vocabulary is read."""
+
+    def __init__(self, pieces: dict[str, int]):
+        self.pieces = pieces
+
+    def get_vocab(self) -> dict[str, int]:
+        return self.pieces
+
+
+def test_a_grown_vocabulary_keeps_each_trained_word_embedding():
+    words = text.vocabulary()
+    assert words[-len(text.BOX_WORDS):] == list(text.BOX_WORDS) and {"box", "behind", "front"} <= set(words)
+    grown = text.build_tokenizer()
+    older = [p for p in grown.get_vocab() if p.lstrip("\u2581") not in text.BOX_WORDS]
+    old = _Vocabulary({p: i for i, p in enumerate(older)})  # the box's words missing, later ids shifted
+    encoder = build_text_encoder(len(older))
+    before = encoder.get_input_embeddings().weight.detach().clone()
+    added = text.extend_embeddings(encoder, old, grown)
+    assert sorted(added) == sorted("\u2581" + w for w in text.BOX_WORDS)
+    after = encoder.get_input_embeddings().weight
+    assert after.shape[0] == len(grown)
+    for piece, i in grown.get_vocab().items():
+        if piece in old.pieces:
+            assert torch.equal(after[i], before[old.pieces[piece]]), piece
