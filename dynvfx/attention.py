@@ -90,7 +90,7 @@ class AnchorContext:
         return cls(mode=config.attention_mode if source else "off", anchor_index=anchor_index, recorder=recorder,
                    draw="per_call" if per_call else "once", token_mask=token_mask if per_call else None,
                    fg_keep=config.fg_keep, bg_keep=config.bg_keep,
-                   generator=torch.Generator().manual_seed(config.seed) if per_call else None)
+                   generator=config.generator() if per_call else None)
 
     @property
     def per_call(self) -> bool:
@@ -115,6 +115,23 @@ class AnchorContext:
         return self.recording and self.recorder is not None and self.recorder.wants(self.step, layer)
 
 
+def project_qkv(attn: Attention, hidden_states: torch.Tensor, text_len: int, image_rotary_emb=None):
+    """Queries, keys and values ``[B, heads, L + N, d]`` of one attention layer ``attn`` on ``hidden_states
+    [B, L + N, D]`` (the text's L tokens first, then the video's N), as CogVideoX computes them: projected, split into
+    heads, normalised per head, and rotated by RoPE (``image_rotary_emb``) on the video tokens only."""
+    b = hidden_states.shape[0]
+    q, k, v = (proj(hidden_states).view(b, -1, attn.heads, attn.inner_dim // attn.heads).transpose(1, 2)
+               for proj in (attn.to_q, attn.to_k, attn.to_v))
+    if attn.norm_q is not None:
+        q = attn.norm_q(q)
+    if attn.norm_k is not None:
+        k = attn.norm_k(k)
+    if image_rotary_emb is not None:
+        q = torch.cat([q[:, :, :text_len], apply_rotary_emb(q[:, :, text_len:], image_rotary_emb)], dim=2)
+        k = torch.cat([k[:, :, :text_len], apply_rotary_emb(k[:, :, text_len:], image_rotary_emb)], dim=2)
+    return q, k, v
+
+
 class AnchorExtendedAttnProcessor:
     """Drop-in replacement of ``CogVideoXAttnProcessor2_0`` (same call signature) with anchor extension."""
 
@@ -122,18 +139,9 @@ class AnchorExtendedAttnProcessor:
         self.context = context
         self.layer = layer
 
-    def _qkv(self, attn: Attention, hidden_states, text_len, image_rotary_emb):
-        b = hidden_states.shape[0]
-        q, k, v = (proj(hidden_states).view(b, -1, attn.heads, attn.inner_dim // attn.heads).transpose(1, 2)
-                   for proj in (attn.to_q, attn.to_k, attn.to_v))
-        if attn.norm_q is not None:
-            q = attn.norm_q(q)
-        if attn.norm_k is not None:
-            k = attn.norm_k(k)
-        if image_rotary_emb is not None:
-            q = torch.cat([q[:, :, :text_len], apply_rotary_emb(q[:, :, text_len:], image_rotary_emb)], dim=2)
-            k = torch.cat([k[:, :, :text_len], apply_rotary_emb(k[:, :, text_len:], image_rotary_emb)], dim=2)
-        return q, k, v
+    def qkv(self, attn: Attention, hidden_states, text_len, image_rotary_emb):
+        """This layer's :func:`project_qkv`; a subclass may override it to look at q, k and v."""
+        return project_qkv(attn, hidden_states, text_len, image_rotary_emb)
 
     def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor,
                  attention_mask: torch.Tensor | None = None, image_rotary_emb=None):
@@ -142,7 +150,7 @@ class AnchorExtendedAttnProcessor:
             raise NotImplementedError("CogVideoX passes no attention mask; neither does this processor")
         text_len = encoder_hidden_states.shape[1]
         x = torch.cat([encoder_hidden_states, hidden_states], dim=1)
-        q, k, v = self._qkv(attn, x, text_len, image_rotary_emb)
+        q, k, v = self.qkv(attn, x, text_len, image_rotary_emb)
         ctx = self.context
         if ctx.extends:
             out = self._extended(q, k, v, text_len)

@@ -280,7 +280,7 @@ def _edit(args, model, config, frames, plan, segmenter, out: Path, staging: "_St
         t_plan = time.perf_counter() - t0
         plan.save(staging.path("plan.json"))
         if args.mode == "plan":
-            src_mask, _, _ = source_anchors(pipe, frames, plan.objects_orig, segmenter, config)
+            src_mask = source_anchors(pipe, frames, plan.objects_orig, segmenter, config).mask
             write_video(staging.path("source_masks.mp4"), mask_video(frames, src_mask))
             staging.commit()
             print(f"wrote {out}/plan.json and source_masks.mp4 ({t_plan:.1f} s); review, then run with --mode execute")

@@ -96,7 +96,7 @@ class DynVFXConfig:
     # "reconstruction" = the model's reconstruction decode(x_orig), or "latent" = decode(x_comp) as is (the paper's
     # output; the autoencoder's group norms make every pixel depend a little on the whole latent).
     composite: str = "source"
-    seed: int = 0
+    seed: int = 0  # every random draw of a run starts from generator(): the anchors and SDEdit's noise
 
     def __post_init__(self):
         choices = {"missing_edit": ("keep", "clear"), "attention_mode": ATTENTION_MODES,
@@ -151,6 +151,15 @@ class DynVFXConfig:
         """The preset that matches a model: ``"toy"`` or a toy training run's folder (it ships the toy world's
         ``prompt_vocabulary.json``) -> :meth:`toy`; anything else -> the paper's."""
         return cls.toy() if model == "toy" or is_toy_model(model) else cls()
+
+    def generator(self):
+        """A fresh CPU ``torch.Generator`` seeded with ``seed``. Each random stream of a run starts from one: the
+        anchor draws (so :func:`dynvfx.edit.source_anchors`' draw is the first per-call draw of the refinement's
+        :class:`~dynvfx.attention.AnchorContext`) and SDEdit's noise (:func:`dynvfx.refinement.refine`,
+        :func:`dynvfx.edit.sdedit`)."""
+        import torch  # this module stays importable without torch (dynvfx.cost reads it)
+
+        return torch.Generator().manual_seed(self.seed)
 
     def replace(self, **changes) -> "DynVFXConfig":
         return dataclasses.replace(self, **changes)

@@ -4,8 +4,9 @@
     plan = plan_edit(frames, "add a red ball moving right")     # VFX assistant (dynvfx.planning)
     x_orig = encode_video(pipe, frames)                          # [1, F', C, h, w]
     inv = ddim_invert(pipe, x_orig, ...)                         # dynvfx.inversion
-    src_mask, anchors = source_anchors(pipe, frames, plan, segmenter, config)
-    result = refine(pipe, inv, plan.composited_caption, plan.objects_edit, segmenter, anchors, config)
+    src = source_anchors(pipe, frames, plan.objects_orig, segmenter, config)  # O_orig's mask, tokens, anchors
+    result = refine(pipe, inv, plan.composited_caption, plan.objects_edit, segmenter, src.index, config,
+                    source_caption=plan.source_caption, source_tokens=src.tokens)
     out = decode_latents(pipe, result.x_comp)
 
 :func:`run_edit` chains these and times each stage.
@@ -41,14 +42,18 @@ def prepare_source(pipe, video: str | Path | torch.Tensor) -> tuple[torch.Tensor
     return fit_to_model(frames, spec.num_frames, spec.height, spec.width, spec.temporal_compression)
 
 
-def source_anchors(pipe, frames: torch.Tensor, objects_orig: list[str], segmenter: Segmenter,
-                   config: DynVFXConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Segment O_orig in the source and draw the anchors.
+class SourceAnchors(NamedTuple):
+    """O_orig in the source and the anchors drawn from it (:func:`source_anchors`)."""
 
-    Returns:
-        pixel mask ``[F, 1, H, W]`` bool, anchor grid ``[F', h', w']`` bool, anchor indices ``[A]`` (None if
-        the mode is "off").
-    """
+    mask: torch.Tensor  #: O_orig's pixel mask ``[F, 1, H, W]`` bool
+    tokens: torch.Tensor  #: O_orig on the token grid ``[F', h', w']`` bool (the per-call draws' token mask)
+    grid: torch.Tensor  #: the first draw's anchors ``[F', h', w']`` bool
+    index: torch.Tensor | None  #: their indices ``[A]`` (None if the mode is "off")
+
+
+def source_anchors(pipe, frames: torch.Tensor, objects_orig: list[str], segmenter: Segmenter,
+                   config: DynVFXConfig) -> SourceAnchors:
+    """Segment O_orig in the source, put it on the token grid and draw the anchors (``config.generator()``)."""
     spec = video_spec(pipe)
     if objects_orig:
         seg = segmenter.segment(frames, list(objects_orig))
@@ -57,10 +62,9 @@ def source_anchors(pipe, frames: torch.Tensor, objects_orig: list[str], segmente
     else:
         mask = torch.zeros(frames.shape[0], 1, *frames.shape[2:], dtype=torch.bool)
     tokens = pixel_to_tokens(mask, spec, config.anchor_token_threshold)
-    grid = anchors_mod.anchor_grid(tokens, config.attention_mode, config.fg_keep, config.bg_keep,
-                                   torch.Generator().manual_seed(config.seed))
+    grid = anchors_mod.anchor_grid(tokens, config.attention_mode, config.fg_keep, config.bg_keep, config.generator())
     index = None if config.attention_mode == "off" else anchors_mod.anchor_index(grid)
-    return mask, grid, index
+    return SourceAnchors(mask, tokens, grid, index)
 
 
 @dataclasses.dataclass
@@ -125,12 +129,11 @@ def run_edit(pipe, frames: torch.Tensor, plan: VFXPlan, segmenter: Segmenter,
         inv = ddim_invert(pipe, x_orig, config.inversion_prompt, config.num_inference_steps, config.inversion_steps,
                           cache_dir=cache_dir, progress=progress)
     with timer("anchors"):
-        src_mask, grid, index = source_anchors(pipe, frames, plan.objects_orig, segmenter, config)
+        src = source_anchors(pipe, frames, plan.objects_orig, segmenter, config)
     with timer("refinement"):
-        tokens = pixel_to_tokens(src_mask, video_spec(pipe), config.anchor_token_threshold)
-        result = refine(pipe, inv, plan.composited_caption, plan.objects_edit, segmenter, index, config,
+        result = refine(pipe, inv, plan.composited_caption, plan.objects_edit, segmenter, src.index, config,
                         callback=callback, progress=progress, source_caption=plan.source_caption,
-                        source_tokens=tokens, recorder=recorder)
+                        source_tokens=src.tokens, recorder=recorder)
     if not any(it.found for it in result.iterations):
         warnings.warn(f"O_edit {plan.objects_edit} was never found: the output is the source's reconstruction",
                       stacklevel=2)
@@ -138,7 +141,7 @@ def run_edit(pipe, frames: torch.Tensor, plan: VFXPlan, segmenter: Segmenter,
         recon = decode_latents(pipe, result.x_orig)
         decoded = decode_latents(pipe, result.x_comp)
         out = composite(decoded, result.mask, recon, frames, config.composite)
-    return EditResult(frames, out, decoded, recon, plan, config, src_mask, grid, inv, result, timer.seconds)
+    return EditResult(frames, out, decoded, recon, plan, config, src.mask, src.grid, inv, result, timer.seconds)
 
 
 def sdedit(pipe, frames: torch.Tensor, caption: str, strength: float, config: DynVFXConfig = DynVFXConfig(),
@@ -150,7 +153,7 @@ def sdedit(pipe, frames: torch.Tensor, caption: str, strength: float, config: Dy
     x_orig = encode_video(pipe, frames)
     timesteps = sampling_timesteps(pipe, config.num_inference_steps)
     i0 = start_index(len(timesteps), strength)
-    x = add_noise(pipe, x_orig, int(timesteps[i0]), torch.Generator().manual_seed(config.seed))
+    x = add_noise(pipe, x_orig, int(timesteps[i0]), config.generator())
     x = denoise(pipe, x, timesteps[i0:], encode_text(pipe, [caption]), encode_text(pipe, [config.negative_prompt]),
                 config.guidance_scale, progress=progress, desc=f"SDEdit {strength}")
     return decode_latents(pipe, x)

@@ -14,7 +14,7 @@ import dataclasses
 import torch
 
 from dynvfx.attention import (AnchorContext, AnchorExtendedAttnProcessor, AttentionRecorder, anchor_attention,
-                              processors)
+                              processors, project_qkv)
 from dynvfx.pipeline import decode_latents, encode_text, execution_device, preset_guidance, rotary_embeddings
 from dynvfx.config import refinement_schedule
 from dynvfx.sampling import (add_noise, denoise, initial_noise, predict_v, predicted_x0, sampling_timesteps,
@@ -175,8 +175,8 @@ class _CaptureQK(AnchorExtendedAttnProcessor):
         super().__init__(AnchorContext(mode="off", source_index=None), layer)
         self.store, self.keep = store, keep
 
-    def _qkv(self, attn, hidden_states, text_len, image_rotary_emb):
-        q, k, v = super()._qkv(attn, hidden_states, text_len, image_rotary_emb)
+    def qkv(self, attn, hidden_states, text_len, image_rotary_emb):
+        q, k, v = super().qkv(attn, hidden_states, text_len, image_rotary_emb)
         if self.keep:
             self.store[self.layer] = (q.detach().float().cpu(), k.detach().float().cpu())
         return q, k, v
@@ -262,8 +262,7 @@ def edit_attention(call: "AttentionCall", spec, queries: torch.Tensor, text_toke
     - on the edit's grid, the attention each edit video query pays to the text positions ``text_tokens`` (a word
       of the edit's caption): the raw cross-attention map of that word.
     """
-    q, k, _ = AnchorExtendedAttnProcessor(AnchorContext(mode="off", source_index=None))._qkv(
-        call.attn, call.hidden, call.text_len, call.rope)
+    q, k, _ = project_qkv(call.attn, call.hidden, call.text_len, call.rope)
     L, a = call.text_len, call.anchor_index.to(k.device)
     keys = torch.cat([k[0], k[1][:, L + a]], 1).float()  # [heads, L + N + A]: the edit's own, then the anchors
     on_anchors, on_words, chosen = torch.zeros(len(a)), [], queries.flatten()
@@ -344,7 +343,7 @@ def capture_anchor_call(pipe, inversion, composited_caption: str, source_caption
     ``anchor_index`` in every block. Returns what block ``layer``'s self-attention received and returned."""
     timesteps = sampling_timesteps(pipe, config.num_inference_steps)
     t = int(timesteps[start_index(len(timesteps), strength or config.strengths[0])])
-    x_t = add_noise(pipe, inversion.x_orig, t, torch.Generator().manual_seed(config.seed))
+    x_t = add_noise(pipe, inversion.x_orig, t, config.generator())
     latents = torch.cat([x_t, inversion.at(t)])
     text = torch.cat([encode_text(pipe, [composited_caption]), encode_text(pipe, [source_caption])])
     ctx, store = AnchorContext(mode=config.attention_mode, anchor_index=anchor_index, source_index=1), {}

@@ -120,8 +120,8 @@ def refine(
         source_caption: the source branch's text (the plan's ``source_caption``); if None, the inversion prompt
             is used, with a warning.
         source_tokens: ``[F', h', w']`` bool O_orig token mask, for anchors drawn in every call (mode "anchor");
-            the draws use ``torch.Generator().manual_seed(config.seed)``, so the first equals
-            :func:`dynvfx.edit.source_anchors`' draw. If None, ``anchor_index`` is used throughout, with a warning.
+            the draws start from ``config.generator()``, as :func:`dynvfx.edit.source_anchors`' draw does, so
+            the first is that draw. If None, ``anchor_index`` is used throughout, with a warning.
         recorder: an :class:`~dynvfx.attention.AttentionRecorder` installed for the whole run; its step keys
             count denoising steps across iterations (iteration 0's steps first).
     """
@@ -133,7 +133,7 @@ def refine(
     cond = encode_text(pipe, [composited_caption])
     uncond = encode_text(pipe, [config.negative_prompt])
     source_text = encode_text(pipe, [text])
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = config.generator()
     x_orig = inversion.x_orig.to(execution_device(pipe))
     x_res = torch.zeros_like(x_orig)
     ctx = AnchorContext.from_config(config, anchor_index, source_tokens, recorder, source=use_source)

@@ -192,8 +192,8 @@ for k, it in enumerate(result.refinement.iterations):
 # The same refinement with the library's per-stage functions: `add_noise` (SDEdit's forward noising), `denoise`
 # (the sampler, with the source branch inside the window), `edit_mask` (segment and clean `O_edit`),
 # `residual_mask` (M on the latent grid). The anchors are drawn anew in every attention call, as `run_edit` draws
-# them: an `AnchorContext` with the same O_orig token mask and a generator with the same seed makes the same draws
-# in the same order, so the two runs are comparable exactly. The reference is `result.refinement`, which `run_edit`
+# them: an `AnchorContext` with the same O_orig token mask and a generator from `config.generator()` makes the same
+# draws in the same order, so the two runs are comparable exactly. The reference is `result.refinement`, which `run_edit`
 # got from `refine()`. With CogVideoX this cell repeats the whole refinement (the cost printed above).
 
 # %%
@@ -211,8 +211,8 @@ cond, uncond, src_text = (encode_text(pipe, [p]) for p in (plan.composited_capti
                                                            plan.source_caption))
 ctx = AnchorContext(mode=c.attention_mode, anchor_index=anchor_index(result.anchor_grid), draw="per_call",
                     token_mask=pixel_to_tokens(result.source_mask, spec, c.anchor_token_threshold), fg_keep=c.fg_keep,
-                    bg_keep=c.bg_keep, generator=torch.Generator().manual_seed(c.seed))
-noise, x_orig = torch.Generator().manual_seed(c.seed), inv.x_orig
+                    bg_keep=c.bg_keep, generator=c.generator())
+noise, x_orig = c.generator(), inv.x_orig
 x_res = torch.zeros_like(x_orig)
 with anchor_attention(pipe.transformer, ctx), warnings.catch_warnings():
     warnings.simplefilter("ignore")
