@@ -13,8 +13,6 @@ import torch
 
 from dynvfx.paths import SHARED_VIDEOS
 
-#: GPU memory (GB) of plain inference per the model cards; DynVFX also runs a source branch, so budget more.
-GPU_MODELS = {"THUDM/CogVideoX-2b": 12.5, "THUDM/CogVideoX-5b": 20.7}
 #: The real clip of the optional cells (in :data:`dynvfx.paths.SHARED_VIDEOS`, beside the repository).
 REAL_VIDEO = SHARED_VIDEOS / "taxi.mp4"
 REAL_INSTRUCTION = "add a huge dinosaur walking down the street between the cars"
@@ -53,34 +51,36 @@ def resolve_choices(model: str = "toy", segmenter: str | None = None, planner: s
         return toy
     if "toy" in (segmenter, planner):
         print("note: the toy segmenter and planner only understand the toy world; set SEGMENTER and PLANNER too")
-    if model in GPU_MODELS:
-        gb = torch.cuda.get_device_properties(0).total_memory / 2**30
-        print(f"{model}: ~{GPU_MODELS[model]} GB for plain inference (more for DynVFX's source branch); "
-              f"this GPU has {gb:.0f} GB" + (" - set CPU_OFFLOAD = True" if gb < 1.3 * GPU_MODELS[model] else ""))
     return model, segmenter, planner
 
 
-def load_model(name: str = "toy", cpu_offload: bool = False):
-    """The pipeline ``name`` ("toy", a saved folder or a hub id): :func:`dynvfx.pipeline.load_pipeline`."""
-    from dynvfx.pipeline import load_pipeline
+def load_model(name: str = "toy", cpu_offload: bool = False, memory: str = "auto"):
+    """The pipeline ``name`` ("toy", a saved folder or a hub id): :func:`dynvfx.pipeline.load_pipeline`, with its
+    ``memory`` mode (``"auto"``: the fastest that fits this GPU; docs/gpu.md) and ``cpu_offload`` alias. On a
+    GPU it prints the mode it chose."""
+    from dynvfx.pipeline import load_pipeline, memory_mode
 
-    return load_pipeline(name, cpu_offload=cpu_offload)
+    pipe = load_pipeline(name, cpu_offload=cpu_offload, memory=memory)
+    if torch.cuda.is_available():
+        print(f"{name}: memory mode {memory_mode(pipe)!r} (docs/gpu.md lists each mode's peak and speed)")
+    return pipe
 
 
 def edit_inputs(model: str, segmenter: str, planner: str, cpu_offload: bool = False, toy_steps: int = 20,
-                video: str | Path | None = None, instruction: str | None = None):
+                video: str | Path | None = None, instruction: str | None = None, memory: str = "auto"):
     """Everything a chapter's edit starts from: ``(pipe, spec, frames [F, 3, H, W], plan, segmenter, config)``.
 
-    Loads the model, takes the source video and instruction (:func:`source_video`: ``video`` or the default one),
-    plans the edit with ``planner`` and builds ``segmenter``. ``config`` is :meth:`DynVFXConfig.for_model`; for
-    the toy model with ``toy_steps`` sampling and inversion steps instead of 50, to keep a chapter short on a CPU.
+    Loads the model (:func:`load_model`, ``memory`` and ``cpu_offload`` as there), takes the source video and
+    instruction (:func:`source_video`: ``video`` or the default one), plans the edit with ``planner`` and builds
+    ``segmenter``. ``config`` is :meth:`DynVFXConfig.for_model`; for the toy model with ``toy_steps`` sampling
+    and inversion steps instead of 50, to keep a chapter short on a CPU.
     """
     from dynvfx.config import DynVFXConfig
     from dynvfx.pipeline import video_spec
     from dynvfx.planning import plan_edit
     from dynvfx.segmentation import get_segmenter
 
-    pipe = load_model(model, cpu_offload=cpu_offload)
+    pipe = load_model(model, cpu_offload=cpu_offload, memory=memory)
     frames, instruction = source_video(pipe, model, video=video, instruction=instruction)
     config = DynVFXConfig.for_model(model)
     if model == "toy":
@@ -105,7 +105,10 @@ def source_video(pipe, model: str, example: str = "blue_ball_down", video: str |
         if REAL_VIDEO.exists():
             video = REAL_VIDEO
         else:
-            print(f"note: {REAL_VIDEO} is not here (it ships beside the repository): using the toy example")
+            print(f"NOTE: the course's clip {REAL_VIDEO} is not here (it ships beside the repository, not in it), "
+                  f"so this runs on the toy clip {example!r}, which {model} was not trained on. To edit your own "
+                  "video, set VIDEO = \"path/to/clip.mp4\" in the switch cell (on Colab: upload it in the Files "
+                  "panel first).")
     if video is None:
         frames, default = example_frames(example), EXAMPLES[example][3]
     else:

@@ -120,7 +120,8 @@ def test_source_video_never_needs_a_video_argument(monkeypatch, capsys, tmp_path
     assert frames.shape == (17, 3, 48, 48) and instruction == EXAMPLES["green_ball_left"][3]
     monkeypatch.setattr(notebook, "REAL_VIDEO", tmp_path / "missing.mp4")
     frames, instruction = notebook.source_video(None, "THUDM/CogVideoX-2b")
-    assert "missing.mp4 is not here" in capsys.readouterr().out
+    note = capsys.readouterr().out
+    assert "missing.mp4 is not here" in note and "'blue_ball_down'" in note and "VIDEO = " in note
     assert instruction == EXAMPLES["blue_ball_down"][3]
     assert notebook.source_video(None, "toy", instruction="add a red ball moving up")[1] == "add a red ball moving up"
 
