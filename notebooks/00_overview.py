@@ -36,7 +36,7 @@
 # The paper's method overview is its Fig. 2; its results, as videos, are on the project page,
 # https://dynvfx.github.io/ (worth watching before and after this page: the toy world below is much simpler).
 #
-# **Run time.** 14 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 19 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # The toy chapter samples with 20 steps instead of the paper's 50 to keep it short; on a GPU it takes a few
 # seconds. With CogVideoX-5B at the paper's settings (250 inversion steps, 7 refinement passes of 50-step sampling)
 # `dynvfx.cost` estimates about 42 minutes on an A100 40 GB and 13 on an H100 (README); with a real model the switch
@@ -72,17 +72,11 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # with the toy model a toy-world clip such as `"../data/examples/yellow_ball_up.mp4"` (its instruction comes from
 # the `.json` beside it).
 #
-# With a GPU you may switch to a real model:
-#
-# | `MODEL` | GPU memory at inference | notes |
-# |---|---|---|
-# | `"THUDM/CogVideoX-2b"` | ≈ 12.5 GB | float16, no RoPE |
-# | `"THUDM/CogVideoX-5b"` | ≈ 20.7 GB | bfloat16, the paper's model |
-#
-# DynVFX also runs a source branch (inside the injection window, beside the conditional branch) and keeps the
-# inverted latents: `dynvfx.cost` estimates the 5B's peak at 23.9 GiB with everything on the GPU, less in the lean
-# and offload memory modes (docs/gpu.md has the table); `CPU_OFFLOAD = True` needs much less GPU memory but
-# runs slower.
+# With a GPU you may switch to a real model: `MODEL = "THUDM/CogVideoX-2b"` (float16, no RoPE) or
+# `"THUDM/CogVideoX-5b"` (bfloat16, the paper's model). `MEMORY` is the library's memory mode: `"auto"` picks the
+# fastest of `"full"`, `"lean"` (the text encoder visits the GPU only to encode a prompt), `"offload"` and
+# `"sequential"` that fits your GPU, and prints its choice. [docs/gpu.md](../docs/gpu.md) lists each mode's peak
+# memory and each GPU's run time; the cell below prints the estimate for yours.
 # Real videos also need a real segmenter (`"grounded-sam2"` or `"sam3"`) and a VLM planner (`"openai"` with an
 # `OPENAI_API_KEY`, or `"hf"` for a local model). Without a GPU the cell below falls back to the toy setup.
 
@@ -91,7 +85,7 @@ VIDEO = None  # None: the toy example, or notebook.REAL_VIDEO with a real model;
 MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b"
 SEGMENTER = "toy"  # with CogVideoX: "grounded-sam2", "sam3" or "masks:/path/to/masks"
 PLANNER = "toy"  # with CogVideoX: "openai" (needs OPENAI_API_KEY) or "hf" (a local VLM)
-CPU_OFFLOAD = False  # True for GPUs with less than ~24 GB
+MEMORY = "auto"  # on a GPU: "auto" (the fastest mode that fits), "full", "lean" or "offload"; docs/gpu.md
 
 from dynvfx import figures, notebook
 
@@ -109,7 +103,7 @@ notebook.print_cost(MODEL)  # a real model only: the estimate of this edit at th
 # %%
 from dynvfx.pipeline import video_spec
 
-pipe = notebook.load_model(MODEL, cpu_offload=CPU_OFFLOAD)
+pipe = notebook.load_model(MODEL, memory=MEMORY)
 spec = video_spec(pipe)
 frames, instruction = notebook.source_video(pipe, MODEL, video=VIDEO)
 figures.show_videos({"source": frames})
@@ -174,8 +168,8 @@ figures.video_grid({"source": frames, "DynVFX": result.frames, "masks": masks}, 
 
 # %% [markdown]
 # **What you should see:** a red ball appears in every frame and moves *right* as asked, along the top edge from
-# the upper left towards the top's centre-right (the green mask slides with it), a blurry, boxy blob rather than a clean disc.
-# The blue ball is left as it was, and outside the green mask the frames are the source's.
+# the upper left towards the top's centre-right (the green mask slides with it), a blurry, boxy blob rather than a
+# clean disc. The blue ball is left as it was, and outside the green mask the frames are the source's.
 
 # %%
 figures.show_videos({"source": frames, "DynVFX": result.frames, "O_orig (red) / O_edit (green)": masks})

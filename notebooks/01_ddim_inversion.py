@@ -32,7 +32,7 @@
 # - look at the noisy latents along the way, decoded,
 # - do three exercises (a cell for you, then its solution, collapsed).
 #
-# **Run time.** 42 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 57 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # It samples with 20 steps (the curves go up to 50); on a GPU the toy chapter takes a few seconds. With
 # CogVideoX-5B on an A100 one 50-step inversion plus reconstruction takes a few minutes, and the curves, which repeat
 # them from a few starting timesteps, about 20 min (estimates).
@@ -58,16 +58,16 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # `VIDEO = None` takes the shipped toy example (with the toy model) or the course's real clip
 # (`notebook.REAL_VIDEO`, with a real model); any path works too, e.g. `"../../shared/data/videos/taxi.mp4"`
 # (with the toy model, a toy-world clip such as `"../data/examples/green_ball_left.mp4"`).
-# `MODEL = "toy"` runs anywhere. On a GPU you may set `"THUDM/CogVideoX-2b"` (≈ 12.5 GB at inference) or
-# `"THUDM/CogVideoX-5b"` (≈ 20.7 GB); `CPU_OFFLOAD = True` needs much less GPU memory but is slower. This chapter
-# runs the model alone (no source branch), so those figures apply as they are; with a real model the cell prints
+# `MODEL = "toy"` runs anywhere. On a GPU you may set `"THUDM/CogVideoX-2b"` or `"THUDM/CogVideoX-5b"`;
+# `MEMORY = "auto"` picks the fastest of the library's memory modes that fits your GPU
+# ([docs/gpu.md](../docs/gpu.md) lists each mode's peak and each GPU's time). With a real model the cell prints
 # the estimated cost of a whole edit on this GPU (this chapter runs its inversion part, and repeats it for the
 # curves). Without a GPU the cell falls back to the toy model.
 
 # %%
 VIDEO = None  # None: the toy example, or notebook.REAL_VIDEO with a real model; or a path to your own clip
 MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b"
-CPU_OFFLOAD = False  # True for GPUs with less than ~24 GB
+MEMORY = "auto"  # on a GPU: "auto" (the fastest mode that fits), "full", "lean" or "offload"; docs/gpu.md
 
 from dynvfx import figures, notebook, probes
 
@@ -125,7 +125,7 @@ for alpha_bar in (0.99, 0.5, 0.01):
 from dynvfx.pipeline import encode_video, video_spec
 from dynvfx.sampling import sampling_timesteps
 
-pipe = notebook.load_model(MODEL, cpu_offload=CPU_OFFLOAD)
+pipe = notebook.load_model(MODEL, memory=MEMORY)
 spec = video_spec(pipe)
 frames, _ = notebook.source_video(pipe, MODEL, video=VIDEO)
 
@@ -294,12 +294,22 @@ print(f"{'t':>5} | inv.at(t), empty prompt | inv.at(t), source caption | fresh n
 for (t, e), (_, c), (_, f) in zip(kept, kept_caption, fresh):
     print(f"{t:5d} | {e:23.3f} | {c:25.3f} | {f:25.3f}")
 
+# %%
+if MODEL == "toy":  # what the empty prompt draws from the top of the schedule (the toy world's colour analysis)
+    from dynvfx.toy import perception
+
+    for t in inv.timesteps[:3].tolist():
+        video = decode_latents(pipe, probes.reconstruct_from(pipe, inv, t))
+        balls = ", ".join(f"a {o.colour} ball moving {o.motion}" for o in perception.detect_objects(video))
+        print(f"from t = {t}, empty prompt: {balls or 'no ball'} on {perception.background_colour(video)}")
+
 # %% [markdown]
 # **What you should see:** with the empty prompt (circles) sampling back is far off from the top of the schedule
-# and through most of the injection window, and reaches the source only from the window's lower edge down; with
-# the source caption (diamonds) it is close to the source from every $t$ (the table). Fresh noise (dashed) does
-# worse than the kept latent wherever the kept latent brings the source back: the inverted latent keeps what fresh
-# noise destroys.
+# through most of the injection window, and reaches the source only from the window's lower edge down; with the
+# source caption (diamonds) it is close to the source from every $t$ (the table). From the top of the schedule the
+# empty prompt lets the model draw another video (the lines under the table): from $t = 949$ one on a black
+# background, whose latents are farther from the gray source's than zero is, hence the error above the RMS line.
+# Fresh noise (dashed) does worse than the kept latent wherever the kept latent brings the source back.
 
 # %% [markdown]
 # ## Reconstruction error versus number of steps

@@ -63,8 +63,9 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # (`notebook.REAL_VIDEO`, with a real model); any path works too, e.g. `"../../shared/data/videos/taxi.mp4"`
 # (with the toy model, a toy-world clip such as `"../data/examples/red_ball_bounce.mp4"`: its `.json` holds the
 # scene, so the ground-truth mask is known). `MODEL = "toy"` runs anywhere. On a GPU you may set
-# `"THUDM/CogVideoX-2b"` (≈ 12.5 GB at inference) or `"THUDM/CogVideoX-5b"` (≈ 20.7 GB); `CPU_OFFLOAD = True`
-# needs much less GPU memory but is slower; the cell then prints the estimated cost of a whole edit on this GPU
+# `"THUDM/CogVideoX-2b"` or `"THUDM/CogVideoX-5b"`, with `MEMORY = "auto"` (the fastest of the library's memory
+# modes that fits your GPU; [docs/gpu.md](../docs/gpu.md) lists each mode's peak and each GPU's time); the cell
+# then prints the estimated cost of a whole edit on this GPU
 # (this chapter runs its inversion and a few single calls). On those models record only a few layers and steps:
 # each recorded (step, layer) keeps `heads × words × 17,550` numbers. A real clip has no ground-truth mask: set
 # `CAPTION` and `WORDS` to what is in it.
@@ -72,7 +73,7 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # %%
 VIDEO = None  # None: the toy example, or notebook.REAL_VIDEO with a real model; or a path to your own clip
 MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b"
-CPU_OFFLOAD = False  # True for GPUs with less than ~24 GB
+MEMORY = "auto"  # on a GPU: "auto" (the fastest mode that fits), "full", "lean" or "offload"; docs/gpu.md
 
 from dynvfx import figures, notebook, probes
 
@@ -97,7 +98,7 @@ import torch
 from dynvfx.inversion import ddim_invert
 from dynvfx.pipeline import encode_text, encode_video, video_spec
 
-pipe = notebook.load_model(MODEL, cpu_offload=CPU_OFFLOAD)
+pipe = notebook.load_model(MODEL, memory=MEMORY)
 spec = video_spec(pipe)
 source, _ = notebook.source_video(pipe, MODEL, video=VIDEO)
 truth = notebook.toy_truth(VIDEO) if MODEL == "toy" else None
@@ -286,6 +287,8 @@ figures.word_maps(maps, spec, mask, notes=notes);
 
 # %% [markdown]
 # By layer (mean over timesteps and heads): the share inside the mask for each word; the dashed line is chance.
+# The table adds where the words' attention goes instead: its share on the *border* tokens (the outer ring of each
+# latent frame's token grid).
 
 # %%
 import matplotlib.pyplot as plt
@@ -301,21 +304,25 @@ if cover is not None:
     ax.axhline(chance, color="k", ls="--", lw=1, label="chance (mask's share)")
     ax.set_xticks(range(len(layers)), [f"layer {n}" for n in layers]), ax.set_ylabel("share inside the mask")
     ax.legend(fontsize=7, ncol=3), fig.tight_layout()
+    border = torch.ones(spec.token_grid)
+    border[:, 1:-1, 1:-1] = 0  # the outer ring of tokens of every latent frame
+    on_border = [probes.share_inside(probes.word_attention(rec, spec, layer=n, tokens=all_ids), border) for n in layers]
+    print(f"{'':23}| " + " | ".join(f"layer {n}" for n in layers) + " | chance")
     for word, share in shares.items():
-        print(f"{word!r:>8}: " + ", ".join(f"{s:.0%}" for s in share) + f"   (chance {chance:.0%})")
+        print(f"{repr(word) + ' inside the mask':23}| " + " | ".join(f"{x:7.0%}" for x in share) + f" | {chance:.0%}")
+    print(f"{'all words, on border':23}| " + " | ".join(f"{x:7.0%}" for x in on_border) + f" | {border.mean():.0%}")
 else:
     print("no ground-truth mask for this video: the shares need one (a toy-world clip, or your own mask)")
 
 # %% [markdown]
-# **What you should see:** no word puts much more than twice chance inside the mask in any layer (the table
-# above), and layer 0 is at chance for every word.
+# **What you should see:** no word puts much more than twice chance inside the mask in any layer, and 'gray',
+# which names the background, does about as well as 'ball': a share near chance does not tell which word names the
+# object. Layer 4 puts almost nothing inside for every word because its queries read the text almost only on the
+# border tokens (the table's last row), where the ball hardly ever is.
 #
-# **How well does raw attention localise?** Poorly, in this model. Averaged over the blocks, a word's raw
-# attention map barely beats chance, and the block that concentrates most on the object does so for the
-# background's colour 'gray' about as much as for 'ball' and 'blue': it shows where that block reads the text at
-# all, not which word names the object. Only the motion word has a pattern of its own (a
-# band that follows the ball's height). The toy model is small (6 blocks, 4 heads, a 6 × 6 token grid per latent
-# frame, each token 8 × 8 pixels and 4 frames), so its maps are coarse.
+# **How well does raw attention localise?** Poorly, in this model: a word's raw map shows where a block reads the
+# text at all, not where the object it names is. The toy model is small (6 blocks, 4 heads, a 6 × 6 token grid per
+# latent frame, each token 8 × 8 pixels and 4 frames), so its maps are coarse.
 #
 # This is a known property of multimodal DiTs, not only of our toy. Helbling et al. (*ConceptAttention*, 2025,
 # [arXiv 2502.04320](https://arxiv.org/abs/2502.04320)) found that the raw text→image attention weights of models
@@ -465,27 +472,32 @@ widgets.attention_viewer(source, probes.only_tokens(rec, ids[WORDS[0]]), spec, W
 # solutions run with the notebook and check themselves with an `assert`; their output is not stored, so you
 # see it only when you run them.
 #
-# **1 · A chance level by shuffling.** Instead of the mask's share, estimate chance empirically: shuffle the tokens
-# of the first word's map at random 500 times and average the share inside the mask. Predict the result before
-# running it. (Toy-world videos only: it needs the mask.)
+# **1 · A permutation test.** The words' shares inside the mask sit near chance. Is any word's map really above
+# it, or would the same values in random places do as well? For each word's averaged map (`maps[word]`, the
+# figure's), shuffle its tokens 500 times and count how often the shuffled map puts at least as much inside the
+# mask as the real one: a p-value. Predict first: which words get p < 0.05? (Toy-world videos only: it needs the
+# mask.)
 
 # %%
-# Your turn. First your prediction: the mean share inside the mask of a shuffled map.
+# Your turn. First your prediction: which words' maps beat their shuffled versions (p < 0.05)?
 my_prediction = ...
-# TODO (toy-world videos, where cover is not None): 500 times, permute the tokens of maps[WORDS[0]]
-# (torch.randperm on the flattened map, reshaped like cover), take probes.share_inside(shuffled, cover); average.
-my_shares = []
+# TODO (toy-world videos, where cover is not None): for each word, 500 times permute the tokens of maps[word]
+# (torch.randperm on the flattened map, reshaped like cover) and take probes.share_inside(shuffled, cover);
+# p = the share of shuffled maps at or above the real map's share.
+my_p_values = {}
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 #@title Solution to exercise 1 (double-click to show the code)
 #@markdown Runs with the notebook and checks itself with an `assert`; run it to see its output.
 if cover is not None:
-    g, flat = torch.Generator().manual_seed(0), maps[WORDS[0]].flatten()
-    shuffled = [probes.share_inside(flat[torch.randperm(flat.numel(), generator=g)].view_as(cover), cover)
-                for _ in range(500)]
-    print(f"shuffled: {np.mean(shuffled):.2%} ± {np.std(shuffled):.2%}; mask's share {chance:.2%}; "
-          f"the real map: {probes.share_inside(maps[WORDS[0]], cover):.2%}")
-    assert abs(np.mean(shuffled) - chance) < 0.01  # a shuffled map keeps its total, spread like a uniform one
+    g = torch.Generator().manual_seed(0)
+    for word, m in maps.items():
+        flat, real = m.flatten(), probes.share_inside(m, cover)
+        shuffled = np.array([probes.share_inside(flat[torch.randperm(flat.numel(), generator=g)].view_as(cover),
+                                                 cover) for _ in range(500)])
+        print(f"{word!r:>7}: real {real:.1%}, shuffled {shuffled.mean():.1%} ± {shuffled.std():.1%}, "
+              f"p = {(shuffled >= real).mean():.3f}")
+        assert abs(shuffled.mean() - chance) < 0.01  # a shuffled map keeps its total: on average it gets chance
 
 # %% [markdown]
 # **2 · Heads.** The maps above average the heads. Compute the share inside the mask for each head of the last

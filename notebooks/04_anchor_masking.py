@@ -32,7 +32,7 @@
 # - measure where the edit's queries spend their attention: on the anchors, or on the edit itself,
 # - and try three exercises (per-call anchor draws, a keep-rate sweep, the anchor-mass metric).
 #
-# **Run time.** 1 min 2 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 1 min 25 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # It runs two edits of a benchmark pair with 50 sampling steps and four with 20; on a GPU the toy chapter takes
 # about 15 s. With CogVideoX-5B the four full edits would take about an hour on an H100, so the comparison cell
 # runs a single refinement pass per mode there; the cost estimate is printed before it.
@@ -57,16 +57,17 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 #
 # `VIDEO = None` takes the toy example (or, with a CogVideoX model, the course's taxi clip); any path works, e.g.
 # `"../data/examples/green_ball_left.mp4"` with the toy model or `"../../shared/data/videos/taxi.mp4"` with
-# CogVideoX. `MODEL = "toy"` runs anywhere. On a GPU you may set `"THUDM/CogVideoX-2b"` (≈ 12.5 GB at inference)
-# or `"THUDM/CogVideoX-5b"` (≈ 20.7 GB), plus a real segmenter and planner. Extended attention adds the source
-# branch beside the edit and longer key sequences, so budget a few GB more, or set `CPU_OFFLOAD = True`.
+# CogVideoX. `MODEL = "toy"` runs anywhere. On a GPU you may set `"THUDM/CogVideoX-2b"` or
+# `"THUDM/CogVideoX-5b"`, plus a real segmenter and planner. `MEMORY = "auto"` picks the fastest of the library's
+# memory modes whose estimated peak (source branch and extended keys included) fits your GPU;
+# [docs/gpu.md](../docs/gpu.md) lists each mode's peak and each GPU's time.
 
 # %%
 VIDEO = None  # None: the toy example (toy model) or the taxi clip (CogVideoX); or a path to your own clip
 MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b"
 SEGMENTER = "toy"  # with CogVideoX: "grounded-sam2", "sam3" or "masks:/path/to/masks"
 PLANNER = "toy"  # with CogVideoX: "openai" (needs OPENAI_API_KEY) or "hf" (a local VLM)
-CPU_OFFLOAD = False  # True for GPUs with less than ~24 GB
+MEMORY = "auto"  # on a GPU: "auto" (the fastest mode that fits), "full", "lean" or "offload"; docs/gpu.md
 
 from dynvfx import figures, notebook, probes
 
@@ -76,7 +77,8 @@ MODEL, SEGMENTER, PLANNER = notebook.resolve_choices(MODEL, SEGMENTER, PLANNER)
 # %%
 # the model, the source video, its plan, the segmenter and the settings
 # (toy: 20 steps instead of 50, to keep the four edits below near a minute on a CPU)
-pipe, spec, frames, plan, segmenter, config = notebook.edit_inputs(MODEL, SEGMENTER, PLANNER, CPU_OFFLOAD, video=VIDEO)
+pipe, spec, frames, plan, segmenter, config = notebook.edit_inputs(MODEL, SEGMENTER, PLANNER, video=VIDEO,
+                                                                   memory=MEMORY)
 PROBE_LAYERS = None if MODEL == "toy" else [0, 10, 20, 29]  # blocks the attention recorder watches (None = all)
 print(f"{plan.instruction!r}: O_orig = {plan.objects_orig}, O_edit = {plan.objects_edit}")
 notebook.print_cost(MODEL, config.replace(strengths=config.strengths[:1]))  # one pass per mode (section 4)
@@ -326,57 +328,37 @@ print(f"the source branch runs on {len(WINDOW)} of the {len(every_step)} denoisi
 # %%
 from dynvfx.metrics import iou
 
+print("mode   | anchors (first draw) | attention on them | O_edit found | O_orig IoU: pass 1's x̂ | output")
 for mode, r in runs.items():
+    its = r.refinement.iterations
     on_anchors = probes.mean_anchor_mass(recorders[mode], spec, WINDOW).mean() if mode != "off" else 0.0
-    kept = iou(segmenter.segment(r.decoded, plan.objects_orig).union, src_mask)  # source object, raw output
-    found = sum(it.found for it in r.refinement.iterations)
-    changed = (r.frames - runs["off"].frames).abs().mean() * 255
-    print(f"{mode:6}: {int(r.anchor_grid.sum()):3} anchors (first draw), {on_anchors:5.1%} of the attention on them"
-          f" | O_edit found in {found}/{len(r.refinement.iterations)} passes, mask {r.edit_mask.float().mean():5.1%}"
-          f" | O_orig IoU {kept:.2f} | differs from 'off' by {changed:4.1f}/255 per pixel")
-
-# %%
+    first, kept = (iou(segmenter.segment(video, plan.objects_orig).union, src_mask)
+                   for video in (its[0].frames_hat, r.decoded))  # the source object in x̂ and in decode(x_comp)
+    found = sum(it.found for it in its)
+    print(f"{mode:6} | {int(r.anchor_grid.sum()):20} | {on_anchors:17.1%} | {found}/{len(its)} passes | {first:22.2f} |"
+          f" {kept:6.2f}")
 figures.video_grid({"source": frames} | {mode: r.frames for mode, r in runs.items()},
-                   title=f"{plan.instruction!r}, seed {config.seed}");
+                   title=f"{plan.instruction!r}, seed {config.seed}: the outputs");
 
 # %% [markdown]
-# **What you should see:** *anchor*, *full* and *off* look alike (how far each is from *off* is in the table
-# above): a red ball appears at the top left and moves *right* along the top, as asked. *masked* puts its red ball
-# along the bottom edge instead. The blue ball stays the source's in *anchor*, *full* and *off*; in *masked* the red
-# ball runs into it in the last frames (the table's O_orig IoU).
+# **What you should see:** *anchor*, *full* and *off* end alike: a red ball moves right along the top and the
+# blue ball keeps the source's path. *masked* puts its red ball along the bottom edge, where it runs into the
+# blue ball in the last frames. The table says how much attention each mode's anchors get and whether the source
+# ball survives.
 
 # %%
 figures.show_videos({"source": frames} | {mode: r.frames for mode, r in runs.items()})
 
-# %% [markdown]
-# ### Where the modes differ: inside the passes
-#
-# The anchors act inside the refinement, on the model's output `x̂` of each pass, before the residual mask keeps
-# only the new object's region. The first pass, per mode, and how far each pass's `x̂` is from the *off* run's:
-
 # %%
-for mode, r in runs.items():
-    its, off = r.refinement.iterations, runs["off"].refinement.iterations
-    gaps = " ".join(f"{(it.frames_hat - o.frames_hat).abs().mean() * 255:4.1f}" for it, o in zip(its, off))
-    kept = iou(segmenter.segment(its[0].frames_hat, plan.objects_orig).union, src_mask)
-    print(f"{mode:6}: x̂ differs from 'off' by {gaps} /255 per pass | O_edit found "
-          f"{''.join('x' if it.found else '.' for it in its)} | O_orig IoU in pass 1's x̂ {kept:.2f}")
 figures.video_grid({"source": frames} | {mode: r.refinement.iterations[0].frames_hat for mode, r in runs.items()},
                    title="pass 1: the model's output x̂, before the residual mask");
 
 # %% [markdown]
-# **What you should see:** pass 1 redraws the whole scene: *anchor*, *masked* and *off* draw almost the same `x̂`,
-# a red ball at the bottom left and a blue ball down the left edge, off the source's path. *full* pulls the edit
-# onto the source scene: its blue ball is on the source's path and it draws no red ball (the table above: its
-# O_orig IoU in x̂, and `O_edit` not found in its first passes).
-#
-# **Why the modes end alike on the toy model.** (1) The residual mask: each pass keeps `x̂` only inside the new
-# object's mask `M`, so whatever the anchors did to the blue ball and the background in `x̂` is thrown away.
-# (2) The injection window: the source branch runs only at the first passes' steps inside the window, and the later
-# passes sample plainly from a composite that already holds the red ball. (3) The sparse anchors get a small share
-# of the attention (section 6), so *anchor*'s `x̂` stays close to *off*'s in most passes (the table above). On real
-# videos with CogVideoX-5B the modes' results differ (the paper's Fig. 3: full, masked, anchor; Fig. 4: off; and
-# the [project page's analysis](https://dynvfx.github.io/sm/index.html#Analysis)).
+# **What you should see:** the modes differ inside the passes. In pass 1, *full* keeps the blue ball on the
+# source's path and draws no red ball yet, while *anchor*, *masked* and *off* redraw the scene with the blue ball
+# off its path (its IoU in pass 1's x̂ in the table). Three of them end alike because each pass keeps `x̂` only
+# inside the new ball's mask, so what the attention did to the rest is thrown away; in the chosen pair at the top
+# of the chapter the anchors change where the new ball itself is drawn.
 #
 # ## 6. Where do the edit's queries put their attention?
 #
@@ -408,8 +390,8 @@ ax.legend(fontsize=8), ax.set_title("inside the injection window, mean over step
 
 # %% [markdown]
 # **What you should see:** *full* extension takes a much larger share of the attention than *anchor* and *masked*
-# in every block (least in block 1), and those two draw almost the same curve: the background anchors that *anchor* adds to *masked*'s mask
-# tokens (the legend counts them) add little attention on the toy model.
+# in every block (least in block 1), and those two draw almost the same curve: the background anchors that
+# *anchor* adds to *masked*'s mask tokens (the legend counts them) add little attention on the toy model.
 #
 # Inside versus outside the new object: where the edit drew the new object (its final `O_edit` mask), do the
 # queries rely less on the source than elsewhere?
@@ -521,10 +503,9 @@ if MODEL == "toy":  # on CogVideoX, P holds only a slice of the queries
 # - Anchor Extended Attention is ordinary softmax attention with extra keys and values: the source's, at the
 #   anchor tokens, after RoPE (section 4 recomputes the library's processor exactly).
 # - The anchor set decides how much of the edit's attention goes to the source: dense on the objects the new content
-#   interacts with, sparse elsewhere. On the toy model the extension changes what the passes draw (section 5:
-#   full extension pulls pass 1's blue ball onto the source's path, the sparse anchors hardly move it), and the
-#   residual mask keeps the source ball in every mode; anchor and full extension end (nearly) where no extension
-#   does, while masked extension puts the new ball elsewhere (along the bottom instead of the top).
+#   interacts with, sparse elsewhere. On the toy model the modes differ inside the passes and the residual mask
+#   hides most of that in the output; where it does not (the chosen pair), the anchors keep the new ball off the
+#   source ball.
 # - On real videos the difference is visible: the paper's Fig. 3 and the
 #   [project page's analysis videos](https://dynvfx.github.io/sm/index.html#Analysis) (knight on a horse: full,
 #   masked and anchor extension side by side). Chapter 5 adds the last piece: refining a residual so that only the

@@ -48,7 +48,8 @@ SHOWS = {
                          "back from inside the injection window",
     "02_attention_maps": "why keys and values stay local, where the words look, a map that localises (the new "
                          "ball's attention to the source), and whether the model knows which ball each word belongs to",
-    "03_vlm_planning": "the VFX assistant: its prompts, the plan schema, the toy planner, optional real VLMs",
+    "03_vlm_planning": "what the plan changes in an edit (the same toy edits with P_comp and with the raw "
+                       "instruction), the VFX assistant's prompts, the plan schema, the toy planner, optional real VLMs",
     "04_anchor_masking": "a chosen edit the anchors save, O_orig on the token grid, anchor sampling, Anchor "
                          "Extended Attention written out, and anchor / full / masked / no extended attention compared",
     "05_residual_refinement": "a chosen edit the passes save, the refinement loop written out, compositing, and the "
