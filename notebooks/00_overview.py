@@ -75,7 +75,7 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # With a GPU you may switch to a real model: `MODEL = "THUDM/CogVideoX-2b"` (float16, no RoPE) or
 # `"THUDM/CogVideoX-5b"` (bfloat16, the paper's model). `MEMORY` is the library's memory mode: `"auto"` picks the
 # fastest of `"full"`, `"lean"` (the text encoder visits the GPU only to encode a prompt), `"offload"` and
-# `"sequential"` that fits your GPU, and prints its choice. [docs/gpu.md](../docs/gpu.md) lists each mode's peak
+# `"sequential"` that fits your GPU, and prints its choice. `docs/gpu.md` lists each mode's peak
 # memory and each GPU's run time; the cell below prints the estimate for yours.
 # Real videos also need a real segmenter (`"grounded-sam2"` or `"sam3"`) and a VLM planner (`"openai"` with an
 # `OPENAI_API_KEY`, or `"hf"` for a local model). Without a GPU the cell below falls back to the toy setup.

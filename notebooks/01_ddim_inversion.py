@@ -60,7 +60,7 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # (with the toy model, a toy-world clip such as `"../data/examples/green_ball_left.mp4"`).
 # `MODEL = "toy"` runs anywhere. On a GPU you may set `"THUDM/CogVideoX-2b"` or `"THUDM/CogVideoX-5b"`;
 # `MEMORY = "auto"` picks the fastest of the library's memory modes that fits your GPU
-# ([docs/gpu.md](../docs/gpu.md) lists each mode's peak and each GPU's time). With a real model the cell prints
+# (`docs/gpu.md` lists each mode's peak and each GPU's time). With a real model the cell prints
 # the estimated cost of a whole edit on this GPU (this chapter runs its inversion part, and repeats it for the
 # curves). Without a GPU the cell falls back to the toy model.
 

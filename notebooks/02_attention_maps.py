@@ -64,7 +64,7 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # (with the toy model, a toy-world clip such as `"../data/examples/red_ball_bounce.mp4"`: its `.json` holds the
 # scene, so the ground-truth mask is known). `MODEL = "toy"` runs anywhere. On a GPU you may set
 # `"THUDM/CogVideoX-2b"` or `"THUDM/CogVideoX-5b"`, with `MEMORY = "auto"` (the fastest of the library's memory
-# modes that fits your GPU; [docs/gpu.md](../docs/gpu.md) lists each mode's peak and each GPU's time); the cell
+# modes that fits your GPU; `docs/gpu.md` lists each mode's peak and each GPU's time); the cell
 # then prints the estimated cost of a whole edit on this GPU
 # (this chapter runs its inversion and a few single calls). On those models record only a few layers and steps:
 # each recorded (step, layer) keeps `heads × words × 17,550` numbers. A real clip has no ground-truth mask: set

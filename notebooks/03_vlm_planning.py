@@ -59,7 +59,7 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 #
 # Planning itself needs no diffusion model, but `MODEL` decides which video we plan for when `VIDEO = None`: a toy
 # example for the toy model (whose closed vocabulary the toy planner writes in), the course's taxi clip for
-# CogVideoX (which needs a GPU; [docs/gpu.md](../docs/gpu.md) says which GPU runs which model).
+# CogVideoX (which needs a GPU; `docs/gpu.md` says which GPU runs which model).
 # `VIDEO` may be any path, e.g. `"../data/examples/green_ball_left.mp4"` (a toy clip the toy planner can read) or
 # `"../../shared/data/videos/taxi.mp4"` (for a real VLM). The optional cells use `OPENAI_MODEL` (any vision model
 # behind an OpenAI-compatible endpoint) and `HF_MODEL` (a local transformers VLM).
@@ -330,7 +330,8 @@ if notebook.REAL_VIDEO.exists():
                        labels=[f"frame {k}" for k in real_keys], size=2.4)
     print(f"{notebook.REAL_VIDEO.name}: {tuple(real_frames.shape)}; e.g. {notebook.REAL_INSTRUCTION!r}")
 else:
-    print(f"skipped: {notebook.REAL_VIDEO} is not here (it ships beside the repository, not with it)")
+    print(f"skipped: {notebook.REAL_VIDEO} is not here (it ships beside the repository, not with it); to plan for "
+          "your own clip, set VIDEO to its path in the switch cell (on Colab, upload it in the Files panel first)")
 
 # %% [markdown]
 # **What you should see:** three frames (0, 24, 48) of the taxi clip, filmed from the back seat: the driver's

@@ -60,7 +60,7 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # CogVideoX. `MODEL = "toy"` runs anywhere. On a GPU you may set `"THUDM/CogVideoX-2b"` or
 # `"THUDM/CogVideoX-5b"`, plus a real segmenter and planner. `MEMORY = "auto"` picks the fastest of the library's
 # memory modes whose estimated peak (source branch and extended keys included) fits your GPU;
-# [docs/gpu.md](../docs/gpu.md) lists each mode's peak and each GPU's time.
+# `docs/gpu.md` lists each mode's peak and each GPU's time.
 
 # %%
 VIDEO = None  # None: the toy example (toy model) or the taxi clip (CogVideoX); or a path to your own clip
