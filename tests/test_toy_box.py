@@ -13,12 +13,6 @@ from dynvfx.toy.occlusion import judge_box
 from dynvfx.toy.train import training_scene
 
 
-def relation_swapped(scene: world.Scene) -> str:
-    """The scene's caption with its crossing ball's relation the other way round."""
-    other = {"behind": "front", "front": "behind"}
-    return world.caption_for(scene.background, [(*o.triple, other.get(o.relation)) for o in scene.objects])
-
-
 def test_box_captions_parse_and_name_the_box_once():
     scene = world.sample_box_scene(0, triples=[("red", "ball", "left")], relation="behind", background="gray")
     assert scene.caption == "a red ball moves left behind the box on a gray background"
@@ -36,6 +30,15 @@ def test_box_captions_parse_and_name_the_box_once():
     assert world.exchanged_motions(scene.caption) is None
     with pytest.raises(ValueError, match="not one of"):
         world.parse_caption("a red ball moves left under the box on a gray background")
+
+
+def test_relation_swapped_turns_each_crossing_ball_round_and_nothing_else():
+    caption = "a red ball moves left behind the box and a blue ball moves up on a gray background"
+    assert world.relation_swapped(caption) == \
+        "a red ball moves left in front of the box and a blue ball moves up on a gray background"
+    assert world.relation_swapped(world.relation_swapped(caption)) == caption
+    assert world.relation_swapped("a red ball moves left on a gray background with a box") is None
+    assert world.relation_swapped("a red ball moves left on a gray background") is None
 
 
 def test_a_ball_behind_is_hidden_by_the_box_and_one_in_front_covers_it():
@@ -88,7 +91,7 @@ def test_judge_accepts_rendered_box_scenes_and_rejects_the_negative_controls():
         assert not judge_box(world.render(dataclasses.replace(scene, box=False))[0], scene.caption).ok, "no box"
         assert not judge_box(rng.random(video.shape).astype(np.float32), scene.caption).ok, "noise"
         if scene.objects[0].relation:  # the ball drawn over the box where it should pass behind, and vice versa
-            verdict = judge_box(video, relation_swapped(scene))
+            verdict = judge_box(video, world.relation_swapped(scene.caption))
             assert not verdict.ok and not verdict.crossings[0].relation_ok
     with pytest.raises(ValueError, match="names no box"):
         judge_box(video, "a red ball moves left on a gray background")

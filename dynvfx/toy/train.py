@@ -426,10 +426,12 @@ def train_dit(args, state: State, deadline: Deadline) -> bool:
                 if args.background_dropout > 0 else None)
     swapped_ids = None
     if args.binding_weight > 0:
-        exchanged = [world.exchanged_motions(c) for c in captions]
+        exchanged = [world.exchanged_motions(c) or (world.relation_swapped(c) if args.relation_contrast else None)
+                     for c in captions]
         swapped_ids = caption_ids(pipe.tokenizer, [e or "" for e in exchanged])[0]
         swapped_ids[torch.tensor([e is None for e in exchanged])] = -1
-        print(f"binding term on {sum(e is not None for e in exchanged)} of {len(captions)} videos")
+        print(f"binding term on {sum(e is not None for e in exchanged)} of {len(captions)} videos"
+              f"{' (crossing balls: their relation turned round)' if args.relation_contrast else ''}")
     nets = torch.nn.ModuleDict({"transformer": pipe.transformer, "text_encoder": pipe.text_encoder})
     labels = None
     if args.text_binding_weight > 0 or args.rebind_text_steps > 0:
@@ -531,6 +533,12 @@ def _exported_progress(out: Path) -> tuple[int, list[dict]]:
     return json.loads((out / "training.json").read_text())["steps"], log
 
 
+def recorded_settings(args) -> dict:
+    """The options that make a run what it is (not where it keeps its files or how long this sitting lasts)."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+            if k not in ("workdir", "out", "max_minutes", "init_from")}
+
+
 def export(pipe, ema_nets: torch.nn.ModuleDict, args, state: State, log: list[dict]) -> None:
     """Save the pipeline with the EMA weights to ``args.out`` (``save_pretrained``), plus the training record."""
     ema_nets = copy.deepcopy(ema_nets).to("cpu")
@@ -543,10 +551,10 @@ def export(pipe, ema_nets: torch.nn.ModuleDict, args, state: State, log: list[di
     record = {
         "steps": state.data.get("dit_step", 0),
         "seconds": state.data["seconds"],
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                     if k not in ("workdir", "out", "max_minutes", "init_from")},
+        "settings": recorded_settings(args),
         "vae_final_mse": state.data.get("vae_final_mse"),
         **({"rebind_text": state.data["rebind_text"]} if "rebind_text" in state.data else {}),
+        **({"changes": state.data["changes"]} if "changes" in state.data else {}),
         "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
     }
     if args.init_from:  # a fine-tune: keep the record of the run it started from
@@ -591,6 +599,9 @@ def parse_args(argv=None):
     p.add_argument("--binding-weight", type=float, default=0.0,
                    help="weight of the ranking term that makes the exchanged-motion caption predict worse")
     p.add_argument("--binding-margin", type=float, default=0.1, help="its relative margin")
+    p.add_argument("--relation-contrast", action="store_true",
+                   help="the ranking term also on box scenes: the caption with each crossing ball's relation turned "
+                        "round (behind <-> in front of) must predict the video worse")
     p.add_argument("--text-binding-weight", type=float, default=0.0,
                    help="weight of a linear probe's cross-entropy that makes the text encoder's states say which "
                         "ball each colour and motion word belongs to (binding_labels)")
@@ -615,6 +626,17 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     args.workdir.mkdir(parents=True, exist_ok=True)
     state = State(args.workdir)
+    settings = recorded_settings(args)
+    before = state.data.get("settings")
+    if before is None and "dit_step" in state.data and (args.out / "training.json").exists():  # an older state file
+        before = json.loads((args.out / "training.json").read_text())["settings"]
+    changed = {k: v for k, v in settings.items() if k in (before or {}) and before[k] != v
+               or before is not None and k not in before and v not in (None, False, 0)}
+    if changed:  # a run resumed with other settings: say from which step they hold
+        state.data.setdefault("changes", []).append({"step": state.data.get("dit_step", 0), **changed})
+        print(f"resumed at step {state.data.get('dit_step', 0)} with {changed}")
+    state.data["settings"] = settings
+    state.save()
     deadline = Deadline(args.max_minutes)
     for name, stage in (("vae", train_vae), ("latents", encode_videos), ("dit", train_dit)):
         extend = name == "dit" and state.data.get("dit_step", 0) < last_step(args)  # more steps asked for: go on

@@ -224,6 +224,16 @@ def exchanged_motions(caption: str) -> str | None:
     return caption_for(background, [(a.colour, a.shape, b.motion), (b.colour, b.shape, a.motion)])
 
 
+def relation_swapped(caption: str) -> str | None:
+    """A box scene's caption with every crossing ball's relation turned round (behind <-> in front of), or None
+    when no ball crosses the box."""
+    clauses, background = parse_caption(caption)
+    if not any(c.relation for c in clauses):
+        return None
+    other = {"behind": "front", "front": "behind"}
+    return caption_for(background, [(c.colour, c.shape, c.motion, other.get(c.relation)) for c in clauses])
+
+
 def caption_for(background: str, objects: list[tuple], box: bool = False) -> str:
     """Caption of a scene given as ``[(colour, shape, motion), ...]`` (positions play no part); an object may add
     a fourth item, its relation to the box (``"behind"``, ``"front"`` or None)."""
