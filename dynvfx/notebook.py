@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from dynvfx.paths import SHARED_VIDEOS
+from dynvfx.paths import EXAMPLES_DIR, SHARED_VIDEOS
 
 #: The real clip of the optional cells (in :data:`dynvfx.paths.SHARED_VIDEOS`, beside the repository).
 REAL_VIDEO = SHARED_VIDEOS / "taxi.mp4"
@@ -54,33 +54,33 @@ def resolve_choices(model: str = "toy", segmenter: str | None = None, planner: s
     return model, segmenter, planner
 
 
-def load_model(name: str = "toy", cpu_offload: bool = False, memory: str = "auto"):
+def load_model(name: str = "toy", memory: str = "auto"):
     """The pipeline ``name`` ("toy", a saved folder or a hub id): :func:`dynvfx.pipeline.load_pipeline`, with its
-    ``memory`` mode (``"auto"``: the fastest that fits this GPU; docs/gpu.md) and ``cpu_offload`` alias. On a
-    GPU it prints the mode it chose."""
+    ``memory`` mode (``"auto"``: the fastest that fits this GPU; docs/gpu.md). On a GPU it prints the mode it
+    chose."""
     from dynvfx.pipeline import load_pipeline, memory_mode
 
-    pipe = load_pipeline(name, cpu_offload=cpu_offload, memory=memory)
+    pipe = load_pipeline(name, memory=memory)
     if torch.cuda.is_available():
         print(f"{name}: memory mode {memory_mode(pipe)!r} (docs/gpu.md lists each mode's peak and speed)")
     return pipe
 
 
-def edit_inputs(model: str, segmenter: str, planner: str, cpu_offload: bool = False, toy_steps: int = 20,
+def edit_inputs(model: str, segmenter: str, planner: str, toy_steps: int = 20,
                 video: str | Path | None = None, instruction: str | None = None, memory: str = "auto"):
     """Everything a chapter's edit starts from: ``(pipe, spec, frames [F, 3, H, W], plan, segmenter, config)``.
 
-    Loads the model (:func:`load_model`, ``memory`` and ``cpu_offload`` as there), takes the source video and
-    instruction (:func:`source_video`: ``video`` or the default one), plans the edit with ``planner`` and builds
-    ``segmenter``. ``config`` is :meth:`DynVFXConfig.for_model`; for the toy model with ``toy_steps`` sampling
-    and inversion steps instead of 50, to keep a chapter short on a CPU.
+    Loads the model (:func:`load_model`, ``memory`` as there), takes the source video and instruction
+    (:func:`source_video`: ``video`` or the default one), plans the edit with ``planner`` and builds ``segmenter``.
+    ``config`` is :meth:`DynVFXConfig.for_model`; for the toy model with ``toy_steps`` sampling and inversion steps
+    instead of 50, to keep a chapter short on a CPU.
     """
     from dynvfx.config import DynVFXConfig
     from dynvfx.pipeline import video_spec
     from dynvfx.planning import plan_edit
     from dynvfx.segmentation import get_segmenter
 
-    pipe = load_model(model, cpu_offload=cpu_offload, memory=memory)
+    pipe = load_model(model, memory=memory)
     frames, instruction = source_video(pipe, model, video=video, instruction=instruction)
     config = DynVFXConfig.for_model(model)
     if model == "toy":
@@ -94,9 +94,10 @@ def source_video(pipe, model: str, example: str = "blue_ball_down", video: str |
     """Source frames ``[F, 3, H, W]`` and an edit instruction.
 
     ``video`` None: the toy ``example`` for the toy model, else :data:`REAL_VIDEO` (if that clip is not here, the
-    toy example, with a note). A ``video`` path is loaded as is (with the toy model it should be a toy-world clip,
-    e.g. ``data/examples/*.mp4``). With a ``pipe`` the frames are fitted to its size. The instruction: the
-    argument, else the one in a ``.json`` beside the video (the toy examples have one), else the default clip's.
+    toy example, with a note). A ``video`` is a path or the name of a shipped toy clip (:func:`video_path`); with
+    the toy model it should be a toy-world clip, e.g. ``"yellow_ball_up"``. With a ``pipe`` the frames are fitted
+    to its size. The instruction: the argument, else the one in a ``.json`` beside the video (the toy examples
+    have one), else the default clip's.
     """
     from dynvfx.toy.examples import EXAMPLES, example_frames
     from dynvfx.video import load_video
@@ -112,6 +113,7 @@ def source_video(pipe, model: str, example: str = "blue_ball_down", video: str |
     if video is None:
         frames, default = example_frames(example), EXAMPLES[example][3]
     else:
+        video = video_path(video)
         frames = load_video(video)[0]
         default = _instruction_beside(Path(video)) or (REAL_INSTRUCTION if model != "toy" else EXAMPLES[example][3])
     if pipe is not None and (video is not None or model != "toy"):  # fit to the model (the toy examples are)
@@ -121,6 +123,13 @@ def source_video(pipe, model: str, example: str = "blue_ball_down", video: str |
         if note:
             print(note)
     return frames, instruction or default
+
+
+def video_path(video: str | Path) -> Path:
+    """A video given by path, or by the name of a shipped toy clip (``"yellow_ball_up"`` ->
+    ``EXAMPLES_DIR/yellow_ball_up.mp4``), so a chapter's ``VIDEO`` works from any working folder (e.g. Colab's)."""
+    shipped = EXAMPLES_DIR / f"{video}.mp4"
+    return shipped if isinstance(video, str) and "/" not in video and shipped.exists() else Path(video)
 
 
 def _instruction_beside(video: Path) -> str | None:
@@ -135,16 +144,18 @@ def toy_truth(video: str | Path | None = None, example: str = "blue_ball_down"):
     """Ground truth of a toy-world source, from the renderer: ``(caption, words, mask)`` for the toy ``example``
     (``video`` None) or the scene in the ``.json`` beside ``video`` (as the toy examples ship); None for a video
     without one (a real clip). ``words``: the first object's colour, "ball" and its motion word, then the
-    background's colour; ``mask`` ``[F, 1, H, W]`` bool: where that first object is visible."""
+    background's colour; ``mask`` ``[F, 1, H, W]`` bool: where that first object is visible. ``video`` as in
+    :func:`source_video`."""
     import json
 
     from dynvfx.toy import world
     from dynvfx.toy.examples import example_scene
 
+    video = None if video is None else video_path(video)
     if video is None:
         scene = example_scene(example)
-    elif Path(video).with_suffix(".json").exists():
-        meta = json.loads(Path(video).with_suffix(".json").read_text())
+    elif video.with_suffix(".json").exists():
+        meta = json.loads(video.with_suffix(".json").read_text())
         scene = world.Scene.from_dict({k: v for k, v in meta.items() if k != "instruction"})
     else:
         return None

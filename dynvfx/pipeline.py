@@ -105,7 +105,7 @@ MEMORY_MODES = ("auto", "full", "lean", "offload", "sequential")
 
 
 def load_pipeline(name: str = "toy", device: str | torch.device | None = None, dtype: torch.dtype | None = None,
-                  cpu_offload: bool = False, memory: str = "auto"):
+                  memory: str = "auto"):
     """Load a ``CogVideoXPipeline``: ``"toy"``, a local folder, or a hub id like ``"THUDM/CogVideoX-5b"``.
 
     Args:
@@ -114,16 +114,11 @@ def load_pipeline(name: str = "toy", device: str | torch.device | None = None, d
         memory: where the weights live (see :func:`apply_memory_mode`): ``"full"``, ``"lean"``, ``"offload"``,
             ``"sequential"``, or ``"auto"`` (on a GPU the fastest mode whose estimated peak fits its free memory;
             on a CPU ``"full"``).
-        cpu_offload: an alias of ``memory="offload"``.
     """
     from diffusers import CogVideoXPipeline
 
     if memory not in MEMORY_MODES:
         raise DynVFXError(f"unknown memory mode {memory!r}: use one of {', '.join(MEMORY_MODES)}")
-    if cpu_offload:
-        if memory not in ("auto", "offload"):
-            raise DynVFXError(f"cpu_offload=True contradicts memory={memory!r}")
-        memory = "offload"
     path = locate_model(name)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = dtype or default_dtype(path, device)

@@ -59,16 +59,17 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 #
 # `VIDEO = None` takes the toy example (or, with a CogVideoX model, the course's taxi clip); any path works, e.g.
 # `"../data/examples/green_ball_left.mp4"` with the toy model or `"../../shared/data/videos/taxi.mp4"` with
-# CogVideoX. `MODEL = "toy"` runs anywhere. On a GPU you may set `"THUDM/CogVideoX-2b"` (≈ 12.5 GB at inference)
-# or `"THUDM/CogVideoX-5b"` (≈ 20.7 GB), plus a real segmenter and planner; the source branch beside the edit needs
-# a few GB more, or `CPU_OFFLOAD = True` (less GPU memory, slower).
+# CogVideoX. `MODEL = "toy"` runs anywhere. On a GPU you may set `"THUDM/CogVideoX-2b"` or
+# `"THUDM/CogVideoX-5b"`, plus a real segmenter and planner. `MEMORY = "auto"` picks the fastest of the library's
+# memory modes whose estimated peak (source branch and extended keys included) fits your GPU;
+# `docs/gpu.md` lists each mode's peak and each GPU's time.
 
 # %%
 VIDEO = None  # None: the toy example (toy model) or the taxi clip (CogVideoX); or a path to your own clip
 MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b"
 SEGMENTER = "toy"  # with CogVideoX: "grounded-sam2", "sam3" or "masks:/path/to/masks"
 PLANNER = "toy"  # with CogVideoX: "openai" (needs OPENAI_API_KEY) or "hf" (a local VLM)
-CPU_OFFLOAD = False  # True for GPUs with less than ~24 GB
+MEMORY = "auto"  # on a GPU: "auto" (the fastest mode that fits), "full", "lean" or "offload"; docs/gpu.md
 
 from dynvfx import figures, notebook, probes
 
@@ -78,7 +79,8 @@ MODEL, SEGMENTER, PLANNER = notebook.resolve_choices(MODEL, SEGMENTER, PLANNER)
 # %%
 # the model, the source video, its plan, the segmenter and the settings
 # (toy: 20 steps instead of 50, to keep this chapter near two minutes on a CPU)
-pipe, spec, frames, plan, segmenter, config = notebook.edit_inputs(MODEL, SEGMENTER, PLANNER, CPU_OFFLOAD, video=VIDEO)
+pipe, spec, frames, plan, segmenter, config = notebook.edit_inputs(MODEL, SEGMENTER, PLANNER, video=VIDEO,
+                                                                   memory=MEMORY)
 PROBE_LAYERS = None if MODEL == "toy" else [0, 10, 20, 29]  # blocks the attention recorder watches (None = all)
 print(f"{plan.instruction!r}: P_comp = {plan.composited_caption!r}, O_edit = {plan.objects_edit}")
 notebook.print_cost(MODEL, config)  # one edit; this chapter runs two with CogVideoX (the library's, then by hand)

@@ -96,8 +96,6 @@ def test_unknown_memory_mode():
 
     with pytest.raises(DynVFXError, match="unknown memory mode"):
         load_pipeline("toy", memory="tiny")
-    with pytest.raises(DynVFXError, match="contradicts"):
-        load_pipeline("toy", memory="full", cpu_offload=True)
 
 
 def test_default_dtypes_follow_the_model_cards_and_keep_toy_models_in_float32(tmp_path):
