@@ -126,6 +126,19 @@ def test_source_video_never_needs_a_video_argument(monkeypatch, capsys, tmp_path
     assert notebook.source_video(None, "toy", instruction="add a red ball moving up")[1] == "add a red ball moving up"
 
 
+def test_a_shipped_clip_is_found_by_name_from_any_folder(monkeypatch, tmp_path):
+    from dynvfx import notebook
+    from dynvfx.paths import EXAMPLES_DIR
+    from dynvfx.toy.examples import EXAMPLES
+
+    monkeypatch.chdir(tmp_path)  # as on Colab: the working folder is not notebooks/
+    assert notebook.video_path("yellow_ball_up") == EXAMPLES_DIR / "yellow_ball_up.mp4"
+    assert str(notebook.video_path("clips/yellow_ball_up")) == "clips/yellow_ball_up"  # a path stays a path
+    frames, instruction = notebook.source_video(None, "toy", video="yellow_ball_up")
+    assert frames.shape[0] == 17 and instruction == EXAMPLES["yellow_ball_up"][3]
+    assert notebook.toy_truth("yellow_ball_up")[1][:3] == ["yellow", "ball", "up"]
+
+
 def test_cost_is_printed_for_real_models_only(capsys):
     from dynvfx import notebook
 
