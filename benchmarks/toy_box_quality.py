@@ -42,7 +42,8 @@ def rows_for(frames: torch.Tensor | np.ndarray, caption: str) -> dict:
     j = judge_box(frames, caption)
     c = j.crossings[0]
     return {"caption": caption, "success": j.ok, "box_intact": j.box_intact, "moves": c.moves, "sides": c.sides,
-            "relation": c.relation_ok, "background": j.others.background_ok, "extra": j.others.extra}
+            "relation": c.relation_ok, "background": j.others.background_ok, "extra": j.others.extra,
+            "ball_in_box": round(c.covered, 3), "box_shown": round(j.box_shown, 3)}
 
 
 def main(argv=None) -> int:
@@ -73,10 +74,16 @@ def main(argv=None) -> int:
                   f"   noise: {sum(r[key] for r in noise)}/{len(noise)}")
         for relation in world.RELATIONS:
             part = [r for r in rows if world.RELATIONS[relation] in r["caption"]]
-            print(f"{name:9s} {relation:6s} success {sum(r['success'] for r in part)}/{len(part)}")
+            print(f"{name:9s} {relation:6s} success {sum(r['success'] for r in part)}/{len(part)}, ball's colour on "
+                  f"the box at most {np.mean([r['ball_in_box'] for r in part]):.0%} of it, the box showing at least "
+                  f"{np.mean([r['box_shown'] for r in part]):.0%} (means)")
     print(f"{time.time() - started:.0f} s for {sum(len(v['generated']) for v in out.values())} videos")
     if args.save:
-        args.save.write_text(json.dumps({"model": str(args.model), "steps": args.steps, **out}, indent=1))
+        record = args.model / "training.json"
+        training = json.loads(record.read_text()) if record.exists() else {}
+        trained = {k: training.get(k) for k in ("steps", "seconds", "settings", "changes") if k in training}
+        args.save.write_text(json.dumps({"model": str(args.model), "steps": args.steps, "training": trained, **out},
+                                        indent=1))
     return 0
 
 

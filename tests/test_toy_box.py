@@ -32,6 +32,14 @@ def test_box_captions_parse_and_name_the_box_once():
         world.parse_caption("a red ball moves left under the box on a gray background")
 
 
+def test_the_toy_gate_takes_box_scenes_as_toy_clips():
+    from dynvfx.toy.gate import source_problem
+
+    for seed in range(4):
+        video, _ = world.render(world.sample_box_scene(seed, held_out="any"))
+        assert source_problem(torch.from_numpy(video).permute(0, 3, 1, 2)) is None
+
+
 def test_relation_swapped_turns_each_crossing_ball_round_and_nothing_else():
     caption = "a red ball moves left behind the box and a blue ball moves up on a gray background"
     assert world.relation_swapped(caption) == \

@@ -43,6 +43,7 @@ class Crossing:
     moves: bool  # seen, and its track outside the box reads as the asked motion
     sides: bool  # before the box in the first frames and past it in the last ones
     relation_ok: bool  # hidden inside the box (behind) / whole and over the box (front), as asked
+    covered: float  # the most of the box's inner area its colour covers in any frame
 
     @property
     def ok(self) -> bool:
@@ -56,6 +57,7 @@ class BoxJudgement:
     box_intact: bool
     crossings: list[Crossing]
     others: Judgement  # the balls that do not cross the box, the background, and anything extra
+    box_shown: float  # the least share of the box's inner pixels showing it (or a ball in front) in any frame
 
     @property
     def ok(self) -> bool:
@@ -96,7 +98,7 @@ def _crossing(labels: np.ndarray, colour: str, motion: str, relation: str, inner
         whole = _blob_track(layer, min_area, ball_area_range(h, w))
         relation_ok = bool((~np.isnan(whole).any(1)).mean() >= JUDGE_PRESENCE
                            and covered.max() >= SHOWN_MIN * ball_area_range(h, w)[0])
-    return Crossing(colour, relation, seen, bool(moves), sides, relation_ok)
+    return Crossing(colour, relation, seen, bool(moves), sides, relation_ok, float(covered.max() / inner.sum()))
 
 
 def judge_box(frames: torch.Tensor | np.ndarray, caption: str) -> BoxJudgement:
@@ -125,4 +127,4 @@ def judge_box(frames: torch.Tensor | np.ndarray, caption: str) -> BoxJudgement:
     painted = video.copy()
     painted[brown] = world.BACKGROUNDS[background]  # the box as background, for the background check
     others = judge(painted, background, [(c.colour, c.motion) for c in clauses if not c.relation], labels=rest)
-    return BoxJudgement(box_intact, crossings, others)
+    return BoxJudgement(box_intact, crossings, others, float(shown.min()))

@@ -122,8 +122,10 @@ def background_colour(frames: torch.Tensor | np.ndarray) -> str:
 
 
 def flat_colours() -> tuple[list[str], np.ndarray]:
-    """The toy world's flat colours: names and ``[K, 3]`` RGB, the backgrounds first, then the ball colours."""
-    names, rgb = [*world.BACKGROUNDS, *COLOUR_NAMES], world.BACKGROUNDS | world.COLOURS
+    """The toy world's flat colours: names and ``[K, 3]`` RGB, the backgrounds first, then the ball colours, then
+    the box's."""
+    names = [*world.BACKGROUNDS, *COLOUR_NAMES, world.BOX_WORD]
+    rgb = world.BACKGROUNDS | world.COLOURS | {world.BOX_WORD: world.BOX_COLOUR}
     return names, np.asarray([rgb[n] for n in names], np.float32)
 
 
