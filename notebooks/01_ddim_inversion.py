@@ -33,9 +33,10 @@
 # - do three exercises (a cell for you, then its solution, collapsed).
 #
 # **Run time.** 57 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
-# It samples with 20 steps (the curves go up to 50); on a GPU the toy chapter takes a few seconds. With
-# CogVideoX-5B on an A100 one 50-step inversion plus reconstruction takes a few minutes, and the curves, which repeat
-# them from a few starting timesteps, about 20 min (estimates).
+# It samples with 20 steps (the curves go up to 50); on a GPU the toy chapter takes a few seconds. With a
+# CogVideoX model the switch cell prints the estimated cost of an edit on your GPU (`notebook.print_cost`); the
+# curves repeat the inversion from a few starting timesteps, so they take several times that. docs/gpu.md lists the
+# measured times per GPU.
 
 # %% [markdown]
 # ## Setup
@@ -56,8 +57,9 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # ## Choose the video and the model
 #
 # `VIDEO = None` takes the shipped toy example (with the toy model) or the course's real clip
-# (`notebook.REAL_VIDEO`, with a real model); any path works too, e.g. `"../../shared/data/videos/taxi.mp4"`
-# (with the toy model, a toy-world clip such as `"../data/examples/green_ball_left.mp4"`).
+# (`notebook.REAL_VIDEO`, with a real model); any path works too, e.g. `"../../shared/data/videos/taxi.mp4"`.
+# With the toy model, name a shipped toy-world clip, e.g. `"green_ball_left"` (found in `data/examples/` from any
+# folder, Colab's too).
 # `MODEL = "toy"` runs anywhere. On a GPU you may set `"THUDM/CogVideoX-2b"` or `"THUDM/CogVideoX-5b"`;
 # `MEMORY = "auto"` picks the fastest of the library's memory modes that fits your GPU
 # (`docs/gpu.md` lists each mode's peak and each GPU's time). With a real model the cell prints
@@ -65,7 +67,7 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # curves). Without a GPU the cell falls back to the toy model.
 
 # %%
-VIDEO = None  # None: the toy example, or notebook.REAL_VIDEO with a real model; or a path to your own clip
+VIDEO = None  # None: the toy example, or notebook.REAL_VIDEO with a real model; a shipped clip's name; or a path
 MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b"
 MEMORY = "auto"  # on a GPU: "auto" (the fastest mode that fits), "full", "lean" or "offload"; docs/gpu.md
 
