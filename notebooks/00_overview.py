@@ -38,9 +38,9 @@
 #
 # **Run time.** 19 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # The toy chapter samples with 20 steps instead of the paper's 50 to keep it short; on a GPU it takes a few
-# seconds. With CogVideoX-5B at the paper's settings (250 inversion steps, 7 refinement passes of 50-step sampling)
-# `dynvfx.cost` estimates about 42 minutes on an A100 40 GB and 13 on an H100 (README); with a real model the switch
-# cell below prints its estimate for your GPU before anything heavy runs.
+# seconds. With CogVideoX at the paper's settings (250 inversion steps, 7 refinement passes of 50-step sampling)
+# an edit takes tens of minutes: with a real model the switch cell below prints `dynvfx.cost`'s estimate for your GPU
+# (`notebook.print_cost`) before anything heavy runs, and docs/gpu.md lists the measured times per GPU.
 
 # %% [markdown]
 # ## Setup
@@ -68,9 +68,9 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # draw both right, which matters for an edit that adds a second ball.
 #
 # `VIDEO = None` takes the shipped toy example (with the toy model) or the course's real clip
-# (`notebook.REAL_VIDEO`, with a real model); any path works too, e.g. `"../../shared/data/videos/taxi.mp4"`, or
-# with the toy model a toy-world clip such as `"../data/examples/yellow_ball_up.mp4"` (its instruction comes from
-# the `.json` beside it).
+# (`notebook.REAL_VIDEO`, with a real model); any path works too, e.g. `"../../shared/data/videos/taxi.mp4"`. With
+# the toy model, name a shipped toy-world clip such as `"yellow_ball_up"` (found in `data/examples/` from any folder,
+# Colab's too; its instruction comes from the `.json` beside it).
 #
 # With a GPU you may switch to a real model: `MODEL = "THUDM/CogVideoX-2b"` (float16, no RoPE) or
 # `"THUDM/CogVideoX-5b"` (bfloat16, the paper's model). `MEMORY` is the library's memory mode: `"auto"` picks the
@@ -81,7 +81,7 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # `OPENAI_API_KEY`, or `"hf"` for a local model). Without a GPU the cell below falls back to the toy setup.
 
 # %%
-VIDEO = None  # None: the toy example, or notebook.REAL_VIDEO with a real model; or a path to your own clip
+VIDEO = None  # None: the toy example, or notebook.REAL_VIDEO with a real model; a shipped clip's name; or a path
 MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b"
 SEGMENTER = "toy"  # with CogVideoX: "grounded-sam2", "sam3" or "masks:/path/to/masks"
 PLANNER = "toy"  # with CogVideoX: "openai" (needs OPENAI_API_KEY) or "hf" (a local VLM)
@@ -196,7 +196,7 @@ print(f"the source object (red) moves {classify_motion(old_track)!r}: from {old_
 # rather than a clean disc. The paper's edits, made with CogVideoX-5B, add content that moves as described and
 # interacts with the scene: watch the result videos on the project page, https://dynvfx.github.io/ (the pipeline
 # that made them is the paper's Fig. 2). Try another toy example with
-# `VIDEO = "../data/examples/yellow_ball_up.mp4"` and see whether the new ball keeps its own motion there.
+# `VIDEO = "yellow_ball_up"` and see whether the new ball keeps its own motion there.
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -60,12 +60,12 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # Planning itself needs no diffusion model, but `MODEL` decides which video we plan for when `VIDEO = None`: a toy
 # example for the toy model (whose closed vocabulary the toy planner writes in), the course's taxi clip for
 # CogVideoX (which needs a GPU; `docs/gpu.md` says which GPU runs which model).
-# `VIDEO` may be any path, e.g. `"../data/examples/green_ball_left.mp4"` (a toy clip the toy planner can read) or
-# `"../../shared/data/videos/taxi.mp4"` (for a real VLM). The optional cells use `OPENAI_MODEL` (any vision model
+# `VIDEO` may name a shipped toy clip, e.g. `"green_ball_left"` (one the toy planner can read; found from any folder,
+# Colab's too), or be any path, e.g. `"../../shared/data/videos/taxi.mp4"` (for a real VLM). The optional cells use `OPENAI_MODEL` (any vision model
 # behind an OpenAI-compatible endpoint) and `HF_MODEL` (a local transformers VLM).
 
 # %%
-VIDEO = None  # None: the toy example (toy model) or the taxi clip (CogVideoX); or a path to your own clip
+VIDEO = None  # None: the toy example (toy model) or the taxi clip (CogVideoX); a shipped clip's name; or a path
 MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b" (plans for a real clip)
 OPENAI_MODEL = None  # None = $DYNVFX_OPENAI_MODEL or "gpt-4o"; set OPENAI_BASE_URL for a local server
 HF_MODEL = None  # None = $DYNVFX_HF_MODEL or "Qwen/Qwen2.5-VL-3B-Instruct"

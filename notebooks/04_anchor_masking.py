@@ -34,8 +34,9 @@
 #
 # **Run time.** 1 min 25 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # It runs two edits of a benchmark pair with 50 sampling steps and four with 20; on a GPU the toy chapter takes
-# about 15 s. With CogVideoX-5B the four full edits would take about an hour on an H100, so the comparison cell
-# runs a single refinement pass per mode there; the cost estimate is printed before it.
+# about 15 s. With CogVideoX the four full edits would take several times one edit's cost, so the comparison cell
+# runs a single refinement pass per mode there; the cell below the switches prints the estimate for your GPU
+# (`notebook.print_cost`), and docs/gpu.md lists the measured times per GPU.
 
 # %% [markdown]
 # ## Setup
@@ -55,15 +56,15 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # %% [markdown]
 # ## Choose the video and the model
 #
-# `VIDEO = None` takes the toy example (or, with a CogVideoX model, the course's taxi clip); any path works, e.g.
-# `"../data/examples/green_ball_left.mp4"` with the toy model or `"../../shared/data/videos/taxi.mp4"` with
-# CogVideoX. `MODEL = "toy"` runs anywhere. On a GPU you may set `"THUDM/CogVideoX-2b"` or
+# `VIDEO = None` takes the toy example (or, with a CogVideoX model, the course's taxi clip); with the toy model name
+# a shipped toy clip, e.g. `"green_ball_left"` (found from any folder, Colab's too), and with CogVideoX give any path,
+# e.g. `"../../shared/data/videos/taxi.mp4"`. `MODEL = "toy"` runs anywhere. On a GPU you may set `"THUDM/CogVideoX-2b"` or
 # `"THUDM/CogVideoX-5b"`, plus a real segmenter and planner. `MEMORY = "auto"` picks the fastest of the library's
 # memory modes whose estimated peak (source branch and extended keys included) fits your GPU;
 # `docs/gpu.md` lists each mode's peak and each GPU's time.
 
 # %%
-VIDEO = None  # None: the toy example (toy model) or the taxi clip (CogVideoX); or a path to your own clip
+VIDEO = None  # None: the toy example (toy model) or the taxi clip (CogVideoX); a shipped clip's name; or a path
 MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b"
 SEGMENTER = "toy"  # with CogVideoX: "grounded-sam2", "sam3" or "masks:/path/to/masks"
 PLANNER = "toy"  # with CogVideoX: "openai" (needs OPENAI_API_KEY) or "hf" (a local VLM)
