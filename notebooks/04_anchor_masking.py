@@ -32,7 +32,7 @@
 # - measure where the edit's queries spend their attention: on the anchors, or on the edit itself,
 # - and try three exercises (per-call anchor draws, a keep-rate sweep, the anchor-mass metric).
 #
-# **Run time.** 1 min 25 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 1 min 21 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # It runs two edits of a benchmark pair with 50 sampling steps and four with 20; on a GPU the toy chapter takes
 # about 15 s. With CogVideoX the four full edits would take several times one edit's cost, so the comparison cell
 # runs a single refinement pass per mode there; the cell below the switches prints the estimate for your GPU
@@ -112,6 +112,7 @@ print(f"chosen: pair {CHOSEN}, saved as right with DynVFX: {saved.results['autho
 import warnings
 
 from dynvfx.toy.examples import scene_frames
+from dynvfx.toy.perception import centroid_track, colour_mask
 
 pair = bench.make_pairs(CHOSEN + 1)[CHOSEN]
 if MODEL == "toy":  # the benchmark's pairs are toy-world scenes
@@ -124,16 +125,21 @@ if MODEL == "toy":  # the benchmark's pairs are toy-world scenes
         s = chosen[name].scores
         print(f"{label:18} | {str(s['success']):12} | {str(s['source_moves']):27} | {s['iou']:22.2f} | "
               f"{s['new_moves']}")
+    for label, video in (("source", scene_frames(pair[0])), ("DynVFX", chosen["authors"].output[0]),
+                         ("no AnchorExtAttn", chosen["no_anchor_attn"].output[0])):  # centres (x, y), first -> last
+        ends = {c: centroid_track(colour_mask(video, c))[[0, -1]].round(1).tolist()
+                for c in (pair[0].objects[0].colour, pair[1][0])}
+        print(f"{label:18}: " + "; ".join(f"{c} ball {a} -> {b}" for c, (a, b) in ends.items()))
     figures.video_grid({"source": scene_frames(pair[0]), "DynVFX": chosen["authors"].output[0],
                         "no AnchorExtAttn": chosen["no_anchor_attn"].output[0]}, title=f"chosen pair: {pair[2]!r}");
 else:
     print("a toy-world pair: with a real model, compare run_edit with attention_mode='anchor' and 'off' on your clip")
 
 # %% [markdown]
-# **What you should see:** with DynVFX a yellow ball appears below the green source ball, which is kept as it was
-# (its IoU with the rendered truth in the table). Without the anchors the yellow ball is drawn on top of the green
-# one, which is lost: nothing ties the edit to where the source ball is. The pair is chosen; on most pairs the two
-# agree (the counts above).
+# **What you should see:** with DynVFX a yellow ball appears below the green source ball and both move left by
+# about 20 pixels (the centres printed), the green one kept as it was (its IoU with the rendered truth). Without
+# the anchors the yellow ball is drawn on top of the green one, which is lost: nothing ties the edit to where the
+# source ball is. The pair is chosen; on most pairs the two agree (the counts above).
 
 # %% [markdown]
 # ## 1. Segment O_orig
@@ -300,7 +306,8 @@ print(f"the anchors are {len(a) / K.shape[1]:.1%} of the keys and take {share.me
 #
 # ## 5. Same edit, four kinds of extended attention
 #
-# Everything else is fixed: plan, seed, strengths, segmenter. What the paper shows on real videos (Fig. 3,
+# On this chapter's own example *anchor*, *full* and *off* end alike; where they differ is the chosen pair at the
+# top (without the anchors the new ball is drawn over the source's). Everything else is fixed: plan, seed, strengths, segmenter. What the paper shows on real videos (Fig. 3,
 # [project page, "Extended Attention Analysis"](https://dynvfx.github.io/sm/index.html#Analysis)): **full**
 # extension reconstructs the input scene and leaves the new object no room; **masked** lets new content appear
 # but is too constrained where it overlaps `O_orig`; **anchor** (sparse points, mostly on `O_orig`) gives the
