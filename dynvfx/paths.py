@@ -36,7 +36,7 @@ def resolve_model(name: str) -> str:
     if name == "toy":
         if not (TOY_MODEL_DIR / "model_index.json").exists():
             raise DynVFXError(f"the toy model is missing from {TOY_MODEL_DIR}; train it with "
-                              "`python -m dynvfx.toy.train`")
+                              "`python -m dynvfx.lab.train`")
         return str(TOY_MODEL_DIR)
     if Path(name).is_dir():
         if not (Path(name) / "model_index.json").exists():

@@ -21,7 +21,7 @@ PROBE_STEPS=${PROBE_STEPS:-60}
 ROOT=${ROOT:-/tmp/toy-gpu}
 INIT=${INIT:-data/models/toy}
 DEST=${DEST:-${OUT:-$ROOT/out}}
-TRAIN=("$PY" -m dynvfx.toy.train --init-from "$INIT" --device "$DEVICE" --batch "$BATCH" --videos "$VIDEOS"
+TRAIN=("$PY" -m dynvfx.lab.train --init-from "$INIT" --device "$DEVICE" --batch "$BATCH" --videos "$VIDEOS"
        --high-noise-share 0.5 --binding-weight 1 --text-binding-weight 0.05 --threads 2)
 mkdir -p "$ROOT/lat" "$DEST"
 if [ ! -f "$ROOT/lat/state.json" ]; then  # a second call with the same ROOT reuses the encoded videos

@@ -2,7 +2,7 @@
 
 ``data/models/toy/training.json`` records every stage behind the shipped weights (each fine-tune keeps the record
 of the pipeline it started from under ``init_from``). This script replays that chain with ``python -m
-dynvfx.toy.train``: stage 1 from scratch, each later stage a fine-tune (``--init-from``) of the one before, with
+dynvfx.lab.train``: stage 1 from scratch, each later stage a fine-tune (``--init-from``) of the one before, with
 the settings its record holds, into ``DIR/stage<k>/``. Run it again to resume: finished stages are skipped and the
 stage in progress continues from its checkpoint. A stage recorded on a GPU needs one; on a CPU the script stops
 before it and says so. Stage 1 was trained on an earlier version of the toy world, so a replay follows the recipe
@@ -45,9 +45,9 @@ def on_gpu(stage: dict) -> bool:
 
 
 def command(stage: dict, folder: Path, previous: Path | None, overrides: dict) -> list[str]:
-    """The ``python -m dynvfx.toy.train`` command of one stage, writing ``folder/out`` (work in ``folder/work``)."""
+    """The ``python -m dynvfx.lab.train`` command of one stage, writing ``folder/out`` (work in ``folder/work``)."""
     settings = stage["settings"] | overrides
-    cmd = [sys.executable, "-m", "dynvfx.toy.train", "--workdir", str(folder / "work"), "--out", str(folder / "out"),
+    cmd = [sys.executable, "-m", "dynvfx.lab.train", "--workdir", str(folder / "work"), "--out", str(folder / "out"),
            "--device", str(settings.get("device", "cpu"))]
     for key, value in settings.items():
         if key not in NOT_OPTIONS and value is not None and value is not False:

@@ -10,7 +10,7 @@ import torch
 from dynvfx.toy import text, world
 from dynvfx.toy.model import build_text_encoder
 from dynvfx.toy.occlusion import judge_box
-from dynvfx.toy.train import training_scene
+from dynvfx.lab.train import training_scene
 
 
 def test_box_captions_parse_and_name_the_box_once():

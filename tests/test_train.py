@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from dynvfx.toy import train
+from dynvfx.lab import train
 
 
 def test_train_few_steps_export_and_resume(tmp_path):

@@ -1,4 +1,4 @@
-"""Train the toy text-to-video model: ``python -m dynvfx.toy.train`` (CPU; ``--device cuda`` for a GPU).
+"""Train the toy text-to-video model: ``python -m dynvfx.lab.train`` (CPU; ``--device cuda`` for a GPU).
 
 Three resumable stages, each checkpointed in ``--workdir`` (outside git):
 1. ``vae``: the ``AutoencoderKLCogVideoX`` on random 9-frame 32x32 crops of toy videos (MSE + a light KL);
@@ -566,7 +566,7 @@ def export(pipe, ema_nets: torch.nn.ModuleDict, args, state: State, log: list[di
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m dynvfx.toy.train", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m dynvfx.lab.train", description=__doc__.splitlines()[0])
     p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="checkpoints and cached latents")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the trained pipeline is saved")
     p.add_argument("--vae-steps", type=int, default=1500)
