@@ -31,11 +31,11 @@
 # - record, while the model looks at the source video along its inversion (as DynVFX's source branch does), how
 #   much attention each video token pays to the words the toy model draws (a colour, "ball", a motion, the
 #   background's colour), and measure how much of it falls inside the object's ground-truth mask;
-# - in an edit, map the attention that the new object's queries pay to the source's keys, a map that does
-#   localise, beside the raw attention of the new object's word, which does not;
+# - in an edit, map the attention that the new object's queries pay to the source's keys, a map that localises
+#   loosely, beside the raw attention of the new object's word, which does not;
 # - do three exercises (a cell for you, then its solution, collapsed).
 #
-# **Run time.** 19 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
+# **Run time.** 21 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
 # It records 20 timesteps; on a GPU the toy chapter takes a few seconds. With CogVideoX-5B on an A100, about
 # 2 min for the inversion, a minute for the recorded calls (a few layers and steps recorded) and a minute for the rest
 # (estimates).
@@ -143,21 +143,28 @@ if mask is not None:
 #    it is tied to — the idea behind anchors.
 #
 # We run one transformer call at a middle timestep on a batch of two videos of the same size: the inverted source,
-# and a second video in the place of the edit, here the source mirrored left to right and noised to the same level
-# with fresh noise (its object is elsewhere, so "same position" and "same content" differ).
+# and a second video in the place of the edit: the source with every frame rolled two token columns to the right,
+# noised to the same level with fresh noise. Its ball is off the centre column (the two videos' ball masks do not
+# overlap: IoU printed below), so "same position" and "same content" point to different source tokens.
 
 # %%
 from dynvfx.sampling import add_noise
 
 t_probe = int(inv.timesteps[NUM_STEPS // 2])
-x_edit = add_noise(pipe, encode_video(pipe, source.flip(-1)), t_probe, torch.Generator().manual_seed(0))
+SHIFT = spec.width // 3  # pixels: two token columns of the toy model
+shifted = source.roll(SHIFT, -1)  # every frame rolled right: what leaves at the right re-enters at the left
+x_edit = add_noise(pipe, encode_video(pipe, shifted), t_probe, torch.Generator().manual_seed(0))
 texts = torch.cat([encode_text(pipe, [""]), encode_text(pipe, [CAPTION])])
 qk = probes.capture_qk(pipe, torch.cat([inv.at(t_probe), x_edit]), texts, t_probe, layers=PROBE_LAYERS)
+if mask is not None:
+    moved = mask.roll(SHIFT, -1)
+    iou = float((mask & moved).sum() / (mask | moved).sum())
+    print(f"IoU of the source's and the shifted video's ball masks: {iou:.2f}")
 
 # %% [markdown]
 # ### 1. Attention against distance
 #
-# For each layer: the attention that a video query of the mirrored video gives to a video key at token distance
+# For each layer: the attention that a video query of the shifted video gives to a video key at token distance
 # *d* (the largest of the frame, row and column offsets), relative to uniform attention. Solid: keys of its own
 # video. Dashed: keys of the source video (softmax over those keys only, as if the edit could see all of them).
 
@@ -176,28 +183,44 @@ for ax, name in zip(axes, ("own video", "source video")):
 axes[0].set_ylabel("attention per key / uniform"), axes[1].legend(fontsize=7), fig.tight_layout();
 
 # %% [markdown]
-# **What you should see:** in layers 1–5 the attention per key peaks at distance 0, several times uniform (printed
-# per layer), and is back to uniform by distance 2, for the keys of the query's own video and for the source's
-# alike; layer 0 is flat.
+# **What you should see:** in layers 1–5 the attention per key peaks at distance 0, 3 to 13 times uniform (printed
+# per layer), and is near uniform by distance 2, for the keys of the query's own video and for the source's alike;
+# layer 0 is flat. Most tokens are gray background in both videos, so these averages alone do not separate position
+# from content; the single query below does.
 #
-# One query, drawn: the token in the middle of the middle latent frame of the mirrored video (white box), and
-# where it looks among the source's keys in each latent frame (last recorded layer).
+# One query, drawn: the token at the left edge of the shifted video's middle latent frame (white box), away from
+# both videos' balls, and where it looks among the source's keys in each latent frame (last recorded layer; cyan:
+# the source's ball). The table gives the share of its attention on its own cell and neighbours and on the source's
+# ball, each next to chance.
 
 # %%
-mid = (f_lat // 2, rows // 2, cols // 2)
+mid = (f_lat // 2, rows // 2, 0)  # left edge: away from both videos' balls
 q, k = qk[max(qk)]
 where = probes.query_map(q[1], k[0], L, spec, probes.token_index(spec, *mid))
+near = torch.zeros(rows, cols, dtype=torch.bool)
+near[max(mid[1] - 1, 0):mid[1] + 2, max(mid[2] - 1, 0):mid[2] + 2] = True  # its cell and its neighbours
+ball = probes.token_coverage(mask, spec) if mask is not None else None
 fig, axes = plt.subplots(1, f_lat, figsize=(2 * f_lat, 2.2))
 for f, ax in enumerate(axes):
     ax.imshow(where[f], cmap="magma", vmin=0, vmax=float(where.max())), ax.set_xticks([]), ax.set_yticks([])
+    if ball is not None:
+        ax.contour(ball[f].numpy(), levels=[0.25], colors="cyan", linewidths=1.2)
     ax.set_title(f"latent frame {f}", fontsize=8)
 axes[mid[0]].add_patch(plt.Rectangle((mid[2] - 0.5, mid[1] - 0.5), 1, 1, fill=False, ec="white", lw=2))
-fig.suptitle(f"layer {max(qk)}: one query of the mirrored video over the source's keys", fontsize=10);
+fig.suptitle(f"layer {max(qk)}: one query of the shifted video over the source's keys", fontsize=10)
+print("share of the query's attention in each latent frame (chance: the share of that frame's tokens)")
+print(f"{'frame':>5} | {'at its cell and neighbours':>26} | " + ("on the source's ball" if ball is not None else ""))
+for f in range(f_lat):
+    line = f"{f:>5} | {float(where[f][near].sum() / where[f].sum()):7.0%} (chance {near.float().mean():.0%}){'':5} | "
+    if ball is not None:
+        line += f"{probes.share_inside(where[f][None], ball[f][None]):.0%} (chance {ball[f].mean():.0%})"
+    print(line)
 
 # %% [markdown]
-# **What you should see:** the query's attention over the source's keys is brightest within a cell or two of its
-# own position (white box): at it in latent frame 3, one cell up in frame 1, two cells up in frame 0; it is dim
-# far from that position and in frame 4, although the mirrored video's ball is elsewhere.
+# **What you should see:** the query reads the source along its own left edge in every latent frame, brightest in
+# frames 3 and 4: 27–32 % of each frame's attention falls on its cell and neighbours (chance 17 %). The source's
+# ball (cyan) gets 1 % (chance 5 %): where a query looks in another video is set by its own position, not by where
+# that video's object is.
 
 # %% [markdown]
 # ### 2. Paint one patch, see which keys change
@@ -229,10 +252,10 @@ for layer, c in change.items():
           f"{c[near].sum() / c.sum():.0%} with their neighbours")
 
 # %% [markdown]
-# **What you should see:** in every layer the bright cells sit at the painted patch (lower left) in every latent
-# frame, and the painted tokens and their neighbours take a far larger share of the key change than of the tokens
-# (printed above). That a source key describes its own patch is the observation behind Anchor Extended Attention
-# (the paper's Sec. 4.2 and Fig. 3).
+# **What you should see:** in every layer the brightest cells sit at or next to the painted patch (lower left) in
+# every latent frame, spreading wider in layer 5. The painted tokens and their neighbours, 25 % of the tokens, take 44–58 % of the key change (printed
+# above): a source key describes its own patch, the observation behind Anchor Extended Attention (the paper's
+# Sec. 4.2 and Fig. 3).
 
 # %% [markdown]
 # ## The mechanism: one word's attention map, written out
@@ -369,7 +392,7 @@ if MODEL == "toy" and VIDEO is None:  # needs the toy world's renderer for the n
     new_tokens = pixel_to_tokens(new_mask, spec)
     orig_tokens = pixel_to_tokens(mask, spec, config.anchor_token_threshold)
     ANCHORS = {"every source token": torch.ones_like(orig_tokens),
-               "DynVFX's anchors": anchor_grid(orig_tokens, "anchor", config.fg_keep, config.bg_keep,
+               "DynVFX anchors": anchor_grid(orig_tokens, "anchor", config.fg_keep, config.bg_keep,
                                                torch.Generator().manual_seed(config.seed))}
     calls = {name: [probes.capture_anchor_call(pipe, edit, P_comp, CAPTION, anchor_index(grid), config, n)
                     for n in layers] for name, grid in ANCHORS.items()}
@@ -384,39 +407,46 @@ else:
 # %%
 if MODEL == "toy" and VIDEO is None:
     cover_new = probes.token_coverage(new_mask, spec)
-    rows_new = {"red → edit video": sum(w for _, w in per_layer["DynVFX's anchors"])} | \
+    rows_new = {"red → edit video": sum(w for _, w in per_layer["DynVFX anchors"])} | \
         {f"new ball → {name}": sum(m for m, _ in per_layer[name]) for name in ANCHORS}
     even = [cover_new.new_ones(cover_new.shape)] + [grid.float() for grid in ANCHORS.values()]  # evenly spread
     notes_new = {row: f"{probes.share_inside(m, cover_new):.0%} inside\n(chance "
                       f"{probes.share_inside(e, cover_new):.0%})" for (row, m), e in zip(rows_new.items(), even)}
     figures.word_maps(rows_new, spec, new_mask, notes=notes_new)
-    print("share inside the new ball's mask (chance) | new ball → DynVFX's anchors: on the O_orig tokens (chance)")
+    print("share inside the new ball's mask (chance) | new ball → DynVFX anchors: on the O_orig tokens (chance)")
     print(f"{'block':>6} | {'red → edit':>10} | {'new ball → every source token':>29} | {'→ anchors':>9} | "
           "on O_orig")
     for j, n in enumerate(layers + ["all"]):
         pick = slice(None) if n == "all" else slice(j, j + 1)
-        red_map = sum(w for _, w in per_layer["DynVFX's anchors"][pick])
+        red_map = sum(w for _, w in per_layer["DynVFX anchors"][pick])
         every, sparse = (sum(m for m, _ in per_layer[name][pick]) for name in ANCHORS)
         shares = [probes.share_inside(x, c) for x, c in ((red_map, cover_new), (every, cover_new),
                                                            (sparse, cover_new), (sparse, cover))]
         print(f"{n:>6} | {shares[0]:10.0%} | {shares[1]:29.0%} | {shares[2]:9.0%} | {shares[3]:.0%}")
     chances = [probes.share_inside(e, cover_new) for e in even] + [probes.share_inside(even[2], cover)]
     print(f"{'chance':>6} | {chances[0]:10.0%} | {chances[1]:29.0%} | {chances[2]:9.0%} | {chances[3]:.0%}")
+    print("\nall blocks, per latent frame: share inside the new ball's mask (chance), and for the anchor map on O_orig")
+    every, sparse = (rows_new[f"new ball → {name}"] for name in ANCHORS)
+    for f in range(f_lat):
+        inside = [probes.share_inside(x[f][None], cover_new[f][None]) for x in (every, sparse)]
+        print(f"frame {f} | every source token {inside[0]:4.0%} (chance {cover_new[f].mean():.0%}) | anchors "
+              f"{inside[1]:4.0%} (chance {probes.share_inside(even[2][f][None], cover_new[f][None]):.0%}), on O_orig "
+              f"{probes.share_inside(sparse[f][None], cover[f][None]):.0%}")
 
 # %% [markdown]
 # **What you should see:** the word 'red' is brightest along the bottom rows, away from the new ball (cyan
-# outline), and puts about as much inside it as chance, or less, in every block (the table). The new ball's
-# queries look at the source around the top left where the new ball is, brightest at its start and just right of
-# it, where the blue source ball (`O_orig`) starts, and above chance in every block but the first; with DynVFX's
-# sparse anchors the same attention goes to the few anchors next to the new ball, on the blue ball's first
-# positions.
+# outline), and puts about as much inside it as chance, or less, in every block (the first table). The new ball's
+# queries look at the source around the new ball's start (top left) and the blue ball (`O_orig`), not along the new
+# ball's path: their share inside its mask falls from 19 % in latent frames 0–1 to 12 % in frame 4 (chance 7 %),
+# and in frames 12 and 16 the bright area stays left of the ball. With DynVFX's sparse anchors it goes to the few
+# anchors next to the new ball's start and on the blue ball (40 % on `O_orig`, chance 25 %); in latent frames 0, 3
+# and 4 hardly any anchor lies inside the new ball's mask, so nothing can land there.
 #
 # **Why the two maps differ.** A text key has no position (RoPE rotates only the video tokens) and every video
 # query reads the same few text keys, so a word's map shows how much each query reads the text in a block, not
 # where the word's object is. A source key is rotated at its own place and describes its own patch (the locality
-# section), so the new ball's queries find the source keys at and around their own positions: the map localises
-# because the keys are local, and it shows what the anchors tie the new ball to, the source at its place and the
-# `O_orig` anchors nearby.
+# section), so the new ball's queries find source keys near the ball's start and on `O_orig`: the map localises,
+# loosely, because the keys are local, and it shows what the anchors tie the new ball to.
 
 # %% [markdown]
 # ### Does the model know which ball each word belongs to?
@@ -556,8 +586,8 @@ for layer_, c in change2.items():
 # - The prompt reaches the video only through attention: a word's map is one column of
 #   $\mathrm{softmax}(QK^\top/\sqrt d)$, read at the video queries. In this toy model such a map does not single
 #   out the object (about chance inside its mask), except, loosely, for the motion word.
-# - In an edit, the attention that the new object's queries pay to the source's keys lands at and around the new
-#   object's own place: source keys carry positions, text keys do not.
+# - In an edit, the attention that the new object's queries pay to the source's keys lands near the new object's
+#   start and on the source's object, well above chance: source keys carry positions, text keys do not.
 # - Raw text→video attention is a weak localiser in an MM-DiT (ConceptAttention's point); DynVFX localises the new
 #   content through the *source's* keys and values instead.
 # - A video token's key mostly describes its own patch, and a query mostly looks near its own position, also into
