@@ -61,7 +61,7 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 #
 # `VIDEO = None` takes the shipped toy example (with the toy model) or the course's real clip
 # (`notebook.REAL_VIDEO`, with a real model); any path works too, e.g. `"../../shared/data/videos/taxi.mp4"`
-# (with the toy model, a toy-world clip such as `"../data/examples/red_ball_bounce.mp4"`: its `.json` holds the
+# (with the toy model, a toy-world clip such as `"red_ball_bounce"`: its `.json` holds the
 # scene, so the ground-truth mask is known). `MODEL = "toy"` runs anywhere. On a GPU you may set
 # `"THUDM/CogVideoX-2b"` or `"THUDM/CogVideoX-5b"`, with `MEMORY = "auto"` (the fastest of the library's memory
 # modes that fits your GPU; `docs/gpu.md` lists each mode's peak and each GPU's time); the cell
@@ -71,7 +71,7 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # `CAPTION` and `WORDS` to what is in it.
 
 # %%
-VIDEO = None  # None: the toy example, or notebook.REAL_VIDEO with a real model; or a path to your own clip
+VIDEO = None  # None: the toy example, or notebook.REAL_VIDEO with a real model; a shipped clip's name; or a path
 MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b"
 MEMORY = "auto"  # on a GPU: "auto" (the fastest mode that fits), "full", "lean" or "offload"; docs/gpu.md
 

@@ -58,14 +58,14 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # ## Choose the video and the model
 #
 # `VIDEO = None` takes the toy example (or, with a CogVideoX model, the course's taxi clip); any path works, e.g.
-# `"../data/examples/green_ball_left.mp4"` with the toy model or `"../../shared/data/videos/taxi.mp4"` with
+# `"green_ball_left"` with the toy model or `"../../shared/data/videos/taxi.mp4"` with
 # CogVideoX. `MODEL = "toy"` runs anywhere. On a GPU you may set `"THUDM/CogVideoX-2b"` or
 # `"THUDM/CogVideoX-5b"`, plus a real segmenter and planner. `MEMORY = "auto"` picks the fastest of the library's
 # memory modes whose estimated peak (source branch and extended keys included) fits your GPU;
 # `docs/gpu.md` lists each mode's peak and each GPU's time.
 
 # %%
-VIDEO = None  # None: the toy example (toy model) or the taxi clip (CogVideoX); or a path to your own clip
+VIDEO = None  # None: the toy example (toy model) or the taxi clip (CogVideoX); a shipped clip's name; or a path
 MODEL = "toy"  # on a GPU: "THUDM/CogVideoX-2b" or "THUDM/CogVideoX-5b"
 SEGMENTER = "toy"  # with CogVideoX: "grounded-sam2", "sam3" or "masks:/path/to/masks"
 PLANNER = "toy"  # with CogVideoX: "openai" (needs OPENAI_API_KEY) or "hf" (a local VLM)
@@ -318,8 +318,8 @@ if MODEL == "toy":
 #
 # `dynvfx.metrics` measures how well the rest of the video is kept: PSNR and SSIM between output and source over
 # the pixels *outside* the edit mask (where nothing should change; the paper's Table 1 reports this "masked SSIM"
-# of its outputs, i.e. of the raw `decode(x_comp)`; arXiv v2: full method 0.749, without AnchorExtAttn 0.691,
-# without iterative refinement 0.736, SDEdit 0.6 0.558, SDEdit 0.9 0.321), and IoU between masks. Whether the new object is there at all is checked by segmenting `O_edit` in the
+# of its outputs, i.e. of the raw `decode(x_comp)`; the table below puts its values beside ours), and IoU between
+# masks. Whether the new object is there at all is checked by segmenting `O_edit` in the
 # output (share of frames where it is found). Note that with the default compositing the output *is* the source
 # outside the mask, so there PSNR is infinite and SSIM is 1 (it is averaged only where its 7x7 window lies wholly
 # outside the mask); the raw `decode(x_comp)` ("latent") is bounded by the autoencoder. SDEdit has no such
