@@ -344,7 +344,7 @@ for name, curve in (("from t = 999", from_noise), (f"from t = {START}", later[1]
 # %% [markdown]
 # **What you should see:** from $t = 999$ with the empty prompt (circles) the error does not fall with `n`: it
 # measures which video the sampler redraws more than how accurate the inversion is. From $t = 399$ (squares) it
-# falls steadily with `n`, and the finer inversion schedule (triangles) sits below it at every `n`: the paper's
+# falls steadily with `n`, and the finer inversion schedule (triangles) sits below it at every `n` where both are measured: the paper's
 # reason to invert with 250 steps.
 
 # %% [markdown]

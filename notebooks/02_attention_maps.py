@@ -36,9 +36,8 @@
 # - do three exercises (a cell for you, then its solution, collapsed).
 #
 # **Run time.** 21 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
-# It records 20 timesteps; on a GPU the toy chapter takes a few seconds. With CogVideoX-5B on an A100, about
-# 2 min for the inversion, a minute for the recorded calls (a few layers and steps recorded) and a minute for the rest
-# (estimates).
+# It records 20 timesteps. With CogVideoX, `notebook.print_cost` prints the estimate for your GPU and docs/gpu.md
+# lists the measured times per GPU.
 
 # %% [markdown]
 # ## Setup
@@ -356,7 +355,7 @@ else:
 # and chapter 4), and where it ended up is found by a segmenter, not by attention maps.
 
 # %% [markdown]
-# ## A map that localises: the new ball's attention to the source
+# ## A map that localises, loosely: the new ball's attention to the source
 #
 # An edit gives the video queries a second kind of key. In DynVFX the edit runs beside the source, and its queries
 # may also attend to the source's keys at the *anchors* (chapter 4). Take the queries of the tokens where the new

@@ -33,8 +33,7 @@
 # - and try three exercises (per-call anchor draws, a keep-rate sweep, the anchor-mass metric).
 #
 # **Run time.** 1 min 21 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
-# It runs two edits of a benchmark pair with 50 sampling steps and four with 20; on a GPU the toy chapter takes
-# about 15 s. With CogVideoX the four full edits would take several times one edit's cost, so the comparison cell
+# It runs two edits of a benchmark pair with 50 sampling steps and four with 20. With CogVideoX the four full edits would take several times one edit's cost, so the comparison cell
 # runs a single refinement pass per mode there; the cell below the switches prints the estimate for your GPU
 # (`notebook.print_cost`), and docs/gpu.md lists the measured times per GPU.
 
@@ -88,7 +87,7 @@ notebook.print_cost(MODEL, config.replace(strengths=config.strengths[:1]))  # on
 # ## The anchors at work: one chosen edit
 #
 # First what the anchors are for. The toy edit benchmark (`benchmarks/toy_edit.py`) gives the toy model a
-# one-ball source and asks it to add a ball it never saw in training. Below is one of its pairs, **chosen** because
+# one-ball source and asks it to add a ball whose combination training never showed. Below is one of its pairs, **chosen** because
 # there the ablation visibly fails: edited with DynVFX and without Anchor Extended Attention (`attention_mode="off"`),
 # with the benchmark's settings. How often each way happens is the benchmark's count over all its pairs, read
 # from the results it saved (`benchmarks/results/toy_edit.json`).

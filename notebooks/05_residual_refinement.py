@@ -35,9 +35,9 @@
 # - and try three exercises (count the steps, the `x_res` update without its mask, a metric by hand).
 #
 # **Run time.** 2 min 7 s on one CPU thread with the toy model (measured by `notebooks/build.py`).
-# It samples with 20 steps (the benchmark pairs with 50); on a GPU the toy chapter takes about 20 s. With
-# CogVideoX-5B one edit at the paper's settings takes about 13 min on an H100 (the estimate is printed before the
-# first heavy cell), so the ablations and the benchmark run only with the toy model.
+# It samples with 20 steps (the benchmark pairs with 50). With CogVideoX, `notebook.print_cost` prints the estimate
+# for your GPU before the first heavy cell (docs/gpu.md lists measured times), and the ablations and the benchmark
+# run only with the toy model.
 
 # %% [markdown]
 # ## Setup
@@ -57,8 +57,8 @@ if importlib.util.find_spec("dynvfx") is None:  # e.g. on Colab: clone the cours
 # %% [markdown]
 # ## Choose the video and the model
 #
-# `VIDEO = None` takes the toy example (or, with a CogVideoX model, the course's taxi clip); any path works, e.g.
-# `"green_ball_left"` with the toy model or `"../../shared/data/videos/taxi.mp4"` with
+# `VIDEO = None` takes the toy example (or, with a CogVideoX model, the course's taxi clip); name a shipped toy clip, e.g.
+# `"green_ball_left"` with the toy model, or give any path, e.g. `"../../shared/data/videos/taxi.mp4"` with
 # CogVideoX. `MODEL = "toy"` runs anywhere. On a GPU you may set `"THUDM/CogVideoX-2b"` or
 # `"THUDM/CogVideoX-5b"`, plus a real segmenter and planner. `MEMORY = "auto"` picks the fastest of the library's
 # memory modes whose estimated peak (source branch and extended keys included) fits your GPU;
@@ -89,7 +89,7 @@ notebook.print_cost(MODEL, config)  # one edit; this chapter runs two with CogVi
 # ## The passes at work: one chosen edit
 #
 # Why several passes? The toy edit benchmark (`benchmarks/toy_edit.py`) gives the toy model a one-ball source and
-# asks it to add a ball it never saw in training. Below is one of its pairs, **chosen** because there a single pass
+# asks it to add a ball whose combination training never showed. Below is one of its pairs, **chosen** because there a single pass
 # (the paper's "no iterative refinement") visibly fails: edited with DynVFX's seven passes and with the first pass
 # alone, with the benchmark's settings. How often each way happens is the benchmark's count over all its pairs,
 # read from the results it saved (`benchmarks/results/toy_edit.json`).
