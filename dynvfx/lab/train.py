@@ -61,6 +61,12 @@ def training_scene(i: int, two_object_share: float = 0.5, box_share: float = 0.0
     return world.sample_scene(VIDEO_SEED_BASE + i, n_objects=n, held_out="exclude")
 
 
+def random_crop(rng: np.random.Generator, video: np.ndarray) -> torch.Tensor:
+    """A random 9-frame 32x32 crop of a rendered video, in the autoencoder's layout (what its training sees)."""
+    f0, y0, x0 = rng.integers(0, world.FRAMES - 8), *rng.integers(0, world.SIZE - 32 + 1, size=2)
+    return to_model_video(video[f0:f0 + 9, y0:y0 + 32, x0:x0 + 32])
+
+
 def to_model_video(video: np.ndarray) -> torch.Tensor:
     """``[F, H, W, 3]`` in [0, 1] -> ``[3, F, H, W]`` in [-1, 1], the autoencoder's input layout."""
     return torch.from_numpy(video).permute(3, 0, 1, 2) * 2 - 1
@@ -121,9 +127,7 @@ def train_vae(args, state: State, deadline: Deadline) -> bool:
     while step < args.vae_steps and not deadline.passed():
         clips = []
         for _ in range(args.vae_batch):
-            video, _ = world.render(world.sample_scene(rng, held_out="any"))
-            f0, y0, x0 = rng.integers(0, world.FRAMES - 8), *rng.integers(0, world.SIZE - 32 + 1, size=2)
-            clips.append(to_model_video(video[f0:f0 + 9, y0:y0 + 32, x0:x0 + 32]))
+            clips.append(random_crop(rng, world.render(world.sample_scene(rng, held_out="any"))[0]))
         x = torch.stack(clips)
         for g in opt.param_groups:
             g["lr"] = 1e-3 * 0.5 * (1 + math.cos(math.pi * step / args.vae_steps))
@@ -190,9 +194,7 @@ def train_decoder(args, state: State) -> dict:
     for _ in tqdm(range(args.decoder_steps), desc="decoder"):
         clips = []
         for _ in range(args.vae_batch):
-            video, _ = world.render(scene(rng))
-            f0, y0, x0 = rng.integers(0, world.FRAMES - 8), *rng.integers(0, world.SIZE - 32 + 1, size=2)
-            clips.append(to_model_video(video[f0:f0 + 9, y0:y0 + 32, x0:x0 + 32]))
+            clips.append(random_crop(rng, world.render(scene(rng))[0]))
         x = torch.stack(clips)
         with torch.no_grad():
             z = vae.encode(x).latent_dist.mean

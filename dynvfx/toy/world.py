@@ -275,13 +275,14 @@ def _apart(a: ToyObject, b: ToyObject, frames: int) -> bool:
     return bool(gap > a.radius + b.radius + 2.0)
 
 
-def sample_triple(rng: np.random.Generator, background: str, held_out: str = "exclude") -> tuple[str, str, str]:
-    """A random ``(colour, "ball", motion)`` on ``background``.
+def sample_triple(rng: np.random.Generator, background: str, held_out: str = "exclude",
+                  motions: tuple[str, ...] = MOTIONS) -> tuple[str, str, str]:
+    """A random ``(colour, "ball", motion)`` on ``background``, its motion one of ``motions``.
 
     ``held_out``: ``"exclude"`` the held-out (colour, motion, background) combinations (training), ``"only"``
     those, or ``"any"``.
     """
-    pool = [(c, m) for c, m in itertools.product(COLOURS, MOTIONS)
+    pool = [(c, m) for c, m in itertools.product(COLOURS, motions)
             if held_out == "any" or (((c, m, background) in HELD_OUT) == (held_out == "only"))]
     c, m = pool[rng.integers(len(pool))]
     return (c, CAPTION_SHAPES[0], m)
@@ -373,10 +374,8 @@ def sample_box_scene(
     for _ in range(20):  # drawn objects that cannot be placed around the box are drawn again
         if drawn:
             n = n_objects or int(rng.integers(1, 3))
-            first = [(c, m) for c, m in itertools.product(COLOURS, CROSSING_MOTIONS if crossing else MOTIONS)
-                     if held_out == "any" or (((c, m, bg) in HELD_OUT) == (held_out == "only"))]
-            c, m = first[rng.integers(len(first))]
-            triples = [(c, CAPTION_SHAPES[0], m)]
+            triples = [sample_triple(rng, bg, held_out, CROSSING_MOTIONS if crossing else MOTIONS)]
+            c = triples[0][0]
             while len(triples) < n:
                 t = sample_triple(rng, bg, "exclude" if held_out == "exclude" else "any")
                 if t[0] != c and t[2] not in CROSSING_MOTIONS:  # a second ball moving sideways would cross the box
