@@ -130,3 +130,47 @@ def test_a_grown_vocabulary_keeps_each_trained_word_embedding():
     for piece, i in grown.get_vocab().items():
         if piece in old.pieces:
             assert torch.equal(after[i], before[old.pieces[piece]]), piece
+
+
+def _frames(scene: world.Scene) -> torch.Tensor:
+    return torch.from_numpy(world.render(scene)[0]).permute(0, 3, 1, 2)
+
+
+def test_the_toy_tools_see_the_box_and_no_ball_in_it():
+    from dynvfx.segmentation.toy import ToySegmenter, parse_phrase
+    from dynvfx.toy import perception
+
+    for seed, background in enumerate(world.BACKGROUNDS):
+        scene = world.sample_box_scene(seed, n_objects=1, crossing=False, background=background)
+        video, masks = world.render(scene)
+        assert perception.sees_box(video)
+        assert [(o.colour, o.motion) for o in perception.detect_objects(video)] == [
+            (o.colour, o.motion) for o in scene.objects]  # the brown box is no ball of a nearby colour
+        seg = ToySegmenter().segment(_frames(scene), ["the box", "a red box", f"{scene.objects[0].colour} ball"])
+        box = seg.masks[0, :, 0].numpy()
+        assert (box & masks[-1]).sum() / masks[-1].sum() > 0.95 and (box & ~masks[-1]).sum() / masks[-1].sum() < 0.1
+        assert not seg.masks[1].any() and not (seg.masks[2, :, 0].numpy() & masks[-1]).any()
+    assert parse_phrase("the blue ball and the box") == ["blue", world.BOX_WORD]
+    ball_only = world.render(world.sample_scene(0))[0]
+    assert not perception.sees_box(ball_only) and not perception.box_pixels(ball_only).any()
+    assert not perception.sees_box(np.zeros_like(ball_only))
+
+
+def test_the_toy_planner_anchors_on_the_box_and_puts_the_crossing_ball_first():
+    from dynvfx.planning.toy import plan_toy
+
+    scene = world.sample_box_scene(3, n_objects=1, crossing=False, background="black")
+    src = scene.objects[0]
+    plan = plan_toy(_frames(scene), "add a yellow ball that moves right behind the box")
+    assert plan.source_caption == scene.caption
+    assert plan.composited_caption == world.caption_for("black", [("yellow", "ball", "right", "behind"), src.triple])
+    assert plan.objects_orig == [src.phrase, world.BOX_WORD] and plan.objects_edit == ["yellow ball"]
+    front = plan_toy(_frames(scene), "add a yellow ball in front of the box")
+    assert world.parse_caption(front.composited_caption)[0][0].relation == "front"
+    assert world.parse_caption(front.composited_caption)[0][0].motion in world.CROSSING_MOTIONS
+    with pytest.raises(ValueError, match="not 'bounce'"):
+        plan_toy(_frames(scene), "add a red ball bouncing behind the box")
+    with pytest.raises(ValueError, match="shows no box"):
+        plan_toy(_frames(world.sample_scene(0)), "add a red ball moving left behind the box")
+    with pytest.warns(UserWarning, match="cross the box"):
+        plan_toy(_frames(scene), "add a yellow ball moving left")

@@ -97,7 +97,7 @@ def test_default_motion_is_announced_and_new():
         ("remove the red ball", "only add"),
         ("add a yellow square moving up", "only has balls, not 'square'"),
         ("add a red triangle", "only has balls, not 'triangle'"),
-        ("put a green box next to the ball", "only has balls, not 'box'"),
+        ("put a green box next to the ball", "box is part of the scene"),
     ],
 )
 def test_bad_instructions(instruction, message):

@@ -7,6 +7,11 @@ whose captions use the toy world's own grammar (:func:`dynvfx.toy.world.caption_
 The toy vocabulary has one object noun, "ball" (and synonyms such as "circle", ``vocabulary.OBJECT_WORDS``).
 An instruction naming another shape ("add a yellow square") is refused with a message saying the toy world
 only has balls, rather than quietly drawing a ball the artist did not ask for.
+
+A source may show the box (``world.BOX_WORD``, found by its colour: :func:`perception.sees_box`). It is then one
+of the anchors, O_orig, and a new ball moving left or right may pass "behind the box" or "in front of the box";
+the box itself is a place, never an object to add. The planner does not read whether a *source* ball that
+crosses the box passes behind or in front of it: its clause says only how it moves.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dynvfx.toy import perception, vocabulary, world
 
 BACKEND = "toy-rules"
 EXAMPLE = "add a red ball moving right"
+BOX_EXAMPLE = "add a yellow ball that moves right behind the box"
 #: Preference order for the motion of a new object when the instruction names none.
 DEFAULT_MOTIONS: tuple[str, ...] = ("right", "left", "down", "up", "bounce")
 #: Where an instruction outside the toy grammar can go instead.
@@ -28,7 +34,7 @@ VLM_PLANNERS = "for free-form instructions use a VLM planner: --planner openai o
 #: Words that ask for something other than adding an object, which this planner can't do.
 UNSUPPORTED_VERBS = frozenset({"remove", "delete", "erase", "replace", "recolor", "recolour", "change"})
 
-Triple = tuple[str, str, str]  # (colour, "ball", motion), as world.caption_for takes it
+Triple = tuple  # (colour, "ball", motion) and maybe a relation to the box, as world.caption_for takes it
 
 
 def _ball_colour(ws: list[str]) -> str | None:
@@ -61,6 +67,11 @@ def parse_instruction(instruction: str) -> tuple[str, str | None]:
             f"toy planner: the toy world only has balls, not {other!r} (the toy model never learnt shapes); "
             f"try e.g. {EXAMPLE!r}; {VLM_PLANNERS}"
         )
+    if vocabulary.names_box(instruction) and vocabulary.relation(instruction) is None:
+        raise ValueError(
+            f"toy planner: the box is part of the scene, not something to add; a new ball may move left or right "
+            f"'{world.RELATIONS['behind']}' or '{world.RELATIONS['front']}' (e.g. {BOX_EXAMPLE!r}); {VLM_PLANNERS}"
+        )
     colour = _ball_colour(ws)
     if colour is None:
         raise ValueError(
@@ -71,23 +82,41 @@ def parse_instruction(instruction: str) -> tuple[str, str | None]:
     return colour, vocabulary.first_name(instruction, vocabulary.MOTION_WORDS)
 
 
-def default_motion(source: list[Triple]) -> str:
-    """The first of ``DEFAULT_MOTIONS`` no source object has (so the new object stands out)."""
-    used = {m for _, _, m in source}
-    return next((m for m in DEFAULT_MOTIONS if m not in used), DEFAULT_MOTIONS[0])
+def parse_relation(instruction: str, motion: str | None, box: bool) -> str | None:
+    """The new ball's relation to the box (``"behind"``, ``"front"`` or None) that an instruction asks for.
+
+    Raises ``ValueError`` when it asks for one but the source shows no box (``box``), or names a motion
+    (``motion``) that does not carry a ball across the box (``world.CROSSING_MOTIONS``).
+    """
+    relation = vocabulary.relation(instruction) if vocabulary.names_box(instruction) else None
+    if relation is None:
+        return None
+    if not box:
+        raise ValueError(f"toy planner: {instruction!r} places the ball {world.RELATIONS[relation]}, but this video "
+                         f"shows no {world.BOX_WORD}")
+    if motion is not None and motion not in world.CROSSING_MOTIONS:
+        raise ValueError(f"toy planner: a ball passes {world.RELATIONS[relation]} by moving "
+                         f"{' or '.join(world.CROSSING_MOTIONS)}, not {motion!r}; try e.g. {BOX_EXAMPLE!r}")
+    return relation
 
 
-def caption(background: str, objects: list[Triple]) -> str:
-    """Toy-grammar caption; objects seen standing still read "stays still"; no objects -> "an empty ... background"."""
+def default_motion(source: list[Triple], choices: tuple[str, ...] = DEFAULT_MOTIONS) -> str:
+    """The first of ``choices`` no source object has (so the new object stands out)."""
+    used = {o[2] for o in source}
+    return next((m for m in choices if m not in used), choices[0])
+
+
+def caption(background: str, objects: list[Triple], box: bool = False) -> str:
+    """Toy-grammar caption (``box``: the scene shows the box); objects seen standing still read "stays still";
+    no objects -> "an empty ... background"."""
     if not objects:
-        return f"an empty {background} background"
-    if all(m in world.MOTIONS for _, _, m in objects):
-        return world.caption_for(background, objects)
-    clauses = [
-        world.ToyObject(c, s, m, 0.0, 0.0, 1.0).clause() if m in world.MOTIONS else f"a {c} {s} stays still"
-        for c, s, m in objects
-    ]
-    return " and ".join(clauses) + f" on a {background} background"
+        return f"an empty {background} background" + (world.BOX_SUFFIX if box else "")
+    if all(o[2] in world.MOTIONS for o in objects):
+        return world.caption_for(background, objects, box=box)
+    clauses = [world.ToyObject(*o[:3], 0.0, 0.0, 1.0, *o[3:]).clause() if o[2] in world.MOTIONS
+               else f"a {o[0]} {o[1]} stays still" for o in objects]
+    suffix = world.BOX_SUFFIX if box and not any(len(o) > 3 and o[3] for o in objects) else ""
+    return " and ".join(clauses) + f" on a {background} background" + suffix
 
 
 def default_keyframes(frames: int) -> list[int]:
@@ -104,9 +133,13 @@ def check_keyframes(keyframes: list[int], frames: int) -> list[int]:
     return out
 
 
-def _caveats(source: list[Triple], new: Triple) -> list[str]:
+def _caveats(source: list[Triple], new: Triple, box: bool) -> list[str]:
     """What may go wrong with the plan (also raised as warnings, so the command line shows them)."""
     caveats = []
+    if box and new[2] in world.CROSSING_MOTIONS and not new[3]:
+        caveats.append(f"Moving {new[2]}, it will cross the {world.BOX_WORD}; say whether it passes "
+                       f"'{world.RELATIONS['behind']}' or '{world.RELATIONS['front']}' (the toy model learnt "
+                       "crossing balls only with one).")
     if any((c, sh) == new[:2] for c, sh, _ in source):
         caveats.append(f"There is already a {new[0]} {new[1]}; masks of that phrase will cover both.")
     if len(source) + 1 > 2:
@@ -119,7 +152,7 @@ def _conversation(instruction: str, new: Triple, notes: list[str], fields: dict)
 
     ``fields``: the plan's ``source_caption``, ``composited_caption``, ``objects_orig`` and ``objects_edit``.
     """
-    verb = world.motion_phrase(new[2])
+    verb = " ".join([world.motion_phrase(new[2]), *([world.RELATIONS[new[3]]] if new[3] else [])])
     anchors = ", ".join(fields["objects_orig"]) or "none"
     said = [
         f"(Rule-based toy planner, no language model.) I see: {fields['source_caption']}.",
@@ -141,23 +174,27 @@ def plan_toy(
     video = perception.as_video(frames)
     keyframes = default_keyframes(len(video)) if keyframes is None else check_keyframes(keyframes, len(video))
     background = perception.background_colour(video)
+    box = perception.sees_box(video)
+    relation = parse_relation(instruction, motion, box)
     found = perception.detect_objects(video)
     objects = [o for o in found if perception.looks_like_ball(o)]
     if len(objects) < len(found):
         warnings.warn(f"toy planner: ignored {len(found) - len(objects)} patch(es) of colour that are not "
                       "ball-shaped (the toy world has only balls)", stacklevel=2)
     source = [o.triple for o in objects]
-    new = (colour, vocabulary.NOUN, motion or default_motion(source))
+    new = (colour, vocabulary.NOUN,
+           motion or default_motion(source, world.CROSSING_MOTIONS if relation else DEFAULT_MOTIONS), relation)
     fields = {
-        "source_caption": caption(background, source),
-        "composited_caption": caption(background, source + [new]),
-        "objects_orig": list(dict.fromkeys(o.phrase for o in objects)),
+        "source_caption": caption(background, source, box),
+        # a ball that crosses the box comes first, as in the captions the toy model learnt from
+        "composited_caption": caption(background, [new] + source if relation else source + [new], box),
+        "objects_orig": list(dict.fromkeys(o.phrase for o in objects)) + ([world.BOX_WORD] if box else []),
         "objects_edit": [f"{colour} {vocabulary.NOUN}"],
     }
-    caveats = _caveats(source, new)
+    caveats = _caveats(source, new, box)
     for caveat in caveats:
         warnings.warn(f"toy planner: {caveat}", stacklevel=2)
     chosen = [] if motion else [f"You didn't say how it should move, so I picked '{new[2]}' (a motion no source "
-                                "object has)."]
+                                f"object has{', that crosses the box' if relation else ''})."]
     turns = _conversation(instruction, new, chosen + caveats, fields)
     return VFXPlan(instruction=instruction, conversation=turns, keyframes=keyframes, backend=BACKEND, **fields)

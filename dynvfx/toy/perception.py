@@ -27,7 +27,9 @@ from dynvfx.toy import world
 from dynvfx.toy.vocabulary import NOUN
 
 COLOUR_NAMES: tuple[str, ...] = tuple(world.COLOURS)
-_PALETTE = np.asarray([world.COLOURS[c] for c in COLOUR_NAMES], np.float32)  # [K, 3]
+#: The colours a pixel is fitted to: the balls' (``COLOUR_NAMES``' order), then the box's (``BOX_LABEL``).
+_PALETTE = np.asarray([world.COLOURS[c] for c in COLOUR_NAMES] + [world.BOX_COLOUR], np.float32)  # [K + 1, 3]
+BOX_LABEL = len(COLOUR_NAMES)  # colour_labels(..., box=True)'s label for the box's colour
 _EIGHT = np.ones((3, 3), bool)  # 8-connectivity
 
 #: Defaults, in RGB units (0-1) unless stated.
@@ -165,15 +167,17 @@ def _fit_colour(rel: np.ndarray, bg: np.ndarray, k: int) -> tuple[np.ndarray, np
 
 
 def _labels(
-    rel: np.ndarray, bg: np.ndarray, max_residual: float, min_alpha: float
+    rel: np.ndarray, bg: np.ndarray, max_residual: float, min_alpha: float, box: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel colour index ``[F, H, W]`` (-1: none) and confidence ``[F, H, W]``; see :func:`colour_labels`."""
     best_res = np.full(rel.shape[:3], np.inf, np.float32)
     labels = np.full(rel.shape[:3], -1, np.int8)
-    for k in range(len(COLOUR_NAMES)):
+    for k in range(len(_PALETTE)):
         alpha, residual = _fit_colour(rel, bg, k)
         better = (alpha > min_alpha) & (residual < best_res) & (residual < max_residual)
         best_res[better], labels[better] = residual[better], k
+    if not box:
+        labels[labels == BOX_LABEL] = -1
     confidence = np.where(labels >= 0, 1.0 - best_res / max_residual, 0.0).astype(np.float32)
     return labels, confidence
 
@@ -188,20 +192,22 @@ def colour_labels(
     max_residual: float = MAX_RESIDUAL,
     sigma: float = DENOISE_SIGMA,
     min_alpha: float = 0.5,
+    box: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Label each pixel of a video ``[F, 3, H, W]`` with its toy colour.
 
-    A pixel gets the colour whose background->colour segment it is nearest to, if it lies past
-    ``min_alpha`` of the way along it (0.5: more object than background) and within ``max_residual`` (RGB
-    units) of it; ``sigma`` (pixels) is the light denoising blur applied first. Works through the video a
+    A pixel gets the colour (a ball's or the box's) whose background->colour segment it is nearest to, if it
+    lies past ``min_alpha`` of the way along it (0.5: more object than background) and within ``max_residual``
+    (RGB units) of it; ``sigma`` (pixels) is the light denoising blur applied first. Works through the video a
     few frames at a time to bound memory.
 
     Returns:
-        labels: ``[F, H, W]`` int8, an index into ``COLOUR_NAMES``, or -1 for background / no toy colour.
+        labels: ``[F, H, W]`` int8, an index into ``COLOUR_NAMES``, or -1 for background / no toy colour; the
+            box's pixels are -1 too, or ``BOX_LABEL`` with ``box=True``.
         confidence: ``[F, H, W]`` float in ``[0, 1]``, ``1 - residual / max_residual`` (0 for -1 pixels).
     """
     video = as_video(frames)
-    parts = [_labels(*_prepare(video[c], sigma), max_residual, min_alpha) for c in _chunks(len(video))]
+    parts = [_labels(*_prepare(video[c], sigma), max_residual, min_alpha, box) for c in _chunks(len(video))]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -217,6 +223,21 @@ def colour_mask(frames: torch.Tensor | np.ndarray, colour: str, **kwargs) -> np.
         raise ValueError(f"unknown toy colour {colour!r}; choose one of {', '.join(COLOUR_NAMES)}")
     labels, _ = colour_labels(frames, **kwargs)
     return labels == COLOUR_NAMES.index(colour)
+
+
+def box_pixels(frames: torch.Tensor | np.ndarray, **kwargs) -> np.ndarray:
+    """``[F, H, W]`` bool: the pixels of a video ``[F, 3, H, W]`` that show the box's colour, as
+    :func:`colour_labels` reads them (``kwargs``)."""
+    return colour_labels(frames, box=True, **kwargs)[0] == BOX_LABEL
+
+
+def sees_box(frames: torch.Tensor | np.ndarray, pixels: np.ndarray | None = None) -> bool:
+    """Whether a video shows the box: its colour as one patch at least a small ball's size (the box is larger
+    than any ball) in most frames (``pixels``: the video's :func:`box_pixels`, if already found)."""
+    found = box_pixels(frames) if pixels is None else pixels
+    f, h, w = found.shape
+    least = ball_area_range(h, w)[0]
+    return bool(np.mean([max((c.sum() for c in components(m, 1)), default=0) >= least for m in found]) >= 0.5)
 
 
 # ----------------------------------------------------------------------------- components and tracking

@@ -18,12 +18,18 @@ COLOUR_WORDS: dict[str, str] = {c: c for c in world.COLOURS}
 OBJECT_WORDS: dict[str, str] = {
     w: NOUN for w in ("ball", "balls", "circle", "circles", "disc", "disk", "sphere", "dot", "orb")
 }
-#: Shape nouns the toy world does not draw (it once had squares and triangles): a phrase naming one of
-#: these names nothing in a toy video.
+#: Shape nouns the toy world does not draw as objects (it once had squares and triangles): a phrase naming one
+#: of these names nothing in a toy video.
 OTHER_SHAPE_WORDS: frozenset[str] = frozenset({
-    "square", "squares", "box", "boxes", "cube", "cubes", "block", "blocks", "rectangle", "rectangles",
+    "square", "squares", "cube", "cubes", "block", "blocks", "rectangle", "rectangles",
     "triangle", "triangles", "pyramid", "pyramids", "star", "stars",
 })
+#: Words for the scene's one box (the occluder, ``world.BOX_WORD``): a place, never an object to add.
+BOX_WORDS: frozenset[str] = frozenset({"box", "boxes", "crate"})
+#: How an instruction places a ball relative to the box: word sequences -> ``world.RELATIONS``' keys.
+RELATION_WORDS: dict[tuple[str, ...], str] = {
+    ("behind",): "behind", ("in", "front", "of"): "front", ("in", "front"): "front", ("before",): "front",
+}
 MOTION_WORDS: dict[str, str] = {
     **{w: "left" for w in ("left", "leftward", "leftwards")},
     **{w: "right" for w in ("right", "rightward", "rightwards")},
@@ -42,3 +48,19 @@ def words(text: str) -> list[str]:
 def first_name(text: str, vocabulary: dict[str, str]) -> str | None:
     """The toy name of the first word of ``text`` found in ``vocabulary``, or None."""
     return next((vocabulary[w] for w in words(text) if w in vocabulary), None)
+
+
+def names_box(text: str) -> bool:
+    """Whether ``text`` names the box (``BOX_WORDS``)."""
+    return bool(BOX_WORDS & set(words(text)))
+
+
+def relation(text: str) -> str | None:
+    """The relation to the box (``"behind"`` or ``"front"``) that ``text`` names first, or None:
+    ``"moving right behind the box"`` -> ``"behind"``; ``"in front of the box"`` -> ``"front"``."""
+    ws = words(text)
+    for i in range(len(ws)):
+        for phrase, name in RELATION_WORDS.items():
+            if tuple(ws[i:i + len(phrase)]) == phrase:
+                return name
+    return None
