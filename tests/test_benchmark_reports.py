@@ -50,3 +50,19 @@ def test_pass_story_tells_what_the_refinement_passes_did():
             for ok, passes in ((True, [1.0, 1.0]), (False, [1.0, 1.0]), (True, [0.0, 1.0]), (False, [1.0, 0.5]))]
     report = edit_report(EditRun(DynVFXConfig.toy(), {"authors": rows}, {"authors": [1.0] * 4}, [29.0] * 4, 4.0))
     assert "| the authors' defaults | 2 (1) | 1 (1) | 1 (0) | 0 (0) |" in report
+
+
+def test_box_edit_report_pairs_each_variant_with_the_authors_defaults():
+    from dynvfx.config import DynVFXConfig
+    from dynvfx.lab.edit_bench import EditRun
+    from dynvfx.lab.reports import box_edit_report
+
+    def rows(hidden):
+        return [{"success": h, "box_intact": True, "relation": h, "new_moves": True, "source_ball": True,
+                 "ball_on_box": 0.0 if h else 0.5, "psnr": 30.0} for h in hidden]
+
+    run = EditRun(DynVFXConfig.toy(), {"authors": rows([True] * 3 + [False]), "no_anchor_attn": rows([False] * 4)},
+                  {"authors": [1.0] * 4, "no_anchor_attn": [1.0] * 4}, [29.0] * 4, 4.0)
+    report = box_edit_report(run)
+    assert "| the authors' defaults | 75% [" in report and "| no AnchorExtAttn (attention off) | 0% [" in report
+    assert "| no AnchorExtAttn (attention off) | +75 [" in report and "(3 / 0)" in report

@@ -28,8 +28,8 @@ FLOORS = {
                                      "segmentation.user_masks", "segmentation.grounded_sam2", "segmentation.sam3"],
     "the method": ["attention", "anchors", "sampling", "inversion", "refinement", "edit"],
     "around the method": ["", "__main__", "cli", "notebook", "figures", "widgets", "probes", "metrics"],
-    "the lab": ["lab", "lab.train", "lab.stats", "lab.pool", "lab.edit_bench", "lab.quality_bench", "lab.words_bench",
-                "lab.reports"],
+    "the lab": ["lab", "lab.train", "lab.stats", "lab.pool", "lab.edit_bench", "lab.box_bench", "lab.quality_bench",
+                "lab.words_bench", "lab.reports"],
 }
 LEVEL = {f"dynvfx.{m}".rstrip("."): i for i, mods in enumerate(FLOORS.values()) for m in mods}
 

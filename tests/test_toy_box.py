@@ -174,3 +174,26 @@ def test_the_toy_planner_anchors_on_the_box_and_puts_the_crossing_ball_first():
         plan_toy(_frames(world.sample_scene(0)), "add a red ball moving left behind the box")
     with pytest.warns(UserWarning, match="cross the box"):
         plan_toy(_frames(scene), "add a yellow ball moving left")
+
+
+def test_box_edit_pairs_and_their_score_reject_the_untouched_source_a_blank_video_and_noise():
+    from dynvfx.lab.box_bench import STILL_MOTIONS, evaluate_box, make_box_pairs
+
+    pairs = make_box_pairs(8)
+    for source, expected, instruction in pairs:
+        new, kept = expected.objects
+        assert (new.colour, new.motion, expected.background) in world.HELD_OUT and new.relation == "behind"
+        assert source.objects == (kept,) and source.box and kept.motion in STILL_MOTIONS
+        assert instruction == f"add a {new.colour} ball that moves {new.motion} behind the box"
+    source, expected, _ = pairs[0]
+    src, target = _frames(source), _frames(expected)
+    mask = torch.zeros(len(src), 1, *src.shape[-2:], dtype=torch.bool)
+    assert evaluate_box(target, src, expected, mask)["success"]
+    blank = torch.ones_like(src) * torch.tensor(world.BACKGROUNDS[expected.background]).view(1, 3, 1, 1)
+    noise = torch.rand(src.shape, generator=torch.Generator().manual_seed(0))
+    for control in (src, blank, noise):
+        assert not evaluate_box(control, src, expected, mask)["success"]
+    over = world.render(dataclasses.replace(expected, objects=(
+        dataclasses.replace(expected.objects[0], relation="front"), expected.objects[1])))[0]
+    scores = evaluate_box(torch.from_numpy(over).permute(0, 3, 1, 2), src, expected, mask)
+    assert not scores["success"] and not scores["relation"] and scores["ball_on_box"] > 0.2

@@ -163,20 +163,28 @@ class EditedPair:
     seconds: float
 
 
-def edit_pair(pipe, pair: tuple, names: list[str], config: DynVFXConfig,
-              cache_dir: str | Path | None = None) -> dict[str, EditedPair]:
-    """A pair of :func:`make_pairs` (source scene, new ball, instruction) edited with each of the ``names`` of
-    :data:`VARIANTS` and scored, as :func:`edit_benchmark` edits every pair (toy planner and segmenter)."""
-    scene, new, instruction = pair
-    seg, source = get_segmenter("toy"), scene_frames(scene)
+def edit_variants(pipe, source: torch.Tensor, instruction: str, names: list[str], config: DynVFXConfig,
+                  score: Callable, cache_dir: str | Path | None = None) -> dict[str, EditedPair]:
+    """``source`` ``[F, 3, H, W]`` edited by ``instruction`` (toy planner and segmenter) with each of the ``names``
+    of :data:`VARIANTS`; ``score(output, segmenter)`` scores each :class:`dynvfx.edit.VariantOutput`."""
+    seg = get_segmenter("toy")
     plan = plan_edit(source, instruction, backend="toy")
     edited = {}
     for name in names:
         start = time.perf_counter()
         out = edit_variant(pipe, source, plan, seg, config, VARIANTS[name][1], cache_dir)
-        scores = evaluate(out[0], source, scene, new, out[1], seg, raw=out[2], coverage=out[3])
-        edited[name] = EditedPair(out, scores, time.perf_counter() - start)
+        edited[name] = EditedPair(out, score(out, seg), time.perf_counter() - start)
     return edited
+
+
+def edit_pair(pipe, pair: tuple, names: list[str], config: DynVFXConfig,
+              cache_dir: str | Path | None = None) -> dict[str, EditedPair]:
+    """A pair of :func:`make_pairs` (source scene, new ball, instruction) edited with each of the ``names`` of
+    :data:`VARIANTS` and scored, as :func:`edit_benchmark` edits every pair (toy planner and segmenter)."""
+    scene, new, instruction = pair
+    source = scene_frames(scene)
+    return edit_variants(pipe, source, instruction, names, config, lambda out, seg: evaluate(
+        out[0], source, scene, new, out[1], seg, raw=out[2], coverage=out[3]), cache_dir)
 
 
 def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,

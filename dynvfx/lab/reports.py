@@ -62,6 +62,41 @@ def edit_report(run: EditRun) -> str:
     return "\n".join(lines)
 
 
+def box_edit_report(run: EditRun) -> str:
+    """The box edit benchmark's markdown table (one row per variant), each other variant against the authors'
+    defaults (paired), and the footer."""
+    base, n = run.config, len(run.ceiling)
+    lines = [f"DynVFX on box scenes: {n} pairs (new ball {run.new.replace('_', ' ')}, crossing the box), "
+             f"{base.num_inference_steps} steps, guidance {base.guidance_scale}; success = strict box judge (box "
+             f"intact, the new ball on the asked side of the box, seen on both sides and moving as asked, the source "
+             f"ball as before, nothing else); [95 % intervals]\n",
+             "| variant | success | box intact | new ball on the asked side | new ball moves across | source ball "
+             "right | new ball's colour on the box (mean of the most in a frame) | PSNR outside (dB) | s / edit |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, rows in run.results.items():
+        m, lo, hi = bootstrap([r["ball_on_box"] for r in rows])
+        lines.append(f"| {VARIANTS[name][0]} | {share(rows, 'success')} | {share(rows, 'box_intact')} | "
+                     f"{share(rows, 'relation')} | {share(rows, 'new_moves')} | {share(rows, 'source_ball')} | "
+                     f"{m:.0%} [{lo:.0%}, {hi:.0%}] | {bootstrap([r['psnr'] for r in rows])[0]:.1f} | "
+                     f"{np.mean(run.seconds[name]):.0f} |")
+    others = [name for name in run.results if name != "authors"]
+    if "authors" in run.results and others:
+        lines += ["\nthe authors' defaults against each other variant on the same pairs, in points, with the paired 95 % "
+                  "bootstrap interval (resampling pairs) and the pairs only one of the two gets right\n",
+                  "| the authors' defaults against | success | box intact | new ball on the asked side |",
+                  "|---|---|---|---|"]
+        for name in others:
+            cells = []
+            for key in ("success", "box_intact", "relation"):
+                d, lo, hi, a_only, b_only = paired_difference(run.results["authors"], run.results[name], key)
+                cells.append(f"{100 * d:+.0f} [{100 * lo:+.0f}, {100 * hi:+.0f}] ({a_only} / {b_only})")
+            lines.append(f"| {VARIANTS[name][0]} | " + " | ".join(cells) + " |")
+    lines.append(f"\nautoencoder reconstruction PSNR of the sources: {np.mean(run.ceiling):.1f} dB; total "
+                 f"{run.total_seconds:.0f} s on {run.threads or torch.get_num_threads()} CPU threads"
+                 + (f" in all, over the {run.joined} joined runs" if run.joined > 1 else ""))
+    return "\n".join(lines)
+
+
 def quality_table(generated: dict, rendered: dict) -> str:
     """The markdown table of :data:`QUALITY_ROWS`: generated and rendered shares with intervals, and the bar."""
     lines = ["| check | generated [95 % interval] | renderer (ceiling) | bar |", "|---|---|---|---|"]

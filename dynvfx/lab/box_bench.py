@@ -1,0 +1,96 @@
+"""The box edit benchmark (``benchmarks/toy_box_edit.py``): the edit that needs the anchors.
+
+A pair's source is a box scene with one ball that stays clear of the box; the instruction asks for a new ball that
+crosses the box, e.g. "add a yellow ball that moves right behind the box". The new ball's (colour, motion,
+background) is a held-out crossing combination (``world.HELD_OUT``; ``new="seen"``: a training one), the source
+ball's a training one that does not move sideways. The expected result is the scene the pair was drawn from: the
+same source, the box and the new ball passing behind it (:func:`make_box_pairs`), judged by the strict box judge
+(:func:`dynvfx.toy.occlusion.judge_box`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from dynvfx.config import DynVFXConfig
+from dynvfx.lab.edit_bench import EditRun, edit_variants
+from dynvfx.metrics import psnr_outside
+from dynvfx.pipeline import decode_latents, encode_video
+from dynvfx.toy import world
+from dynvfx.toy.examples import scene_frames
+from dynvfx.toy.occlusion import judge_box
+
+#: The variants the box benchmark compares (names of :data:`dynvfx.lab.edit_bench.VARIANTS`).
+BOX_VARIANTS = ("authors", "no_anchor_attn", "one_iteration", "sdedit_0.9")
+STILL_MOTIONS = tuple(m for m in world.MOTIONS if m not in world.CROSSING_MOTIONS)  # a source ball's: never across
+
+
+def make_box_pairs(n: int, seed: int = 11, new: str = "held_out", relation: str = "behind"):
+    """``n`` (source scene, expected scene, instruction) pairs: the expected scene is a box scene whose first ball
+    crosses the box (``relation``) and whose second stays clear of it; the source is that scene without the
+    first ball; the instruction asks for the first ball."""
+    if new not in ("held_out", "seen"):
+        raise ValueError(f"make_box_pairs: new must be 'held_out' or 'seen', not {new!r}")
+    rng = np.random.default_rng(seed)
+    pool = sorted(t for t in (world.HELD_OUT if new == "held_out" else world.TRAINING_COMBINATIONS)
+                  if t[1] in world.CROSSING_MOTIONS)
+    pairs = []
+    while len(pairs) < n:
+        colour, motion, background = pool[rng.integers(len(pool))]
+        kept = world.sample_triple(rng, background, "exclude", STILL_MOTIONS)
+        if kept[0] == colour:
+            continue
+        try:
+            expected = world.sample_box_scene(rng, triples=[(colour, "ball", motion), kept], relation=relation,
+                                              background=background)
+        except RuntimeError:  # this draw leaves no room for both balls around the box
+            continue
+        source = dataclasses.replace(expected, objects=expected.objects[1:])
+        pairs.append((source, expected, f"add a {colour} ball that moves {motion} {world.RELATIONS[relation]}"))
+    return pairs
+
+
+def evaluate_box(out: torch.Tensor, source: torch.Tensor, expected: world.Scene, edit_mask: torch.Tensor,
+                 coverage=None) -> dict:
+    """Scores of an edit's output frames ``out`` ``[F, 3, H, W]`` against the expected scene.
+
+    ``success``: the strict box judge (box intact; the new ball seen on both sides of the box, moving as asked and
+    on the asked side of it; the source ball moving as before; the background; nothing else); its parts:
+    ``box_intact``, ``relation`` (hidden behind / whole in front), ``new_moves`` (seen, moving as asked, on both
+    sides), ``source_ball`` (and background, nothing extra); ``ball_on_box``: the most of the box the new ball's
+    colour covers in a frame; ``psnr`` outside the final edit mask vs. the source.
+    """
+    j = judge_box(out, expected.caption)
+    new = j.crossings[0]
+    return {"success": j.ok, "box_intact": j.box_intact, "relation": new.relation_ok,
+            "new_moves": new.seen and new.moves and new.sides, "source_ball": j.others.ok,
+            "ball_on_box": round(new.covered, 3), "box_shown": round(j.box_shown, 3),
+            "psnr": psnr_outside(out, source, edit_mask)} | ({} if coverage is None else {"passes": list(coverage)})
+
+
+def box_edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig, new: str = "held_out",
+                       first: int = 0, log: Callable[[str], None] = print) -> EditRun:
+    """Run the ``names`` of :data:`dynvfx.lab.edit_bench.VARIANTS` on pairs ``first`` to ``n_pairs - 1`` of
+    :func:`make_box_pairs`; one inversion per source is shared by all variants."""
+    run = EditRun(config, {n: [] for n in names}, {n: [] for n in names}, [], 0.0, new, first,
+                  torch.get_num_threads())
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as cache:
+        for k, (scene, expected, instruction) in enumerate(make_box_pairs(n_pairs, new=new)[first:], start=first):
+            source = scene_frames(scene)
+            run.ceiling.append(psnr_outside(decode_latents(pipe, encode_video(pipe, source)), source))
+            edited = edit_variants(pipe, source, instruction, names, config, lambda out, seg: evaluate_box(
+                out[0], source, expected, out[1], out[3]), cache)
+            for name, e in edited.items():
+                run.seconds[name].append(e.seconds)
+                run.results[name].append(e.scores)
+            log(f"pair {k + 1}/{n_pairs} ({time.perf_counter() - start:.0f} s): {instruction!r} on {scene.caption!r}: "
+                + ", ".join(f"{name} {'ok' if e.scores['success'] else '-'}" for name, e in edited.items()))
+    run.total_seconds = time.perf_counter() - start
+    return run
