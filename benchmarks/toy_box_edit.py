@@ -9,17 +9,24 @@ inversion per source shared by all).
     python benchmarks/toy_box_edit.py --pairs 60 --threads 1 --save benchmarks/results/toy_box_edit.json
     python benchmarks/toy_box_edit.py --pairs 20 --first 10 --save part.json       # a range of the pairs
     python benchmarks/toy_box_edit.py --merge a.json b.json                        # join saved ranges
+    python benchmarks/toy_box_edit.py --attention 10 --save attention.json         # where the new ball looks
+
+``--attention N`` edits nothing: on the first N pairs it measures how much of the new ball's attention goes to the
+anchors, and to the box's, per layer and timestep of the injection window
+(:func:`dynvfx.lab.box_bench.box_anchor_attention`), and prints the means over pairs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import warnings
 
+import numpy as np
 import torch
 
 from dynvfx.config import DynVFXConfig
-from dynvfx.lab.box_bench import BOX_VARIANTS, box_edit_benchmark
+from dynvfx.lab.box_bench import BOX_VARIANTS, box_anchor_attention, box_edit_benchmark, make_box_pairs
 from dynvfx.lab.edit_bench import VARIANTS, EditRun, merge_runs
 from dynvfx.lab.reports import box_edit_report
 from dynvfx.pipeline import load_pipeline
@@ -35,6 +42,8 @@ def main(argv=None) -> None:
     p.add_argument("--variants", default=",".join(BOX_VARIANTS), help=f"comma list of: {', '.join(VARIANTS)}")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--save", metavar="JSON", help="also write the per-pair scores, for --merge")
+    p.add_argument("--attention", type=int, metavar="N", help="measure the new ball's attention on the anchors "
+                   "on the first N pairs instead of editing")
     p.add_argument("--merge", nargs="+", metavar="JSON", help="print the table of saved runs over consecutive "
                    "ranges of the same pairs (no editing)")
     args = p.parse_args(argv)
@@ -48,11 +57,31 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
+    if args.attention:
+        return attention_table(load_pipeline(args.model), args.attention, args.new, args.save)
     run = box_edit_benchmark(load_pipeline(args.model), args.pairs, names, DynVFXConfig.toy(), new=args.new,
                              first=args.first, log=lambda line: print(line, flush=True))
     if args.save:
         run.save(args.save)
     print("\n" + box_edit_report(run))
+
+
+def attention_table(pipe, n: int, new: str, save: str | None) -> None:
+    """Print (and save) the means over ``n`` pairs of :func:`box_anchor_attention`, per timestep and layer."""
+    rows = [r | {"pair": k} for k, pair in enumerate(make_box_pairs(n, new=new))
+            for r in box_anchor_attention(pipe, pair, DynVFXConfig.toy())]
+    if save:
+        with open(save, "w") as f:
+            json.dump(rows, f)
+    held = np.mean([r["box_anchor_share"] for r in rows])
+    print(f"the new ball's queries ({n} pairs, new ball {new.replace('_', ' ')}): mean share of their attention on "
+          f"all anchors, on the box's anchors, on the source ball's; the box holds {held:.0%} of the anchors\n\n"
+          "| timestep | layer | on the anchors | on the box's | on the source ball's |\n|---|---|---|---|---|")
+    for t in sorted({r["timestep"] for r in rows}, reverse=True):
+        for layer in sorted({r["layer"] for r in rows}):
+            part = [r for r in rows if (r["timestep"], r["layer"]) == (t, layer)]
+            print(f"| {t} | {layer} | " + " | ".join(f"{np.mean([r[key] for r in part]):.1%}"
+                                                      for key in ("anchors", "box", "ball")) + " |")
 
 
 if __name__ == "__main__":

@@ -18,10 +18,16 @@ from typing import Callable
 import numpy as np
 import torch
 
+from dynvfx import probes
 from dynvfx.config import DynVFXConfig
+from dynvfx.edit import source_anchors
+from dynvfx.inversion import ddim_invert
 from dynvfx.lab.edit_bench import EditRun, edit_variants
+from dynvfx.masks import pixel_to_tokens
 from dynvfx.metrics import psnr_outside
-from dynvfx.pipeline import decode_latents, encode_video
+from dynvfx.pipeline import decode_latents, encode_video, video_spec
+from dynvfx.planning import plan_edit
+from dynvfx.segmentation import get_segmenter
 from dynvfx.toy import world
 from dynvfx.toy.examples import scene_frames
 from dynvfx.toy.occlusion import judge_box
@@ -94,3 +100,43 @@ def box_edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfi
                 + ", ".join(f"{name} {'ok' if e.scores['success'] else '-'}" for name, e in edited.items()))
     run.total_seconds = time.perf_counter() - start
     return run
+
+
+@torch.no_grad()
+def box_anchor_attention(pipe, pair: tuple, config: DynVFXConfig, layers: list[int] | None = None) -> list[dict]:
+    """Where the new ball's queries look among the anchors, in real extending calls
+    (:func:`dynvfx.probes.capture_anchor_call`: x_orig noised beside the inverted source) at timesteps across the
+    injection window (the only steps at which the anchors are used) and in each of ``layers`` (default: all).
+
+    A pair of :func:`make_box_pairs`; the new ball's queries are the edit's video tokens under the whole new ball
+    of the expected scene (hidden part included). Per (timestep, layer): ``anchors`` the mean share of those
+    queries' attention on all anchor keys, ``box`` and ``ball`` the part of it on the box's anchors and on the
+    source ball's; ``box_anchor_share``: the box's share of the anchors themselves (what ``box / anchors`` would be
+    if the queries spread their anchor attention evenly).
+    """
+    scene, expected, instruction = pair
+    frames, spec = scene_frames(scene), video_spec(pipe)
+    plan = plan_edit(frames, instruction, backend="toy")
+    anchors = source_anchors(pipe, frames, plan.objects_orig, get_segmenter("toy"), config)
+    inv = ddim_invert(pipe, encode_video(pipe, frames), config.inversion_prompt, config.num_inference_steps,
+                      config.inversion_steps, progress=False)
+    whole = world.render(dataclasses.replace(expected, box=False))[1]  # every ball whole: [new, source ball]
+    box_px = np.broadcast_to(world.box_mask(expected.size), whole.shape[1:])
+
+    def tokens(mask: np.ndarray) -> torch.Tensor:
+        return pixel_to_tokens(torch.from_numpy(np.ascontiguousarray(mask))[:, None], spec,
+                               config.anchor_token_threshold)
+
+    queries, ball, box = tokens(whole[0]), tokens(whole[1]), tokens(box_px)
+    on_box = box.flatten()[anchors.index].float().mean().item()
+    rows = []
+    window = np.linspace(config.injection_max_timestep, config.injection_min_timestep, 4)
+    for strength in window:
+        for layer in layers if layers is not None else range(len(pipe.transformer.transformer_blocks)):
+            call = probes.capture_anchor_call(pipe, inv, plan.composited_caption, plan.source_caption,
+                                              anchors.index, config, layer, float(strength))
+            grid = probes.edit_attention(call, spec, queries)[0] / queries.sum()
+            rows.append({"timestep": call.timestep, "layer": layer,
+                         "anchors": grid.sum().item(), "box": grid[box].sum().item(),
+                         "ball": grid[ball].sum().item(), "box_anchor_share": on_box})
+    return rows

@@ -81,8 +81,8 @@ def box_edit_report(run: EditRun) -> str:
                      f"{np.mean(run.seconds[name]):.0f} |")
     others = [name for name in run.results if name != "authors"]
     if "authors" in run.results and others:
-        lines += ["\nthe authors' defaults against each other variant on the same pairs, in points, with the paired 95 % "
-                  "bootstrap interval (resampling pairs) and the pairs only one of the two gets right\n",
+        lines += ["\nthe authors' defaults against each other variant on the same pairs, in points, with the paired "
+                  "95 % bootstrap interval (resampling pairs) and the pairs only one of the two gets right\n",
                   "| the authors' defaults against | success | box intact | new ball on the asked side |",
                   "|---|---|---|---|"]
         for name in others:
