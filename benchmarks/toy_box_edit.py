@@ -22,13 +22,12 @@ import argparse
 import json
 import warnings
 
-import numpy as np
 import torch
 
 from dynvfx.config import DynVFXConfig
 from dynvfx.lab.box_bench import BOX_VARIANTS, box_anchor_attention, box_edit_benchmark, make_box_pairs
 from dynvfx.lab.edit_bench import VARIANTS, EditRun, merge_runs
-from dynvfx.lab.reports import box_edit_report
+from dynvfx.lab.reports import box_attention_report, box_edit_report
 from dynvfx.pipeline import load_pipeline
 
 
@@ -72,17 +71,8 @@ def attention_table(pipe, n: int, new: str, save: str | None) -> None:
             for r in box_anchor_attention(pipe, pair, DynVFXConfig.toy())]
     if save:
         with open(save, "w") as f:
-            json.dump(rows, f)
-    held = np.mean([r["box_anchor_share"] for r in rows])
-    print(f"the new ball's queries ({n} pairs, new ball {new.replace('_', ' ')}): mean share of their attention on "
-          f"all anchors, on the box's anchors, on the source ball's; the box holds {held:.0%} of the anchors\n\n"
-          "| timestep | layer | on the anchors | on the box's | on the source ball's |\n|---|---|---|---|---|")
-    for t in sorted({r["timestep"] for r in rows}, reverse=True):
-        for layer in sorted({r["layer"] for r in rows}):
-            part = [r for r in rows if (r["timestep"], r["layer"]) == (t, layer)]
-            print(f"| {t} | {layer} | " + " | ".join(f"{np.mean([r[key] for r in part]):.1%}"
-                                                      for key in ("anchors", "box", "ball")) + " |")
-
+            json.dump({"new": new, "rows": rows}, f)
+    print(box_attention_report(rows, new))
 
 if __name__ == "__main__":
     main()

@@ -97,6 +97,26 @@ def box_edit_report(run: EditRun) -> str:
     return "\n".join(lines)
 
 
+def box_attention_report(rows: list[dict], new: str = "held_out") -> str:
+    """The markdown table of :func:`dynvfx.lab.box_bench.box_anchor_attention`'s rows (over pairs): per layer, at
+    each timestep of the window, the means of the new ball's attention on all anchors, on the box's and on the
+    source ball's."""
+    pairs, held = len({r.get("pair", 0) for r in rows}), np.mean([r["box_anchor_share"] for r in rows])
+    steps = sorted({r["timestep"] for r in rows}, reverse=True)
+    at = " / ".join(str(t) for t in steps)
+    lines = [f"the new ball's queries ({pairs} pairs, new ball {new.replace('_', ' ')}): mean share of their attention "
+             f"on all anchors, on the box's anchors and on the source ball's, at timesteps {at} of the injection "
+             f"window; the box holds {held:.0%} of the anchors\n",
+             "| layer | on the anchors | on the box's | on the source ball's |", "|---|---|---|---|"]
+    for layer in sorted({r["layer"] for r in rows}):
+        cells = []
+        for key in ("anchors", "box", "ball"):
+            means = [np.mean([r[key] for r in rows if (r["timestep"], r["layer"]) == (t, layer)]) for t in steps]
+            cells.append(" / ".join(f"{m:.0%}" for m in means))
+        lines.append(f"| {layer} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def quality_table(generated: dict, rendered: dict) -> str:
     """The markdown table of :data:`QUALITY_ROWS`: generated and rendered shares with intervals, and the bar."""
     lines = ["| check | generated [95 % interval] | renderer (ceiling) | bar |", "|---|---|---|---|"]
