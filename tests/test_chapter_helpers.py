@@ -149,3 +149,22 @@ def test_cost_is_printed_for_real_models_only(capsys):
     notebook.print_cost("THUDM/CogVideoX-2b", DynVFXConfig.classroom())
     out = capsys.readouterr().out
     assert out.startswith("ESTIMATE for THUDM/CogVideoX-2b") and "total" in out
+
+
+@torch.no_grad()
+def test_anchor_change_is_zero_without_anchors_and_grows_with_them(small):
+    import dataclasses
+
+    from dynvfx.lab.box_bench import anchor_change
+    from dynvfx.pipeline import video_spec
+    from dynvfx.probes import capture_anchor_call
+
+    pipe, inv = small
+    queries = torch.zeros(video_spec(pipe).token_grid, dtype=torch.bool)
+    queries.view(-1)[[2, 3, 7]] = True
+    call = capture_anchor_call(pipe, inv, "a red ball", "a blue ball", torch.tensor([0, 3, 5, 10]),
+                               DynVFXConfig.toy().replace(num_inference_steps=10), layer=1)
+    some = anchor_change(call, queries)
+    more = anchor_change(dataclasses.replace(call, anchor_index=torch.arange(queries.numel())), queries)
+    assert anchor_change(dataclasses.replace(call, anchor_index=torch.tensor([], dtype=torch.long)), queries) == 0
+    assert 0 < some < more

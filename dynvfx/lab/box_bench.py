@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from dynvfx import probes
+from dynvfx.attention import project_qkv
 from dynvfx.config import DynVFXConfig
 from dynvfx.edit import source_anchors
 from dynvfx.inversion import ddim_invert
@@ -138,5 +139,19 @@ def box_anchor_attention(pipe, pair: tuple, config: DynVFXConfig, layers: list[i
             grid = probes.edit_attention(call, spec, queries)[0] / queries.sum()
             rows.append({"timestep": call.timestep, "layer": layer,
                          "anchors": grid.sum().item(), "box": grid[box].sum().item(),
-                         "ball": grid[ball].sum().item(), "box_anchor_share": on_box})
+                         "ball": grid[ball].sum().item(), "box_anchor_share": on_box,
+                         "change_new": anchor_change(call, queries), "change_box": anchor_change(call, box)})
     return rows
+
+
+def anchor_change(call: probes.AttentionCall, queries: torch.Tensor) -> float:
+    """``||o_anchor - o_own|| / ||o_own||`` over the edit's video queries at ``queries`` (``[F', h', w']`` bool):
+    the layer's attention output (heads side by side, before the output projection) with the source's anchor keys
+    and values beside the edit's own, against the edit's own alone, on the same input (:class:`AttentionCall`)."""
+    q, k, v = (x.float() for x in project_qkv(call.attn, call.hidden, call.text_len, call.rope))
+    L, a = call.text_len, call.anchor_index.to(k.device)
+    rows = L + queries.flatten().nonzero().flatten().to(q.device)
+    own = torch.softmax(q[0][:, rows] @ k[0].transpose(1, 2) * q.shape[-1] ** -0.5, -1) @ v[0]
+    keys, values = torch.cat([k[0], k[1][:, L + a]], 1), torch.cat([v[0], v[1][:, L + a]], 1)
+    both = torch.softmax(q[0][:, rows] @ keys.transpose(1, 2) * q.shape[-1] ** -0.5, -1) @ values
+    return ((both - own).norm() / own.norm()).item()

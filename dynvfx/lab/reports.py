@@ -105,12 +105,14 @@ def box_attention_report(rows: list[dict], new: str = "held_out") -> str:
     steps = sorted({r["timestep"] for r in rows}, reverse=True)
     at = " / ".join(str(t) for t in steps)
     lines = [f"the new ball's queries ({pairs} pairs, new ball {new.replace('_', ' ')}): mean share of their attention "
-             f"on all anchors, on the box's anchors and on the source ball's, at timesteps {at} of the injection "
-             f"window; the box holds {held:.0%} of the anchors\n",
-             "| layer | on the anchors | on the box's | on the source ball's |", "|---|---|---|---|"]
+             f"on all anchors, on the box's anchors and on the source ball's, and how much the anchors change the "
+             f"layer's attention output at the new ball's tokens and at the box's (relative), at timesteps {at} of "
+             f"the injection window; the box holds {held:.0%} of the anchors\n",
+             "| layer | on the anchors | on the box's | on the source ball's | output change, new ball | "
+             "output change, box |", "|---|---|---|---|---|---|"]
     for layer in sorted({r["layer"] for r in rows}):
         cells = []
-        for key in ("anchors", "box", "ball"):
+        for key in ("anchors", "box", "ball", "change_new", "change_box"):
             means = [np.mean([r[key] for r in rows if (r["timestep"], r["layer"]) == (t, layer)]) for t in steps]
             cells.append(" / ".join(f"{m:.0%}" for m in means))
         lines.append(f"| {layer} | " + " | ".join(cells) + " |")
