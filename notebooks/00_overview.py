@@ -196,7 +196,8 @@ from dynvfx.paths import REPO_ROOT
 saved = EditRun.load(REPO_ROOT / "benchmarks" / "results" / "toy_edit.json")  # the toy edit benchmark's results
 right = sum(r["success"] for r in saved.results["authors"])
 print(f"toy edit benchmark: DynVFX judged right on {right} of {len(saved.ceiling)} pairs "
-      f"({right / len(saved.ceiling):.0%}), each a one-ball source and a new ball the model never saw in training")
+      f"({right / len(saved.ceiling):.0%}), each a one-ball source and a new ball in a combination training never "
+      "showed")
 
 # %% [markdown]
 # **So the toy edit did what was asked, roughly.** The new ball has the right colour and moves right, not down
