@@ -136,7 +136,7 @@ BOX_GATE = [
     ("shipped", "the shipped model (never saw the box)"),
     ("plain_3000", "fine-tuned on box scenes, 3000 steps"),
     ("contrast_4250", "+ the relation contrast from step 3250, 4250 steps"),
-    ("final", "+ the relation contrast, last checkpoint"),
+    ("contrast_5500", "+ the relation contrast, last checkpoint (5500 steps)"),
 ]
 
 
@@ -158,8 +158,6 @@ def box_gate_table(results: Path = RESULTS / "toy_box_gate") -> str:
             continue
         saved = json.loads(path.read_text())
         rows, noise = saved["held_out"]["generated"], saved["held_out"]["noise"]
-        steps = saved["training"].get("steps")
-        label = label if name != "final" else f"{label} ({steps} steps)"
         lines.append(f"| {label} | {pct(rows, 'success')} | {pct(rows, 'box_intact')} | {pct(rows, 'relation')} | "
                      f"{pct(rows, 'moves')} | {pct(rows, 'sides')} | {mean(rows, 'ball_in_box', 'behind')} / "
                      f"{mean(rows, 'ball_in_box', 'front of')} | {pct(noise, 'success')} |")
