@@ -26,7 +26,7 @@ import torch
 
 from dynvfx.config import DynVFXConfig
 from dynvfx.lab.box_bench import BOX_VARIANTS, box_anchor_attention, box_edit_benchmark, make_box_pairs
-from dynvfx.lab.edit_bench import VARIANTS, EditRun, merge_runs
+from dynvfx.lab.edit_bench import VARIANTS, EditRun, merge_runs, variant_names
 from dynvfx.lab.reports import box_attention_report, box_edit_report
 from dynvfx.pipeline import load_pipeline
 
@@ -49,10 +49,10 @@ def main(argv=None) -> None:
     if args.merge:
         print(box_edit_report(merge_runs([EditRun.load(path) for path in args.merge])))
         return
-    names = [n.strip() for n in args.variants.split(",") if n.strip()]
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        p.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    try:
+        names = variant_names(args.variants)
+    except ValueError as e:
+        p.error(str(e))
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")

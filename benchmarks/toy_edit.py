@@ -35,7 +35,8 @@ import warnings
 import torch
 
 from dynvfx.config import DynVFXConfig
-from dynvfx.lab.edit_bench import VARIANTS, EditRun, edit_benchmark, edit_benchmark_parallel, merge_runs
+from dynvfx.lab.edit_bench import (VARIANTS, EditRun, edit_benchmark, edit_benchmark_parallel, merge_runs,
+                                   variant_names)
 from dynvfx.lab.reports import edit_report
 from dynvfx.pipeline import load_pipeline
 
@@ -63,10 +64,10 @@ def main() -> None:
         return
     if not 0 <= args.first < args.pairs:
         p.error(f"--first {args.first} must be in [0, --pairs)")
-    names = [n.strip() for n in args.variants.split(",") if n.strip()]
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        p.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    try:
+        names = variant_names(args.variants)
+    except ValueError as e:
+        p.error(str(e))
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")

@@ -11,8 +11,6 @@ same source, the box and the new ball passing behind it (:func:`make_box_pairs`)
 from __future__ import annotations
 
 import dataclasses
-import tempfile
-import time
 from typing import Callable
 
 import numpy as np
@@ -23,10 +21,10 @@ from dynvfx.attention import project_qkv
 from dynvfx.config import DynVFXConfig
 from dynvfx.edit import source_anchors
 from dynvfx.inversion import ddim_invert
-from dynvfx.lab.edit_bench import EditRun, edit_variants
+from dynvfx.lab.edit_bench import EditRun, edit_variants, run_pairs
 from dynvfx.masks import pixel_to_tokens
 from dynvfx.metrics import psnr_outside
-from dynvfx.pipeline import decode_latents, encode_video, video_spec
+from dynvfx.pipeline import encode_video, video_spec
 from dynvfx.planning import plan_edit
 from dynvfx.segmentation import get_segmenter
 from dynvfx.toy import world
@@ -81,26 +79,20 @@ def evaluate_box(out: torch.Tensor, source: torch.Tensor, expected: world.Scene,
             "psnr": psnr_outside(out, source, edit_mask)} | ({} if coverage is None else {"passes": list(coverage)})
 
 
+def edit_box_pair(pipe, pair: tuple, names: list[str], config: DynVFXConfig, cache_dir=None) -> dict:
+    """A pair of :func:`make_box_pairs` edited with each of the ``names`` of
+    :data:`dynvfx.lab.edit_bench.VARIANTS` (toy planner and segmenter) and scored by :func:`evaluate_box`."""
+    scene, expected, instruction = pair
+    source = scene_frames(scene)
+    return edit_variants(pipe, source, instruction, names, config, lambda out, seg: evaluate_box(
+        out[0], source, expected, out[1], out[3]), cache_dir)
+
+
 def box_edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig, new: str = "held_out",
                        first: int = 0, log: Callable[[str], None] = print) -> EditRun:
     """Run the ``names`` of :data:`dynvfx.lab.edit_bench.VARIANTS` on pairs ``first`` to ``n_pairs - 1`` of
-    :func:`make_box_pairs`; one inversion per source is shared by all variants."""
-    run = EditRun(config, {n: [] for n in names}, {n: [] for n in names}, [], 0.0, new, first,
-                  torch.get_num_threads())
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as cache:
-        for k, (scene, expected, instruction) in enumerate(make_box_pairs(n_pairs, new=new)[first:], start=first):
-            source = scene_frames(scene)
-            run.ceiling.append(psnr_outside(decode_latents(pipe, encode_video(pipe, source)), source))
-            edited = edit_variants(pipe, source, instruction, names, config, lambda out, seg: evaluate_box(
-                out[0], source, expected, out[1], out[3]), cache)
-            for name, e in edited.items():
-                run.seconds[name].append(e.seconds)
-                run.results[name].append(e.scores)
-            log(f"pair {k + 1}/{n_pairs} ({time.perf_counter() - start:.0f} s): {instruction!r} on {scene.caption!r}: "
-                + ", ".join(f"{name} {'ok' if e.scores['success'] else '-'}" for name, e in edited.items()))
-    run.total_seconds = time.perf_counter() - start
-    return run
+    :func:`make_box_pairs` (:func:`dynvfx.lab.edit_bench.run_pairs`)."""
+    return run_pairs(pipe, make_box_pairs(n_pairs, new=new), names, config, edit_box_pair, new, first, log)
 
 
 @torch.no_grad()

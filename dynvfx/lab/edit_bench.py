@@ -187,26 +187,46 @@ def edit_pair(pipe, pair: tuple, names: list[str], config: DynVFXConfig,
         out[0], source, scene, new, out[1], seg, raw=out[2], coverage=out[3]), cache_dir)
 
 
-def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,
-                   log: Callable[[str], None] = print, new: str = "held_out", first: int = 0) -> EditRun:
-    """Run the ``names`` of :data:`VARIANTS` on pairs ``first`` to ``n_pairs - 1`` of :func:`make_pairs` (``new``:
-    the new ball's combination, held out or seen) with the toy segmenter and planner; one inversion per source
-    is shared by all variants. A pair's result does not depend on the range it runs in, so ranges can run in
-    parallel and be joined by :func:`merge_runs`. ``log`` gets a line per pair."""
+def run_pairs(pipe, pairs: list[tuple], names: list[str], config: DynVFXConfig, edit: Callable,
+              new: str = "held_out", first: int = 0, log: Callable[[str], None] = print) -> EditRun:
+    """Edit ``pairs[first:]`` (each ``(source scene, ..., instruction)``) with the ``names`` of :data:`VARIANTS`:
+    ``edit(pipe, pair, names, config, cache_dir)`` edits and scores one pair (:func:`edit_pair`); one inversion per
+    source is shared by all variants. ``log`` gets a line per pair."""
     run = EditRun(config, {n: [] for n in names}, {n: [] for n in names}, [], 0.0, new, first,
                   torch.get_num_threads())
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as cache:
-        for k, (scene, new_ball, instruction) in enumerate(make_pairs(n_pairs, new=new)[first:], start=first):
-            source = scene_frames(scene)
+        for k, pair in enumerate(pairs[first:], start=first):
+            source = scene_frames(pair[0])
             run.ceiling.append(psnr_outside(decode_latents(pipe, encode_video(pipe, source)), source))
-            for name, edited in edit_pair(pipe, (scene, new_ball, instruction), names, config, cache).items():
-                run.seconds[name].append(edited.seconds)
-                run.results[name].append(edited.scores)
-            log(f"pair {k + 1}/{n_pairs} ({time.perf_counter() - start:.0f} s): {instruction!r} on "
-                f"{scene.caption!r}")
+            edited = edit(pipe, pair, names, config, cache)
+            for name, e in edited.items():
+                run.seconds[name].append(e.seconds)
+                run.results[name].append(e.scores)
+            log(f"pair {k + 1}/{len(pairs)} ({time.perf_counter() - start:.0f} s): {pair[-1]!r} on "
+                f"{pair[0].caption!r}: " + ", ".join(f"{n} {'ok' if e.scores['success'] else '-'}"
+                                                    for n, e in edited.items()))
     run.total_seconds = time.perf_counter() - start
     return run
+
+
+def edit_benchmark(pipe, n_pairs: int, names: list[str], config: DynVFXConfig,
+                   log: Callable[[str], None] = print, new: str = "held_out", first: int = 0) -> EditRun:
+    """Run the ``names`` of :data:`VARIANTS` on pairs ``first`` to ``n_pairs - 1`` of :func:`make_pairs` (``new``:
+    the new ball's combination, held out or seen) with the toy segmenter and planner (:func:`run_pairs`). A pair's
+    result does not depend on the range it runs in, so ranges can run in parallel and be joined by
+    :func:`merge_runs`."""
+    return run_pairs(pipe, make_pairs(n_pairs, new=new), names, config, edit_pair, new, first, log)
+
+
+def variant_names(text: str) -> list[str]:
+    """The variants of a comma list (``"authors,no_anchor_attn"``); ``ValueError`` names any that
+    :data:`VARIANTS` lacks."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    return names
 
 
 def _range_run(model: str, n_pairs: int, first: int, names: list[str], config: DynVFXConfig, new: str,
