@@ -3,8 +3,8 @@
 Pairs, scores and the table are defined in :mod:`dynvfx.lab.box_bench` (``make_box_pairs``, ``evaluate_box``)
 and :func:`dynvfx.lab.reports.box_edit_report`: on a source with the box and a ball, "add a yellow ball that moves
 right behind the box"; success is the strict box judge of the output against the scene the pair was drawn from.
-The variants: the authors' defaults, no AnchorExtAttn, a single pass, SDEdit 0.9 (toy planner and segmenter, one
-inversion per source shared by all).
+The variants: the authors' defaults, no AnchorExtAttn, the source branch at every step (no injection window), a
+single pass, SDEdit 0.9 (toy planner and segmenter, one inversion per source shared by all).
 
     python benchmarks/toy_box_edit.py --pairs 60 --threads 1 --save benchmarks/results/toy_box_edit.json
     python benchmarks/toy_box_edit.py --pairs 20 --first 10 --save part.json       # a range of the pairs

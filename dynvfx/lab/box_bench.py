@@ -32,7 +32,7 @@ from dynvfx.toy.examples import scene_frames
 from dynvfx.toy.occlusion import judge_box
 
 #: The variants the box benchmark compares (names of :data:`dynvfx.lab.edit_bench.VARIANTS`).
-BOX_VARIANTS = ("authors", "no_anchor_attn", "one_iteration", "sdedit_0.9")
+BOX_VARIANTS = ("authors", "no_anchor_attn", "revert_window", "one_iteration", "sdedit_0.9")
 STILL_MOTIONS = tuple(m for m in world.MOTIONS if m not in world.CROSSING_MOTIONS)  # a source ball's: never across
 
 
