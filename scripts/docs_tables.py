@@ -136,7 +136,8 @@ BOX_GATE = [
     ("shipped", "the shipped model (never saw the box)"),
     ("plain_3000", "fine-tuned on box scenes, 3000 steps"),
     ("contrast_4250", "+ the relation contrast from step 3250, 4250 steps"),
-    ("contrast_5500", "+ the relation contrast, last checkpoint (5500 steps)"),
+    ("contrast_5500", "+ the relation contrast, 5500 steps"),
+    ("final", "+ from step 6750 the learning rate decays to a 10000-step schedule's end, stopped at 9000"),
 ]
 
 
@@ -162,9 +163,64 @@ def box_gate_table(results: Path = RESULTS / "toy_box_gate") -> str:
                      f"{pct(rows, 'moves')} | {pct(rows, 'sides')} | {mean(rows, 'ball_in_box', 'behind')} / "
                      f"{mean(rows, 'ball_in_box', 'front of')} | {pct(noise, 'success')} |")
     n = len(rows)
+    parts = []
+    for relation, words in (("behind", "behind"), ("in front", "front of")):
+        part = [r for r in rows if words in r["caption"]]
+        only_box = sum(not r["box_intact"] and not r["extra"] and all(r[k] for k in ("moves", "sides", "relation"))
+                       for r in part)
+        crossing = sum(not (r["moves"] and r["sides"]) for r in part)
+        parts.append(f"{relation}: {sum(r['success'] for r in part)} of {len(part)} right, {crossing} not seen moving "
+                     f"across, {only_box} wrong only in the box's pixels")
     return "\n".join(lines) + (f"\n\n{n} videos per row: the 5 held-out crossing combinations x behind / in front x "
                                "5 seeds, 50 steps; `python benchmarks/toy_box_quality.py --model DIR --per-caption 5 "
-                               "--save benchmarks/results/toy_box_gate/NAME.json`")
+                               "--save benchmarks/results/toy_box_gate/NAME.json`. The last row by relation: "
+                               + "; ".join(parts) + ".")
+
+
+def box_edit_table(results: Path = RESULTS) -> str:
+    """The box edit benchmark's report (``toy_box_edit.py``) of ``toy_box_edit.json``."""
+    from dynvfx.lab.edit_bench import EditRun
+    from dynvfx.lab.reports import box_edit_report
+
+    run = EditRun.load(results / "toy_box_edit.json")
+    return (f"`python benchmarks/toy_box_edit.py --model DIR --pairs {len(run.ceiling)} --variants "
+            f"{','.join(run.results)} --threads {run.threads} --save benchmarks/results/toy_box_edit.json` (DIR: the "
+            f"box fine-tune, [toy-model.md](toy-model.md#teaching-it-the-box-not-finished))\n\n" + box_edit_report(run))
+
+
+def box_attention_table(results: Path = RESULTS) -> str:
+    """Where the new ball looks among the anchors (``toy_box_edit.py --attention``), ``toy_box_attention.json``."""
+    from dynvfx.lab.reports import box_attention_report
+
+    saved = json.loads((results / "toy_box_attention.json").read_text())
+    pairs = len({r["pair"] for r in saved["rows"]})
+    return (f"`python benchmarks/toy_box_edit.py --model DIR --attention {pairs} --save "
+            f"benchmarks/results/toy_box_attention.json`\n\n" + box_attention_report(saved["rows"], saved["new"]))
+
+
+def box_bars_table(results: Path = RESULTS / "toy_box_gate") -> str:
+    """The box fine-tune against the shipped model on the ball-only bars: the quality checks
+    (``toy_model_quality.py``) and the edit benchmark's success with the authors' defaults (``toy_edit.py``)."""
+    from dynvfx.lab.edit_bench import EditRun
+    from dynvfx.lab.quality_bench import QUALITY_ROWS, QualityRun
+    from dynvfx.lab.stats import cell
+
+    runs = {"the shipped model": (QualityRun.load(RESULTS / "toy_model_quality.json"),
+                                  EditRun.load(RESULTS / "toy_edit.json")),
+            "the box fine-tune": (QualityRun.load(results / "final_quality.json"),
+                                  EditRun.load(results / "final_edit.json"))}
+    lines = ["| check | " + " | ".join(runs) + " | bar |", "|---|---|---|---|"]
+    for label, kinds, key, bar in QUALITY_ROWS:
+        if bar is not None:
+            lines.append(f"| {label} | " + " | ".join(cell([r for k in kinds for r in q.generated[k]], key)[1]
+                                                      for q, _ in runs.values()) + f" | ≥ {bar:.0%} |")
+    n = min(len(e.results["authors"]) for _, e in runs.values())
+    lines.append(f"| edit success, the authors' defaults, the edit benchmark's first {n} pairs | " + " | ".join(
+        cell(e.results["authors"][:n], "success")[1] for _, e in runs.values())
+        + " | the shipped model's, within its interval |")
+    return "\n".join(lines) + ("\n\n`python benchmarks/toy_model_quality.py --model DIR --save "
+                               "benchmarks/results/toy_box_gate/final_quality.json`; `python benchmarks/toy_edit.py "
+                               "--model DIR --variants authors --save benchmarks/results/toy_box_gate/final_edit.json`")
 
 
 def threads_table(results: Path = RESULTS) -> str:
@@ -238,6 +294,9 @@ TABLES = {
     "gpu_memory": (DOCS_DIR / "gpu.md", memory_table),
     "threads": (DOCS_DIR / "benchmarks.md", threads_table),
     "toy_box_gate": (DOCS_DIR / "toy-model.md", box_gate_table),
+    "toy_box_bars": (DOCS_DIR / "toy-model.md", box_bars_table),
+    "toy_box_edit": (DOCS_DIR / "benchmarks.md", box_edit_table),
+    "toy_box_attention": (DOCS_DIR / "benchmarks.md", box_attention_table),
     "threads_readme": (REPO_ROOT / "README.md", threads_readme),
 }
 
