@@ -33,8 +33,9 @@ from dynvfx.planning.hf_backend import hf_model_name
 from dynvfx.planning.openai_backend import ENV_API_KEY
 from dynvfx.planning.toy import parse_instruction
 from dynvfx.segmentation import SEGMENTERS, get_segmenter
-from dynvfx.toy.vocabulary import OTHER_SHAPE_WORDS
 from dynvfx.toy.gate import source_problem
+from dynvfx.toy.perception import sees_box
+from dynvfx.toy.vocabulary import BOX_WORDS, OTHER_SHAPE_WORDS, names_box
 from dynvfx.video import fitted_frame_count, load_video, write_video
 
 
@@ -98,6 +99,17 @@ def _check_toy_caption(model: str, caption: str) -> None:
         raise DynVFXError(f"this model knows no object in {caption!r}; it knows "
                           f"{', '.join(vocab['colours'])} {'/'.join(vocab['objects'])} "
                           f"(e.g. {vocab['example']!r})")
+    if words & BOX_WORDS:
+        _check_toy_box(model, repr(caption))
+
+
+def _check_toy_box(model: str, what: str) -> None:
+    """A toy model whose vocabulary lacks the box's words (the shipped one) refuses a caption, an instruction or a
+    clip with the box (``what``) rather than draw words it never learnt."""
+    vocab = json.loads((Path(model) / PROMPT_VOCABULARY_FILE).read_text())
+    if not BOX_WORDS & set(vocab.get("words", [])):
+        raise DynVFXError(f"this model was never taught the box ({what}); the box fine-tune that learns it: "
+                          "docs/toy-model.md")
 
 
 @contextlib.contextmanager
@@ -232,6 +244,8 @@ def _preflight_edit(args):
     frames = load_video(args.video)[0]
     if is_toy_model(model):
         _check_toy_source(args, frames)
+        if source_problem(frames) is None and sees_box(frames):
+            _check_toy_box(model, f"{args.video} shows it")
     plan = _plan(args, None) if args.mode == "execute" else None
     if plan is not None:
         check_plan(plan)
@@ -240,6 +254,8 @@ def _preflight_edit(args):
             parse_instruction(args.instruction)
         except ValueError as e:
             raise DynVFXError(str(e)) from None
+        if is_toy_model(model) and names_box(args.instruction):
+            _check_toy_box(model, repr(args.instruction))
     if args.mode != "execute" and args.planner == "openai":
         if not os.environ.get(ENV_API_KEY):
             raise DynVFXError(f"--planner openai needs {ENV_API_KEY} (any non-empty string for a local server), "

@@ -9,6 +9,8 @@ import yaml
 
 from conftest import ROOT, SHARED_VIDEOS
 from dynvfx.cli import main
+from dynvfx.toy import world
+from dynvfx.video import write_video
 
 EXAMPLE = ROOT / "data" / "examples" / "blue_ball_down.mp4"
 FAST_CFG = {"num_inference_steps": 10, "inversion_steps": 10, "strengths": [0.9, 0.6]}
@@ -30,16 +32,22 @@ def _one_error_line(err: str) -> str:
 @pytest.mark.parametrize("argv, expected", [
     (["generate", "a red ball moves right", "--model", "no-such-model", "--out", "{tmp}/a.mp4"], "unknown model"),
     (["generate", "a purple dog runs", "--out", "{tmp}/a.mp4"], "knows no object"),
+    (["generate", "a red ball moves left behind the box on a gray background", "--out", "{tmp}/a.mp4"],
+     "never taught the box"),
     (["generate", "a red ball moves right", "--out", "/proc/nope/a.mp4"], "cannot create"),
     (["edit", "{tmp}/missing.mp4", "add a red ball", "--out", "{tmp}/o"], "video not found"),
     (["edit", "{tmp}/garbage.mp4", "add a red ball", "--out", "{tmp}/o"], "cannot read video"),
     (["edit", str(EXAMPLE), "   ", "--out", "{tmp}/o"], "instruction is empty"),
     (["edit", str(EXAMPLE), "make it rain", "--out", "{tmp}/o"], "toy planner"),
+    (["edit", str(EXAMPLE), "add a red ball moving left behind the box", "--out", "{tmp}/o"], "never taught the box"),
+    (["edit", "{tmp}/box.mp4", "add a red ball moving down", "--out", "{tmp}/o"], "never taught the box"),
     (["edit", str(EXAMPLE), "add a red ball", "--out", "{tmp}/o", "--mode", "execute"], "needs a plan"),
     (["edit", str(EXAMPLE), "add a red ball", "--out", "{tmp}/o", "--segmenter", "magic"], "unknown segmenter"),
 ])
 def test_bad_input_gives_one_line(argv, expected, tmp_path, capsys):
     (tmp_path / "garbage.mp4").write_bytes(b"this is not a video")
+    write_video(tmp_path / "box.mp4", torch.from_numpy(world.render(world.sample_box_scene(0, crossing=False))[0])
+                .permute(0, 3, 1, 2))
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     code, err = run(argv, capsys)
     assert code == 2
