@@ -86,27 +86,31 @@ def _check_out_folder(out: Path, names: list[str], overwrite: bool) -> None:
     _check_creatable(out)
 
 
+def _toy_vocabulary(model: str) -> dict | None:
+    """The ``prompt_vocabulary.json`` a closed-vocabulary (toy) model ships in its folder ``model``, or None."""
+    vocab_file = Path(model) / PROMPT_VOCABULARY_FILE  # read before any model loads
+    return json.loads(vocab_file.read_text()) if vocab_file.is_file() else None
+
+
 def _check_toy_caption(model: str, caption: str) -> None:
     """A closed-vocabulary model (one that ships ``prompt_vocabulary.json`` in its folder ``model``) refuses
     captions naming no object it knows, or naming a shape it does not draw (e.g. "square" for a model whose only
-    object is "ball")."""
-    vocab_file = Path(model) / PROMPT_VOCABULARY_FILE  # read before any model loads
-    if not vocab_file.is_file():
+    object is "ball"), or the box when it never learnt it."""
+    vocab = _toy_vocabulary(model)
+    if vocab is None:
         return
-    vocab = json.loads(vocab_file.read_text())
     words = set(caption.lower().replace(",", " ").split())
     if not words & set(vocab["objects"]) or words & OTHER_SHAPE_WORDS - set(vocab["objects"]):
         raise DynVFXError(f"this model knows no object in {caption!r}; it knows "
                           f"{', '.join(vocab['colours'])} {'/'.join(vocab['objects'])} "
                           f"(e.g. {vocab['example']!r})")
     if words & BOX_WORDS:
-        _check_toy_box(model, repr(caption))
+        _check_toy_box(vocab, repr(caption))
 
 
-def _check_toy_box(model: str, what: str) -> None:
-    """A toy model whose vocabulary lacks the box's words (the shipped one) refuses a caption, an instruction or a
-    clip with the box (``what``) rather than draw words it never learnt."""
-    vocab = json.loads((Path(model) / PROMPT_VOCABULARY_FILE).read_text())
+def _check_toy_box(vocab: dict, what: str) -> None:
+    """A toy model whose vocabulary ``vocab`` lacks the box's words (the shipped one) refuses a caption, an
+    instruction or a clip with the box (``what``) rather than draw words it never learnt."""
     if not BOX_WORDS & set(vocab.get("words", [])):
         raise DynVFXError(f"this model was never taught the box ({what}); the box fine-tune that learns it: "
                           "docs/toy-model.md")
@@ -218,10 +222,13 @@ def _say(args, text: str) -> None:
         print(f"dynvfx: {text}", file=sys.stderr, flush=True)
 
 
-def _check_toy_source(args, frames) -> None:
-    """The toy model edits toy-world clips only (:mod:`dynvfx.toy.gate`); ``--force`` runs it anyway, labelled."""
+def _check_toy_source(args, model: str, frames) -> None:
+    """The toy model ``model`` edits toy-world clips only (:mod:`dynvfx.toy.gate`), and clips with the box only
+    if it learnt the box; ``--force`` runs it on other clips anyway, labelled."""
     problem = source_problem(frames)
     if problem is None:
+        if sees_box(frames):
+            _check_toy_box(_toy_vocabulary(model), f"{args.video} shows it")
         return
     if not args.force:
         raise DynVFXError(f"the toy model cannot edit {args.video}: {problem}. It knows only toy-world clips "
@@ -243,9 +250,7 @@ def _preflight_edit(args):
     config = _load_config(args)
     frames = load_video(args.video)[0]
     if is_toy_model(model):
-        _check_toy_source(args, frames)
-        if source_problem(frames) is None and sees_box(frames):
-            _check_toy_box(model, f"{args.video} shows it")
+        _check_toy_source(args, model, frames)
     plan = _plan(args, None) if args.mode == "execute" else None
     if plan is not None:
         check_plan(plan)
@@ -255,7 +260,7 @@ def _preflight_edit(args):
         except ValueError as e:
             raise DynVFXError(str(e)) from None
         if is_toy_model(model) and names_box(args.instruction):
-            _check_toy_box(model, repr(args.instruction))
+            _check_toy_box(_toy_vocabulary(model), repr(args.instruction))
     if args.mode != "execute" and args.planner == "openai":
         if not os.environ.get(ENV_API_KEY):
             raise DynVFXError(f"--planner openai needs {ENV_API_KEY} (any non-empty string for a local server), "
