@@ -111,12 +111,9 @@ def caption(background: str, objects: list[Triple], box: bool = False) -> str:
     no objects -> "an empty ... background"."""
     if not objects:
         return f"an empty {background} background" + (world.BOX_SUFFIX if box else "")
-    if all(o[2] in world.MOTIONS for o in objects):
-        return world.caption_for(background, objects, box=box)
     clauses = [world.ToyObject(*o[:3], 0.0, 0.0, 1.0, *o[3:]).clause() if o[2] in world.MOTIONS
                else f"a {o[0]} {o[1]} stays still" for o in objects]
-    suffix = world.BOX_SUFFIX if box and not any(len(o) > 3 and o[3] for o in objects) else ""
-    return " and ".join(clauses) + f" on a {background} background" + suffix
+    return world.compose_caption(clauses, background, box)
 
 
 def default_keyframes(frames: int) -> list[int]:

@@ -51,13 +51,14 @@ class ToySegmenter:
         queries = [parse_phrase(p) for p in phrases]
         objects = perception.detect_objects(video, **self.detect_kwargs) if any(queries) else []
         box = perception.box_pixels(video) if any(world.BOX_WORD in qs for qs in queries) else None
+        box = box if box is not None and perception.sees_box(video, box) else None  # its colour, as one patch
         masks = np.zeros((len(phrases), f, 1, h, w), bool)
         scores = np.zeros((len(phrases), f), np.float32)
         for i, qs in enumerate(queries):
             for obj in (o for o in objects if o.colour in qs):
                 masks[i, :, 0] |= obj.masks
                 scores[i] = np.maximum(scores[i], obj.scores)
-            if world.BOX_WORD in qs and perception.sees_box(video, box):
+            if world.BOX_WORD in qs and box is not None:
                 masks[i, :, 0] |= box
                 scores[i] = np.maximum(scores[i], box.any((1, 2)))  # the box's score: 1 where its colour shows
         return Segmentation(list(phrases), torch.from_numpy(masks), torch.from_numpy(scores))

@@ -135,8 +135,7 @@ class Scene:
     def caption(self) -> str:
         """E.g. ``"a red ball moves right and a blue square moves down on a gray background"``; the box is named
         once: in a crossing ball's clause, else by a closing ``" with a box"``."""
-        text = " and ".join(o.clause() for o in self.objects) + f" on a {self.background} background"
-        return text + BOX_SUFFIX if self.box and not any(o.relation for o in self.objects) else text
+        return compose_caption([o.clause() for o in self.objects], self.background, self.box)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self) | {"caption": self.caption}, indent=2)
@@ -151,6 +150,13 @@ class Scene:
     def held_out(self) -> bool:
         """Whether any object's (colour, motion) on this background is a held-out combination."""
         return any((o.colour, o.motion, self.background) in HELD_OUT for o in self.objects)
+
+
+def compose_caption(clauses: list[str], background: str, box: bool = False) -> str:
+    """A scene caption from its objects' clauses: joined by "and", then the background, then ``BOX_SUFFIX`` if the
+    scene shows the box (``box``) and no clause names it."""
+    text = " and ".join(clauses) + f" on a {background} background"
+    return text + BOX_SUFFIX if box and not any(BOX_WORD in c.split() for c in clauses) else text
 
 
 def _split_background(caption: str) -> tuple[str, str]:
