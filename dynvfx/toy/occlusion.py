@@ -64,8 +64,10 @@ class BoxJudgement:
         return self.box_intact and all(c.ok for c in self.crossings) and self.others.ok
 
 
-def box_pixels(video: np.ndarray) -> np.ndarray:
-    """``[F, H, W]`` bool: pixels of a video ``[F, H, W, 3]`` that show the box's colour."""
+def near_box_colour(video: np.ndarray) -> np.ndarray:
+    """``[F, H, W]`` bool: pixels of a video ``[F, H, W, 3]`` within ``BOX_TOLERANCE`` of the box's colour itself
+    (stricter than :func:`dynvfx.toy.perception.box_pixels`, which also takes the box's mixes with the
+    background: the judge asks for the box's own colour)."""
     return np.linalg.norm(video - np.asarray(world.BOX_COLOUR, np.float32), axis=-1) < BOX_TOLERANCE
 
 
@@ -109,7 +111,7 @@ def judge_box(frames: torch.Tensor | np.ndarray, caption: str) -> BoxJudgement:
     clauses, background = world.parse_caption(caption)
     video = as_video(frames)
     f, h, w = video.shape[:3]
-    brown = box_pixels(video)
+    brown = near_box_colour(video)
     labels = colour_labels(video)[0]
     labels[brown] = -1  # the box's colour is no ball's
     inner = inner_box(w)
